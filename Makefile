@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install proto golden bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The daily job on the bundled synthetic sample, local profile, then the result.
+run: $(STAMP)
+	$(BIN)/airtime run
+	$(BIN)/airtime runs
+	$(BIN)/airtime query period --start 2026-12-01 --end 2026-12-07 --format table --limit 15
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.preprocess
+
+clean:
+	rm -rf .airtime .pytest_cache build *.egg-info

@@ -1,0 +1,63 @@
+"""The one settings object, read from `AIRTIME_*` environment variables.
+
+Parsed once at each entry point and passed down; nothing below reads os.environ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIRTIME_", extra="ignore")
+
+    # -- which backends: "local" (folder + DuckDB file) or "gcp" (GCS + BigQuery)
+    profile: Literal["local", "gcp"] = "local"
+    # -- local state folder: artifacts under runs/, the DuckDB warehouse file
+    home: Path = Path(".airtime")
+    # -- where the day's two files are; a folder or gs://bucket/prefix. A `dt=YYYY-MM-DD`
+    #    child of it, when present, holds that day's delivery.
+    source: str | None = None
+    # -- business timezone: "today" and scheduled run dates are taken in it
+    timezone: str = "America/Sao_Paulo"
+    # -- bad rows tolerated per run (quarantined, counted in the ledger); 0 = strict
+    max_bad_rows: int = Field(default=0, ge=0)
+    # -- days before the run date that a run also brings up to date (catch-up)
+    catchup_days: int = Field(default=0, ge=0)
+
+    # gcp profile
+    gcp_project: str | None = None
+    artifact_bucket: str | None = None
+    artifact_prefix: str = ""
+    bq_dataset: str = "airtime"
+    bq_location: str = "US"
+    bq_maximum_bytes_billed: int = 10 * 1024**3
+
+    # query service
+    server_port: int = 50051
+    metrics_port: int = 9090
+    server_backend: Literal["snapshot", "warehouse"] = "snapshot"
+    reload_interval_seconds: float = 30.0
+    max_range_days: int = 366
+    max_page_size: int = 10_000
+    default_page_size: int = 1_000
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tokens_file: Path | None = None
+    tokens: str | None = None  # comma-separated bearer tokens
+
+    # alerts
+    webhook_url: str | None = None
+    webhook_format: Literal["slack", "google_chat"] = "slack"
+
+    @property
+    def runs_root(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"

@@ -1,0 +1,157 @@
+"""Object stores: where source files, artifacts and manifests live.
+
+Steps only see the small `ObjectStore` protocol; `open_store` picks the implementation
+from the URI (a local folder, or `gs://bucket/prefix` for the gcp profile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from airtime.errors import InputError, StorageError
+
+
+class ObjectStore(Protocol):
+    """Keys are `/`-separated paths relative to the store's root."""
+
+    def uri(self, key: str) -> str: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def write_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...
+
+    def upload(self, src: Path, key: str, *, create_only: bool = False) -> None: ...
+
+    def fetch(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """A local file holding the object, valid inside the `with` block."""
+        ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    def identity(self, key: str) -> str:
+        """What identifies this version of the object (a content digest, plus the
+        generation on GCS), so a file replaced upstream changes it."""
+        ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LocalStore:
+    """A folder. Writes go to a temporary file then `os.replace`, so a reader (or a
+    run killed mid-write) never sees a partial object."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key).resolve())
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror or exc}") from exc
+
+    def write_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        with self._atomic_target(key, create_only) as tmp:
+            tmp.write_bytes(data)
+
+    def upload(self, src: Path, key: str, *, create_only: bool = False) -> None:
+        if Path(src).resolve() == self._path(key).resolve():
+            return
+        with self._atomic_target(key, create_only) as tmp:
+            with Path(src).open("rb") as fin, tmp.open("wb") as fout:
+                while block := fin.read(1 << 20):
+                    fout.write(block)
+
+    @contextlib.contextmanager
+    def _atomic_target(self, key: str, create_only: bool) -> Iterator[Path]:
+        target = self._path(key)
+        if create_only and target.exists():
+            raise StorageError(f"refusing to overwrite {target}: it must never change")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        tmp = Path(name)
+        try:
+            yield tmp
+            with tmp.open("rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def fetch(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"missing object {path}")
+        yield path
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        keys = [
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        return sorted(keys)
+
+    def identity(self, key: str) -> str:
+        return "sha256:" + sha256_file(self._path(key))
+
+
+def find_one(store: ObjectStore, prefix: str, pattern: str, what: str) -> str:
+    """The single key directly under `prefix` whose file name matches `pattern`."""
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    matches = [
+        key
+        for key in store.list(prefix)
+        if "/" not in key[len(prefix):] and fnmatch.fnmatch(key[len(prefix):], pattern)
+    ]
+    if not matches:
+        raise InputError(f"no {what} file matching '{pattern}' in {store.uri(prefix)}")
+    if len(matches) > 1:
+        raise InputError(f"{len(matches)} {what} files match '{pattern}' in {store.uri(prefix)}: "
+                         + ", ".join(matches) + "; expected exactly one")
+    return matches[0]
+
+
+def open_store(location: str | Path) -> ObjectStore:
+    """A store for a local folder or a `gs://bucket/prefix` URI."""
+    text = str(location)
+    if text.startswith("gs://"):
+        from airtime.gcs_store import GcsStore  # imported lazily: the local profile needs no GCP libs
+
+        return GcsStore.from_uri(text)
+    return LocalStore(Path(text))
