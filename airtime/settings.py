@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     timezone: str = "America/Sao_Paulo"
     # -- bad rows tolerated per run (quarantined, counted in the ledger); 0 = strict
     max_bad_rows: int = Field(default=0, ge=0)
+    # -- log lines: "text" for a terminal, "json" (Cloud Logging fields) in containers
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # -- resilience drills: die like `kill -9` at this point (see airtime/faults.py)
+    crash_at: str | None = None
+    # -- with crash_at: fire only while this marker file does not exist yet
+    crash_once: Path | None = None
     # -- days before the run date that a run also brings up to date (catch-up)
     catchup_days: int = Field(default=0, ge=0)
 
@@ -53,6 +60,21 @@ class Settings(BaseSettings):
     # alerts
     webhook_url: str | None = None
     webhook_format: Literal["slack", "google_chat"] = "slack"
+
+    # Argo workflows (`airtime workflows render|apply`; see workflows/)
+    # -- name of the WorkflowTemplate and CronWorkflow
+    workflow_name: str = "airtime-daily"
+    # -- container image the steps run in (the project's image, pinned by digest in prod)
+    workflow_image: str = "airtime:latest"
+    workflow_namespace: str = "airtime"
+    # -- Kubernetes service account bound to a Google one through Workload Identity
+    workflow_service_account: str = "airtime-pipeline"
+    # -- cron schedules, comma-separated, in `timezone`
+    workflow_schedule: str = "0 6 * * *"
+    # -- Secret (key `url`) holding the webhook URL, so it never lands in the YAML
+    workflow_webhook_secret: str = "airtime-webhook"
+    # -- Argo UI base URL for the link in alerts, e.g. https://argo.example.com
+    workflow_ui_url: str = "https://argo.example.com"
 
     @property
     def runs_root(self) -> Path:

@@ -1,0 +1,53 @@
+"""Writing a step's Parquet outputs: the file, then its figures for the manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from airtime import checksum
+from airtime.manifest import Output, run_prefix
+from airtime.store import ObjectStore, sha256_file
+
+
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    """Scratch space for files on their way to the artifact store."""
+    with tempfile.TemporaryDirectory(prefix="airtime-") as name:
+        yield Path(name)
+
+
+def sql_string(path: Path) -> str:
+    """A file path as a SQL string literal (COPY targets cannot be bound parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def parquet_rel(path: Path) -> str:
+    return f"read_parquet({sql_string(path)})"
+
+
+def figures_of_parquet(path: Path, table: checksum.Table) -> tuple[int, int]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows, total = con.execute(
+        checksum.duckdb_select(table, "read_parquet($path)"), {"path": str(path)}
+    ).fetchone()
+    return int(rows), int(total)
+
+
+def publish_parquet(
+    store: ObjectStore, local: Path, run_date, step: str, name: str, table: checksum.Table | None
+) -> Output:
+    """Upload a finished local Parquet file as `runs/<D>/<step>/<name>.parquet`."""
+    rows, total = figures_of_parquet(local, table) if table else (_count(local), 0)
+    key = f"{run_prefix(run_date)}/{step}/{name}.parquet"
+    store.upload(local, key)
+    return Output(key=key, uri=store.uri(key), rows=rows, checksum=total, sha256=sha256_file(local))
+
+
+def _count(path: Path) -> int:
+    return int(duckdb.connect().execute("SELECT count(*) FROM read_parquet($p)", {"p": str(path)}).fetchone()[0])
