@@ -30,3 +30,29 @@ def shared_data() -> Path:
         f"{SHARED_DATA} is absent (the real files live beside the project, not in it)",
     )
     return SHARED_DATA
+
+
+# -- Google Cloud emulators (tests/emulators.py), one of each per test session ----------
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
+    from tests import emulators
+
+    try:
+        with emulators.fake_gcs_server(tmp_path_factory.mktemp("fake-gcs")) as emulator:
+            yield emulator
+    except emulators.EmulatorUnavailable as exc:
+        require(False, str(exc))
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory, gcs_emulator):
+    from tests import emulators
+
+    try:
+        with emulators.local_bigquery(tmp_path_factory.mktemp("local-bigquery"),
+                                      storage_emulator_host=gcs_emulator.url) as emulator:
+            yield emulator
+    except emulators.EmulatorUnavailable as exc:
+        require(False, str(exc))
