@@ -104,7 +104,7 @@ def test_availability_comes_after_the_history_and_includes_pairs_without_history
 
 def test_history_has_slots_with_fewer_than_four_same_weekday_exhibitions(default_files):
     audience = read_audience(default_files[0])
-    audience["weekday"] = pd.to_datetime(audience["exhibition_date"]).dt.dayofweek
+    audience["weekday"] = pd.to_datetime(audience["exhibition_date"]).dt.day_of_week
     per_weekday = audience.groupby(["signal", "program_code", "weekday"]).size()
     assert (per_weekday < 4).any() and (per_weekday >= 4).any()
 
