@@ -1,0 +1,233 @@
+"""`airtime`: the command line of the pipeline and the query service.
+
+Exit codes say what failed: 0 ok, 1 unexpected, 2 usage/settings, 3 bad input,
+4 verification, 5 storage/warehouse (transient), 6 nothing published, 7 unknown program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from airtime import faults, logs
+from airtime.entrypoint import parse_date
+from airtime.errors import AirtimeError, ConfigError
+from airtime.settings import Settings
+
+# piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
+out = Console() if Console().is_terminal else Console(width=130)
+err = Console(stderr=True) if Console(stderr=True).is_terminal else Console(stderr=True, width=130)
+log = logging.getLogger("airtime")
+
+
+def _add_query_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signal", help="only this signal (e.g. SP1)")
+    parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    parser.add_argument("--limit", type=int, help="print at most this many rows")
+    parser.add_argument("--server", metavar="HOST:PORT", help="ask a running `airtime serve` instead of the warehouse")
+    parser.add_argument("--token", help="bearer token for --server (default: first of AIRTIME_TOKENS)")
+    parser.add_argument("--tls", action="store_true", help="use TLS with --server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airtime", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run (or resume) the daily job for one date")
+    run.add_argument("--date", type=parse_date, help="run date (default: today in America/Sao_Paulo)")
+    run.add_argument("--source", help="folder or gs:// prefix with the day's files (default: bundled sample)")
+    run.add_argument("--max-bad-rows", type=int, help="tolerate and quarantine up to N bad rows (default 0)")
+
+    backfill = sub.add_parser("backfill", help="one run per date, in order")
+    backfill.add_argument("--start", type=parse_date, required=True)
+    backfill.add_argument("--end", type=parse_date, required=True)
+    backfill.add_argument("--source", required=True)
+
+    sub.add_parser("runs", help="the runs ledger")
+
+    query = sub.add_parser("query", help="the published forecast")
+    kinds = query.add_subparsers(dest="kind", required=True)
+    period = kinds.add_parser("period", help="slots in a date range")
+    period.add_argument("--start", type=parse_date, required=True)
+    period.add_argument("--end", type=parse_date, required=True)
+    period.add_argument("--program", help="only this program code")
+    _add_query_args(period)
+    program = kinds.add_parser("program", help="slots of one program")
+    program.add_argument("--program", required=True)
+    program.add_argument("--date", type=parse_date)
+    program.add_argument("--start", type=parse_date)
+    program.add_argument("--end", type=parse_date)
+    _add_query_args(program)
+
+    sample = sub.add_parser("sample-data", help="write synthetic input files in the real formats")
+    sample.add_argument("out", type=Path)
+    sample.add_argument("--rows", type=int, default=20_000, help="audience rows")
+    sample.add_argument("--seed", type=int, default=7)
+
+    serve = sub.add_parser("serve", help="the gRPC query service")
+    serve.add_argument("--port", type=int, help="gRPC port (default 50051, AIRTIME_SERVER_PORT)")
+
+    workflows = sub.add_parser("workflows", help="Argo resources (Hera)")
+    wf = workflows.add_subparsers(dest="action", required=True)
+    render = wf.add_parser("render", help="write the WorkflowTemplate and CronWorkflow YAML")
+    render.add_argument("--out", type=Path, default=Path("build/workflows"))
+    apply = wf.add_parser("apply", help="server-side apply them to the current cluster")
+    apply.add_argument("--out", type=Path, help="apply these rendered files instead of rendering")
+    return parser
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from airtime import pipeline
+
+    run_date = args.date or pipeline.today(settings)
+    return _run_dates(settings, [run_date], args.source)
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    if args.end < args.start:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
+    days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+    return _run_dates(settings, days, args.source)
+
+
+def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
+    from airtime import pipeline
+
+    for run_date in days:
+        out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, "
+                  f"source {source or settings.source or 'bundled sample'})")
+        status = {"ctx": None}
+
+        def on_step(step: str, result: pipeline.StepResult | None) -> None:
+            if result is None:
+                status["ctx"] = out.status(f"  {step} ...")
+                status["ctx"].__enter__()
+                return
+            status["ctx"].__exit__(None, None, None)
+            note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
+            rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
+            out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
+
+        try:
+            result = pipeline.run_day(settings, run_date, source, on_step=on_step)
+        finally:
+            if status["ctx"] is not None:
+                status["ctx"].__exit__(None, None, None)
+        record = result.record
+        out.print(f"  run {run_date}: [bold green]{record.state}[/bold green]; forecast "
+                  f"{record.forecast_rows:,} slots, {record.quarantined_rows} rows quarantined")
+    return 0
+
+
+def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from airtime.warehouse import open_warehouse
+
+    table = Table(title="runs")
+    for name in ("run_date", "state", "audience", "availability", "forecast", "quarantined",
+                 "loaded_at (UTC)", "published_at (UTC)", "error"):
+        table.add_column(name, no_wrap=name != "error")
+    for r in open_warehouse(settings).ledger():
+        stamp = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
+        error = f"{r.failed_step}: {r.error.splitlines()[0]}" if r.error else ""
+        table.add_row(r.run_date.isoformat(), r.state, f"{r.audience_rows:,}", f"{r.availability_rows:,}",
+                      f"{r.forecast_rows:,}", str(r.quarantined_rows), stamp(r.loaded_at),
+                      stamp(r.published_at), error[:60])
+    out.print(table)
+    return 0
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    from airtime import query as q
+
+    if args.kind == "period":
+        request = q.PeriodQuery(args.start, args.end, args.signal, args.program)
+    else:
+        if args.date and (args.start or args.end):
+            raise ConfigError("give --date or --start/--end, not both")
+        if (args.start is None) != (args.end is None):
+            raise ConfigError("--start and --end go together")
+        start, end = (args.date, args.date) if args.date else (args.start, args.end)
+        request = q.ProgramQuery(args.program, start, end, args.signal)
+    if args.server:
+        from grpc_server.client import query_rows
+
+        token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
+        run_date, rows = query_rows(args.server, request, token=token, tls=args.tls)
+    else:
+        from airtime.warehouse import open_warehouse
+
+        run, rows = q.run_query(open_warehouse(settings), request, settings.max_range_days)
+        run_date = run.run_date
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    title = f"forecast of run {run_date} ({len(rows)} rows)"
+    sys.stdout.write(q.render(rows, args.format, title))
+    return 0
+
+
+def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
+    from airtime import sample
+
+    audience, availability = sample.generate(args.out, rows=args.rows, seed=args.seed)
+    out.print(f"wrote {audience} and {availability}")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from grpc_server.server import serve
+
+    serve(settings, args.port if args.port is not None else settings.server_port)
+    return 0
+
+
+def cmd_workflows(settings: Settings, args: argparse.Namespace) -> int:
+    from workflows import cli as wf
+
+    if args.action == "render":
+        wf.render_command(settings, args.out)
+    else:
+        wf.apply_command(settings, args.out)
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "backfill": cmd_backfill,
+    "runs": cmd_runs,
+    "query": cmd_query,
+    "sample-data": cmd_sample,
+    "serve": cmd_serve,
+    "workflows": cmd_workflows,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        if getattr(args, "max_bad_rows", None) is not None:
+            settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
+        logs.configure(settings.log_format, "WARNING" if settings.log_format == "text" else settings.log_level)
+        faults.arm(settings.crash_at, settings.crash_once)
+        code = COMMANDS[args.command](settings, args)
+    except AirtimeError as exc:
+        err.print(f"[bold red]error[/bold red] ({type(exc).__name__}): ", end="")
+        err.print(str(exc), markup=False, highlight=False)
+        return exc.exit_code
+    except ValueError as exc:  # pydantic settings validation
+        err.print(f"[bold red]settings error[/bold red]: {exc}", markup=False)
+        return ConfigError.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
