@@ -234,7 +234,7 @@ class DuckDBWarehouse:
                 f" history_size FROM forecast WHERE {' AND '.join(clauses)}"
                 " ORDER BY signal, program_code, date",
                 params,
-            ).fetch_arrow_table()
+            ).to_arrow_table()
 
 
 def _record(row: tuple) -> RunRecord:

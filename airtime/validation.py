@@ -265,9 +265,9 @@ def read_file(path: Path, name: str, spec: FileSpec) -> FileResult:
         SELECT line, any_value(text) AS text, string_agg(coalesce(col || ': ', '') || rule, '; '
                ORDER BY col NULLS FIRST) AS problems
         FROM problems JOIN parsed USING (line) GROUP BY line ORDER BY line
-    """).fetch_arrow_table()
+    """).to_arrow_table()
     names = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in spec.columns)
     rows = con.execute(
         f"SELECT {names} FROM typed WHERE line NOT IN (SELECT line FROM problems) ORDER BY {key}"
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     return FileResult(spec, name, rows, shown, int(total), bad_rows if total else None)

@@ -1,0 +1,154 @@
+"""Ingest validation: one test per rule, each checking the report names file, line,
+column, value and rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airtime.errors import InputError
+from airtime.validation import AUDIENCE, AVAILABILITY, MAX_SHOWN, read_file
+
+BOM = b"\xef\xbb\xbf"
+AUD_HEADER = b"signal,program_code,exhibition_date,program_start_time,average_audience"
+AVA_HEADER = b"signal;program_code;date;available_time"
+GOOD_AUD = b"SP1,HUCK,2020-06-05,2020-06-05T15:01:00.000Z,933891.96"
+GOOD_AVA = b"SP1;HUCK;25/07/2020;10"
+
+
+def write(tmp_path: Path, name: str, *lines: bytes, bom: bool = True, eol: bytes = b"\r\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes((BOM if bom else b"") + eol.join(lines) + eol)
+    return path
+
+
+def audience(tmp_path: Path, *rows: bytes) -> Path:
+    return write(tmp_path, "program_audience.csv", AUD_HEADER, GOOD_AUD, *rows)
+
+
+def availability(tmp_path: Path, *rows: bytes) -> Path:
+    return write(tmp_path, "inventory_availability.csv", AVA_HEADER, GOOD_AVA, *rows)
+
+
+def only_problem(path: Path, spec):
+    result = read_file(path, path.name, spec)
+    assert result.problem_count == 1, [str(p) for p in result.problems]
+    return result.problems[0]
+
+
+def test_reads_both_real_formats_with_bom_crlf_and_date_styles(tmp_path):
+    aud = read_file(audience(tmp_path, b"RJ,PTV1,2020-06-06,2020-06-07T01:30:00.000Z,1.5"),
+                    "a.csv", AUDIENCE)
+    ava = read_file(availability(tmp_path, b"RJ;PTV1;2020-07-26;0"), "b.csv", AVAILABILITY)
+    assert aud.problem_count == 0 and aud.rows.num_rows == 2
+    assert ava.problem_count == 0 and ava.rows.num_rows == 2
+    assert {str(d) for d in ava.rows.column("date").to_pylist()} == {"2020-07-25", "2020-07-26"}
+    late = [r for r in aud.rows.to_pylist() if r["signal"] == "RJ"][0]
+    # the UTC start time is kept as such; the local exhibition date is its own column
+    assert late["program_start_time"].isoformat() == "2020-06-07T01:30:00+00:00"
+    assert str(late["exhibition_date"]) == "2020-06-06"
+
+
+def test_accepts_files_without_bom_and_with_lf(tmp_path):
+    path = write(tmp_path, "x.csv", AVA_HEADER, GOOD_AVA, bom=False, eol=b"\n")
+    assert read_file(path, "x.csv", AVAILABILITY).rows.num_rows == 1
+
+
+def test_refuses_an_empty_file(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.csv.*is empty"):
+        read_file(path, "empty.csv", AUDIENCE)
+
+
+def test_refuses_a_file_with_only_a_bom(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(BOM)
+    with pytest.raises(InputError, match="is empty"):
+        read_file(path, "bom.csv", AUDIENCE)
+
+
+def test_refuses_a_header_without_rows(tmp_path):
+    path = write(tmp_path, "h.csv", AUD_HEADER)
+    with pytest.raises(InputError, match="line 2.*no data rows"):
+        read_file(path, "h.csv", AUDIENCE)
+
+
+def test_refuses_a_wrong_header_naming_the_expected_one(tmp_path):
+    path = write(tmp_path, "h.csv", b"signal,program,exhibition_date,program_start_time,average_audience", GOOD_AUD)
+    with pytest.raises(InputError) as exc:
+        read_file(path, "h.csv", AUDIENCE)
+    assert "line 1, column header" in str(exc.value)
+    assert "signal,program_code,exhibition_date" in str(exc.value)
+
+
+def test_refuses_a_file_that_is_not_utf8_naming_the_line(tmp_path):
+    path = write(tmp_path, "latin.csv", AUD_HEADER, GOOD_AUD, "SP1,S\u00c3O,2020-06-05,2020-06-05T15:01:00Z,1".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin.csv: line 3: is not UTF-8"):
+        read_file(path, "latin.csv", AUDIENCE)
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "rule"),
+    [
+        (b"SP1,HUCK,2020-13-05,2020-06-05T15:01:00.000Z,1", "exhibition_date", "2020-13-05", "must be a date"),
+        (b"SP1,HUCK,05-06-2020,2020-06-05T15:01:00.000Z,1", "exhibition_date", "05-06-2020", "must be a date"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05 15:01,1", "program_start_time", "2020-06-05 15:01", "ISO-8601 UTC"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00-03:00,1", "program_start_time", "2020-06-05T15:01:00-03:00",
+         "ISO-8601 UTC"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00Z,-3", "average_audience", "-3", "must be >= 0"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00Z,NaN", "average_audience", "NaN", "finite number"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00Z,inf", "average_audience", "inf", "finite number"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00Z,lots", "average_audience", "lots", "finite number"),
+        (b"SP1,HUCK,2020-06-06,2020-06-05T15:01:00Z,", "average_audience", "", "is required"),
+        (b"SP 1,HUCK,2020-06-06,2020-06-05T15:01:00Z,1", "signal", "SP 1", "letters, digits"),
+        (b",HUCK,2020-06-06,2020-06-05T15:01:00Z,1", "signal", "", "is required"),
+    ],
+)
+def test_audience_rule_names_line_column_value_and_rule(tmp_path, row, column, value, rule):
+    problem = only_problem(audience(tmp_path, row), AUDIENCE)
+    assert (problem.file, problem.line, problem.column, problem.value) == (
+        "program_audience.csv", 3, column, value)
+    assert rule in problem.rule
+    assert str(problem).startswith(f"program_audience.csv: line 3, column {column}, value {value!r}:")
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "rule"),
+    [
+        (b"SP1;HUCK;26/07/2020;3601", "available_time", "3601", "between 0 and 3600"),
+        (b"SP1;HUCK;26/07/2020;-1", "available_time", "-1", "between 0 and 3600"),
+        (b"SP1;HUCK;26/07/2020;10.5", "available_time", "10.5", "whole number"),
+        (b"SP1;HUCK;31/02/2020;10", "date", "31/02/2020", "must be a date"),
+    ],
+)
+def test_availability_rule_names_line_column_value_and_rule(tmp_path, row, column, value, rule):
+    problem = only_problem(availability(tmp_path, row), AVAILABILITY)
+    assert (problem.line, problem.column, problem.value) == (3, column, value)
+    assert rule in problem.rule
+
+
+def test_duplicate_key_points_at_the_first_occurrence(tmp_path):
+    problem = only_problem(availability(tmp_path, b"RJ;X;26/07/2020;1", GOOD_AVA), AVAILABILITY)
+    assert problem.line == 4
+    assert "duplicate key (signal, program_code, date): first seen on line 2" in problem.rule
+
+
+def test_a_row_with_the_wrong_number_of_fields_is_reported(tmp_path):
+    problem = only_problem(availability(tmp_path, b"SP1;HUCK;26/07/2020"), AVAILABILITY)
+    assert problem.line == 3 and "3 fields" in problem.rule and "expected 4" in problem.rule
+
+
+def test_a_blank_line_in_the_middle_is_reported(tmp_path):
+    problem = only_problem(availability(tmp_path, b"", b"SP1;HUCK;26/07/2020;5"), AVAILABILITY)
+    assert problem.line == 3
+
+
+def test_report_shows_the_first_problems_and_counts_all(tmp_path):
+    rows = [f"SP1;HUCK;{d:02d}/08/2020;9999".encode() for d in range(1, 31)]
+    result = read_file(availability(tmp_path, *rows), "x.csv", AVAILABILITY)
+    assert result.problem_count == 30
+    assert len(result.problems) == MAX_SHOWN
+    assert [p.line for p in result.problems] == list(range(3, 3 + MAX_SHOWN))
+    assert result.bad_row_count == 30 and result.rows.num_rows == 1
