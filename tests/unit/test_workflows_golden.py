@@ -1,0 +1,142 @@
+"""The rendered Argo resources match the checked-in golden YAML, and read right.
+
+Regenerate after an intended change with `python -m workflows.render --golden`
+(`make golden`) and review the diff.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from workflows.config import WorkflowConfig
+from workflows.daily import RETRY_EXPRESSION, STEPS
+from workflows.render import GOLDEN_DIR, dump, file_name, render
+
+MEMO_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+
+
+def documents() -> dict[str, dict]:
+    return {d["kind"]: d for d in render(WorkflowConfig.example())}
+
+
+def templates() -> dict[str, dict]:
+    return {t["name"]: t for t in documents()["WorkflowTemplate"]["spec"]["templates"]}
+
+
+def test_golden_folder_holds_exactly_the_rendered_files() -> None:
+    expected = sorted(file_name(d) for d in render(WorkflowConfig.example()))
+    assert sorted(p.name for p in GOLDEN_DIR.glob("*.yaml")) == expected
+
+
+@pytest.mark.parametrize("doc", render(WorkflowConfig.example()), ids=file_name)
+def test_rendered_yaml_matches_golden_file(doc: dict) -> None:
+    golden = GOLDEN_DIR / file_name(doc)
+    assert dump(doc) == golden.read_text(), f"stale {golden}: run `python -m workflows.render --golden`"
+
+
+def test_cron_runs_daily_in_sao_paulo_time_without_overlap() -> None:
+    spec = documents()["CronWorkflow"]["spec"]
+    assert spec["schedules"] == ["0 6 * * *"]
+    assert "schedule" not in spec  # removed in Argo v4
+    assert spec["timezone"] == "America/Sao_Paulo"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0
+    assert spec["workflowSpec"] == {"workflowTemplateRef": {"name": "airtime-daily"}}
+
+
+def test_dag_runs_catchup_then_the_four_steps_in_order() -> None:
+    (dag,) = [t["dag"] for t in templates().values() if t["name"] == "daily"]
+    depends = {task["name"]: task.get("depends") for task in dag["tasks"]}
+    assert depends == {"catchup": None, "ingest": "catchup", "preprocess": "ingest", "load": "preprocess", "verify": "load"}
+
+
+def test_run_date_comes_from_the_scheduled_time_through_catchup() -> None:
+    (dag,) = [t["dag"] for t in templates().values() if t["name"] == "daily"]
+    tasks = {task["name"]: task for task in dag["tasks"]}
+    catchup_args = {p["name"]: p["value"] for p in tasks["catchup"]["arguments"]["parameters"]}
+    assert catchup_args["scheduled_time"] == "{{workflow.scheduledTime}}"
+    for step in STEPS:
+        args = {p["name"]: p["value"] for p in tasks[step]["arguments"]["parameters"]}
+        assert args["run_date"] == "{{tasks.catchup.outputs.parameters.run_date}}"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_runs_the_project_image_and_emits_its_manifest_uri(step: str) -> None:
+    template = templates()[step]
+    container = template["container"]
+    assert container["image"] == WorkflowConfig.example().image
+    assert container["command"] + container["args"] == [
+        "python", "-m", f"steps.{step}", "--date", "{{inputs.parameters.run_date}}", "--emit", "/tmp/outputs/manifest-uri"
+    ]
+    (output,) = template["outputs"]["parameters"]
+    assert output == {"name": "manifest-uri", "valueFrom": {"path": "/tmp/outputs/manifest-uri"}}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AIRTIME_PROFILE"] == "gcp"
+    assert env["AIRTIME_ARTIFACT_BUCKET"] == "example-airtime-artifacts"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_memoize_key_is_valid_for_any_run_date_and_digest(step: str) -> None:
+    memo = templates()[step]["memoize"]
+    key = memo["key"].replace("{{inputs.parameters.run_date}}", "2026-11-27").replace(
+        "{{inputs.parameters.input_digest}}", "0123456789abcdef"
+    )
+    assert MEMO_KEY.match(key), key
+    assert key.startswith(step + "-")
+    assert memo["maxAge"] and memo["cache"]["configMap"]["name"] == "airtime-daily-memo"
+
+
+@pytest.mark.parametrize("step", ("catchup", *STEPS))
+def test_step_retries_with_exponential_backoff(step: str) -> None:
+    retry = templates()[step]["retryStrategy"]
+    assert retry["limit"] >= 1 and retry["retryPolicy"] == "Always"
+    assert int(retry["backoff"]["factor"]) >= 2 and retry["backoff"]["duration"]
+    assert retry["expression"] == RETRY_EXPRESSION
+
+
+def should_retry(expression: str, exit_code: str) -> bool:
+    """Evaluates the retry expression the way Argo's expr does, for the forms it uses."""
+    python = expression.replace("!(", "not (").replace("lastRetry.exitCode", repr(exit_code))
+    return bool(eval(python, {"__builtins__": {}}))  # noqa: S307 - our own constant
+
+
+@pytest.mark.parametrize(("exit_code", "retried"), [
+    ("1", True), ("5", True), ("137", True), ("143", True), ("-1", True),
+    ("2", False), ("3", False), ("4", False), ("6", False),
+])
+def test_retry_expression_skips_input_and_verification_failures(exit_code: str, retried: bool) -> None:
+    assert should_retry(RETRY_EXPRESSION, exit_code) is retried
+
+
+def test_workflow_has_exit_handler_deadlines_gc_ttl_and_identity() -> None:
+    spec = documents()["WorkflowTemplate"]["spec"]
+    assert spec["onExit"] == "exit-handler"
+    (notify,) = templates()["exit-handler"]["dag"]["tasks"]
+    assert notify["template"] == "notify" and notify["when"] == "{{workflow.status}} != Succeeded"
+    assert spec["activeDeadlineSeconds"] > 0
+    assert spec["podGC"]["strategy"] and spec["ttlStrategy"]["secondsAfterFailure"] > 0
+    assert spec["serviceAccountName"] == "airtime-pipeline"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("name", ("catchup", "notify", *STEPS))
+def test_container_is_non_root_with_requests_equal_to_limits(name: str) -> None:
+    container = templates()[name]["container"]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= set(container["resources"]["requests"])
+
+
+def test_webhook_url_comes_from_a_secret_not_the_yaml() -> None:
+    env = {e["name"]: e for e in templates()["notify"]["container"]["env"]}
+    assert "value" not in env["AIRTIME_WEBHOOK_URL"]
+    assert env["AIRTIME_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]["name"] == "airtime-webhook"
+
+
+def test_golden_files_are_plain_yaml_documents() -> None:
+    for path in GOLDEN_DIR.glob("*.yaml"):
+        assert isinstance(yaml.safe_load(path.read_text()), dict)

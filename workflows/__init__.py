@@ -1,0 +1,1 @@
+"""Argo Workflows resources for the daily job, defined with Hera (definitions only)."""

@@ -1,0 +1,120 @@
+"""What the rendered Argo resources depend on, gathered from the settings once.
+
+A frozen value object so `render()` is a pure function of it: the golden files use
+`WorkflowConfig.example()`, the commands use `WorkflowConfig.from_settings(settings)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airtime.errors import ConfigError
+from airtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """Autopilot bills requests and sets limits equal to them: ask for what the step uses."""
+
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    ephemeral_storage: str = "1Gi"
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    name: str
+    namespace: str
+    image: str
+    service_account: str
+    artifact_bucket: str
+    source: str  # gs://bucket/prefix holding dt=YYYY-MM-DD/ deliveries
+    schedules: tuple[str, ...]
+    timezone: str
+    webhook_secret: str
+    ui_url: str
+    gcp_project: str | None = None
+    artifact_prefix: str = ""
+    bq_dataset: str = "airtime"
+    bq_location: str = "US"
+    catchup_days: int = 7
+    webhook_format: str = "slack"
+    max_bad_rows: int = 0
+    # memoized step outputs are reused for this long (argo resubmit --memoized, reruns)
+    memo_max_age: str = "168h"
+    retry_limit: int = 4
+    workflow_deadline_seconds: int = 4 * 3600
+    step_deadline_seconds: int = 3600
+    # keep a failed workflow long enough to `argo retry` it after a weekend
+    ttl_after_success_seconds: int = 3 * 24 * 3600
+    ttl_after_failure_seconds: int = 7 * 24 * 3600
+    resources: dict[str, StepResources] = field(default_factory=dict)
+
+    def resources_for(self, step: str) -> StepResources:
+        return self.resources.get(step, StepResources())
+
+    @property
+    def memo_cache(self) -> str:
+        return f"{self.name}-memo"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkflowConfig:
+        missing = [
+            env
+            for env, value in (
+                ("AIRTIME_ARTIFACT_BUCKET", settings.artifact_bucket),
+                ("AIRTIME_SOURCE", settings.source),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError("rendering the workflows needs " + ", ".join(missing))
+        assert settings.artifact_bucket and settings.source  # narrowed above
+        if not settings.source.startswith("gs://"):
+            raise ConfigError(f"AIRTIME_SOURCE must be a gs:// URI for the cluster, got {settings.source!r}")
+        return cls(
+            name=settings.workflow_name,
+            namespace=settings.workflow_namespace,
+            image=settings.workflow_image,
+            service_account=settings.workflow_service_account,
+            artifact_bucket=settings.artifact_bucket,
+            artifact_prefix=settings.artifact_prefix,
+            source=settings.source,
+            schedules=tuple(s.strip() for s in settings.workflow_schedule.split(",") if s.strip()),
+            timezone=settings.timezone,
+            webhook_secret=settings.workflow_webhook_secret,
+            webhook_format=settings.webhook_format,
+            ui_url=settings.workflow_ui_url.rstrip("/"),
+            gcp_project=settings.gcp_project,
+            bq_dataset=settings.bq_dataset,
+            bq_location=settings.bq_location,
+            catchup_days=settings.catchup_days,
+            max_bad_rows=settings.max_bad_rows,
+            resources=DEFAULT_RESOURCES,
+        )
+
+    @classmethod
+    def example(cls) -> WorkflowConfig:
+        """A fixed configuration: what the golden files are rendered from."""
+        return cls(
+            name="airtime-daily",
+            namespace="airtime",
+            image="us-docker.pkg.dev/example-project/airtime/airtime:0.1.0",
+            service_account="airtime-pipeline",
+            artifact_bucket="example-airtime-artifacts",
+            source="gs://example-airtime-source/deliveries",
+            schedules=("0 6 * * *",),
+            timezone="America/Sao_Paulo",
+            webhook_secret="airtime-webhook",
+            ui_url="https://argo.example.com",
+            gcp_project="example-project",
+            catchup_days=7,
+            resources=DEFAULT_RESOURCES,
+        )
+
+
+# preprocess holds the history and the forecast in DuckDB's memory: it gets more
+DEFAULT_RESOURCES = {
+    "preprocess": StepResources(cpu="1", memory="2Gi", ephemeral_storage="2Gi"),
+    "notify": StepResources(cpu="250m", memory="256Mi", ephemeral_storage="100Mi"),
+}

@@ -1,0 +1,288 @@
+"""The daily job as Argo resources: a WorkflowTemplate holding the DAG, a CronWorkflow
+starting it every day, and the ConfigMap that caches memoized step outputs.
+
+    catchup -> ingest -> preprocess -> load -> verify        onExit: notify (on failure)
+
+`catchup` goes first: it turns the cron's scheduled time into the run date in the
+business timezone, brings earlier missed days up to date, and hands the run date and the
+digest of that day's source files to the four steps (the memoize key). Each step is one
+pod running `python -m steps.<step>`; what they pass on is the URI of the manifest they
+wrote to the artifact bucket, never data.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import (
+    DAG,
+    Container,
+    CronWorkflow,
+    Env,
+    Parameter,
+    RetryStrategy,
+    Task,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from workflows.config import WorkflowConfig
+
+STEPS = ("ingest", "preprocess", "load", "verify")
+OUTPUTS = "/tmp/outputs"
+APP_LABELS = {"app.kubernetes.io/name": "airtime", "app.kubernetes.io/component": "pipeline"}
+
+# Exit codes (airtime/errors.py) that mean "retrying cannot help": bad settings (2), bad
+# input (3), failed verification (4), nothing published (6). Everything else is retried:
+# storage/warehouse faults (5), but also 1 (an unexpected exception, often a network error
+# deep in a client library), 137/143 (OOM kill, node preemption on Autopilot) and pods that
+# never got an exit code. A deny-list fails safe when a new transient failure mode appears;
+# an allow-list of 5 alone would leave the day failed on the first preempted node.
+NOT_RETRIED = ("2", "3", "4", "6")
+RETRY_EXPRESSION = "!(lastRetry.exitCode in [" + ", ".join(f'"{c}"' for c in NOT_RETRIED) + "])"
+
+
+def _retry(config: WorkflowConfig) -> RetryStrategy:
+    # retryPolicy Always: pod-level errors (eviction, deleted pod) are retried too, not only
+    # non-zero exits; the expression then vetoes the deterministic failures.
+    return RetryStrategy(
+        limit=config.retry_limit,
+        retry_policy="Always",
+        expression=RETRY_EXPRESSION,
+        backoff=m.Backoff(duration="30s", factor=m.IntOrString(root=2), cap="10m", max_duration="1h"),
+    )
+
+
+def _env(config: WorkflowConfig) -> list[Env]:
+    """The settings every step parses (names as in airtime/settings.py)."""
+    values = {
+        "AIRTIME_PROFILE": "gcp",
+        "AIRTIME_LOG_FORMAT": "json",
+        "AIRTIME_TIMEZONE": config.timezone,
+        "AIRTIME_SOURCE": config.source,
+        "AIRTIME_ARTIFACT_BUCKET": config.artifact_bucket,
+        "AIRTIME_ARTIFACT_PREFIX": config.artifact_prefix,
+        "AIRTIME_GCP_PROJECT": config.gcp_project or "",
+        "AIRTIME_BQ_DATASET": config.bq_dataset,
+        "AIRTIME_BQ_LOCATION": config.bq_location,
+        "AIRTIME_CATCHUP_DAYS": str(config.catchup_days),
+        "AIRTIME_MAX_BAD_ROWS": str(config.max_bad_rows),
+        # a read-only root filesystem: no .pyc files, and logs leave the pod at once
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return [Env(name=k, value=v) for k, v in values.items() if v != ""]
+
+
+def _webhook_env(config: WorkflowConfig) -> list[m.EnvVar]:
+    secret = m.SecretKeySelector(name=config.webhook_secret, key="url", optional=True)
+    return [
+        m.EnvVar(name="AIRTIME_WEBHOOK_URL", value_from=m.EnvVarSource(secret_key_ref=secret)),
+        m.EnvVar(name="AIRTIME_WEBHOOK_FORMAT", value=config.webhook_format),
+    ]
+
+
+def _resources(config: WorkflowConfig, step: str) -> m.ResourceRequirements:
+    r = config.resources_for(step)
+    amounts = {
+        "cpu": m.Quantity(root=r.cpu),
+        "memory": m.Quantity(root=r.memory),
+        "ephemeral-storage": m.Quantity(root=r.ephemeral_storage),
+    }
+    # Autopilot forces limits = requests; saying so keeps `kubectl diff` quiet
+    return m.ResourceRequirements(requests=amounts, limits=dict(amounts))
+
+
+def _container_security() -> m.SecurityContext:
+    return m.SecurityContext(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        capabilities=m.Capabilities(drop=["ALL"]),
+    )
+
+
+def _pod_security() -> m.PodSecurityContext:
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=65532,
+        run_as_group=65532,
+        fs_group=65532,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _memoize(config: WorkflowConfig, step: str) -> m.Memoize:
+    # run date + digest of the day's source files: a re-delivered file changes the key.
+    # The step name keeps the four steps' entries apart in the one cache ConfigMap.
+    return m.Memoize(
+        key=f"{step}-{{{{inputs.parameters.run_date}}}}-{{{{inputs.parameters.input_digest}}}}",
+        max_age=config.memo_max_age,
+        cache=m.Cache(config_map=m.LocalObjectReference(name=config.memo_cache)),
+    )
+
+
+def _step_container(config: WorkflowConfig, step: str) -> Container:
+    return Container(
+        name=step,
+        image=config.image,
+        command=["python", "-m", f"steps.{step}"],
+        args=["--date", "{{inputs.parameters.run_date}}", "--emit", f"{OUTPUTS}/manifest-uri"],
+        inputs=[
+            Parameter(name="run_date"),
+            Parameter(name="input_digest"),
+            # lineage only: the step finds its inputs by run date in the artifact bucket
+            Parameter(name="upstream_manifest", default=""),
+        ],
+        outputs=[Parameter(name="manifest-uri", value_from=m.ValueFrom(path=f"{OUTPUTS}/manifest-uri"))],
+        env=_env(config),
+        resources=_resources(config, step),
+        security_context=_container_security(),
+        volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        retry_strategy=_retry(config),
+        memoize=_memoize(config, step),
+        active_deadline_seconds=config.step_deadline_seconds,
+    )
+
+
+def _catchup_container(config: WorkflowConfig) -> Container:
+    return Container(
+        name="catchup",
+        image=config.image,
+        command=["python", "-m", "steps.catchup"],
+        args=[
+            "--date", "{{inputs.parameters.run_date}}",
+            "--scheduled-time", "{{inputs.parameters.scheduled_time}}",
+            "--emit-date", f"{OUTPUTS}/run-date",
+            "--emit-digest", f"{OUTPUTS}/input-digest",
+        ],
+        inputs=[Parameter(name="run_date", default=""), Parameter(name="scheduled_time", default="")],
+        outputs=[
+            Parameter(name="run_date", value_from=m.ValueFrom(path=f"{OUTPUTS}/run-date")),
+            Parameter(name="input_digest", value_from=m.ValueFrom(path=f"{OUTPUTS}/input-digest")),
+        ],
+        env=_env(config),
+        resources=_resources(config, "catchup"),
+        security_context=_container_security(),
+        volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        retry_strategy=_retry(config),
+        # catch-up runs whole days: the workflow deadline bounds it, not the step one
+        active_deadline_seconds=config.workflow_deadline_seconds,
+    )
+
+
+def _notify_container(config: WorkflowConfig) -> Container:
+    names = ("workflow", "run_date", "scheduled_time", "status", "failures", "link")
+    args: list[str] = []
+    for name in names:
+        args += ["--" + name.replace("_", "-"), f"{{{{inputs.parameters.{name}}}}}"]
+    return Container(
+        name="notify",
+        image=config.image,
+        command=["python", "-m", "steps.notify"],
+        args=args,
+        inputs=[Parameter(name=n, default="") for n in names],
+        env=_env(config) + _webhook_env(config),
+        resources=_resources(config, "notify"),
+        security_context=_container_security(),
+        volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        active_deadline_seconds=300,
+    )
+
+
+def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
+    with WorkflowTemplate(
+        name=config.name,
+        namespace=config.namespace,
+        labels=APP_LABELS,
+        entrypoint="daily",
+        on_exit="exit-handler",
+        service_account_name=config.service_account,
+        arguments=[Parameter(name="run_date", value="")],
+        active_deadline_seconds=config.workflow_deadline_seconds,
+        # keep failed pods (and their logs) until the workflow's TTL removes it
+        pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
+        ttl_strategy=m.TTLStrategy(
+            seconds_after_success=config.ttl_after_success_seconds,
+            seconds_after_failure=config.ttl_after_failure_seconds,
+        ),
+        # a manual backfill and the cron run never write the warehouse at the same time
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=config.name)]),
+        security_context=_pod_security(),
+        pod_metadata=m.Metadata(labels=APP_LABELS),
+        volumes=[m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=m.Quantity(root="1Gi")))],
+    ) as wt:
+        catchup = _catchup_container(config)
+        steps = {step: _step_container(config, step) for step in STEPS}
+        notify = _notify_container(config)
+
+        with DAG(name="daily"):
+            previous = Task(
+                name="catchup",
+                template=catchup,
+                arguments=[
+                    Parameter(name="run_date", value="{{workflow.parameters.run_date}}"),
+                    # only set for runs the CronWorkflow started; catchup falls back to today
+                    Parameter(name="scheduled_time", value="{{workflow.scheduledTime}}"),
+                ],
+            )
+            upstream = ""
+            for step in STEPS:
+                task = Task(
+                    name=step,
+                    template=steps[step],
+                    arguments=[
+                        Parameter(name="run_date", value="{{tasks.catchup.outputs.parameters.run_date}}"),
+                        Parameter(name="input_digest", value="{{tasks.catchup.outputs.parameters.input_digest}}"),
+                        Parameter(name="upstream_manifest", value=upstream),
+                    ],
+                )
+                previous >> task
+                previous = task
+                upstream = f"{{{{tasks.{step}.outputs.parameters.manifest-uri}}}}"
+
+        with DAG(name="exit-handler"):
+            Task(
+                name="notify",
+                template=notify,
+                when="{{workflow.status}} != Succeeded",
+                arguments=[
+                    Parameter(name="workflow", value="{{workflow.name}}"),
+                    Parameter(name="run_date", value="{{workflow.parameters.run_date}}"),
+                    Parameter(name="scheduled_time", value="{{workflow.scheduledTime}}"),
+                    Parameter(name="status", value="{{workflow.status}}"),
+                    Parameter(name="failures", value="{{workflow.failures}}"),
+                    Parameter(name="link", value=f"{config.ui_url}/workflows/{{{{workflow.namespace}}}}/{{{{workflow.name}}}}"),
+                ],
+            )
+    return wt
+
+
+def cron_workflow(config: WorkflowConfig) -> CronWorkflow:
+    return CronWorkflow(
+        name=config.name,
+        namespace=config.namespace,
+        labels=APP_LABELS,
+        schedules=list(config.schedules),
+        timezone=config.timezone,
+        # a day still running (or stuck) is never doubled up; catch-up covers the skipped one
+        concurrency_policy="Forbid",
+        # a controller back within 1h still starts the missed run; later, the next run's
+        # catch-up brings the day in (Argo only ever starts the latest missed run anyway)
+        starting_deadline_seconds=3600,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=5,
+        workflow_template_ref=m.WorkflowTemplateRef(name=config.name),
+    )
+
+
+def memo_cache(config: WorkflowConfig) -> dict:
+    """The memoization cache. Argo creates it on first use too; rendering it gives it the
+    label Argo looks for and lets the service account do without `create` on ConfigMaps."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config.memo_cache,
+            "namespace": config.namespace,
+            "labels": {**APP_LABELS, "workflows.argoproj.io/configmap-type": "Cache"},
+        },
+    }
