@@ -20,6 +20,10 @@ run: $(STAMP)
 	$(BIN)/airtime runs
 	$(BIN)/airtime query period --start 2026-12-01 --end 2026-12-07 --format table --limit 15
 
+# Regenerate airtime/v1 from proto/ (a test fails when it is stale).
+proto: $(STAMP)
+	$(BIN)/python -m grpc_server.codegen
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

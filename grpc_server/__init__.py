@@ -1,0 +1,1 @@
+"""The gRPC query service: serves the published forecast to optimization clients."""

@@ -1,0 +1,296 @@
+"""Where answers come from: the `ForecastBackend` interface and its two implementations.
+
+- SnapshotBackend (default): the latest published run, in memory and indexed; a poller
+  loads a newer run beside it and swaps one reference, so requests never wait for a load.
+- WarehouseBackend: asks the warehouse on every request; slower, no memory, always current.
+Both pin paginated reads to the run of their first page (see queries.RunId).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from airtime.errors import NotPublishedError
+from airtime.warehouse import PUBLISHED, ForecastFilter, RunRecord, Warehouse
+from grpc_server.errors import NotFoundError, PageExpiredError
+from grpc_server.queries import PageRequest, RunId, SlotQuery
+from grpc_server.snapshot import SlotColumns, Snapshot, run_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    record: RunRecord
+    id: RunId
+    loaded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SlotPage:
+    run: ServedRun
+    slots: SlotColumns
+    total: int
+    next_offset: int | None  # None on the last page
+
+
+class ForecastBackend(Protocol):
+    def start(self) -> None:
+        """Begin polling the ledger (first load included) in the background."""
+        ...
+
+    def close(self) -> None: ...
+
+    def refresh(self) -> bool:
+        """Check the ledger now; True when the served run changed."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether there is a published run to answer from."""
+        ...
+
+    def add_listener(self, listener: Callable[[ServedRun], None]) -> None:
+        """Call listener(run) whenever a (new) run starts being served."""
+        ...
+
+    def served(self) -> ServedRun: ...
+
+    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage: ...
+
+    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+        ...
+
+    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]: ...
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _not_published() -> NotPublishedError:
+    return NotPublishedError("no published run to serve yet: run the pipeline first")
+
+
+def _page_expired(run: RunId) -> PageExpiredError:
+    return PageExpiredError(
+        f"the page token is for run {run.run_date}, which is no longer served:"
+        " start again from the first page"
+    )
+
+
+class _Poller:
+    """Calls refresh() every interval on a daemon thread; a failed poll keeps serving."""
+
+    def __init__(self, refresh: Callable[[], bool], interval: float, name: str) -> None:
+        self._refresh = refresh
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._refresh()
+            except Exception:  # noqa: BLE001 - the previous run stays served; retry next tick
+                log.warning("polling the ledger failed; still serving the previous run",
+                            exc_info=True)
+            self._stop.wait(self._interval)
+
+
+class _Listeners:
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[ServedRun], None]] = []
+
+    def add_listener(self, listener: Callable[[ServedRun], None]) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, run: ServedRun) -> None:
+        for listener in self._listeners:
+            listener(run)
+
+
+class SnapshotBackend(_Listeners):
+    def __init__(self, warehouse: Warehouse, *, reload_interval: float = 30.0, retain: int = 2) -> None:
+        super().__init__()
+        self._warehouse = warehouse
+        # the current run plus up to retain-1 previous ones, so paging across a swap
+        # continues on the run it started on
+        self._retain = max(1, retain)
+        self._held: OrderedDict[RunId, Snapshot] = OrderedDict()
+        self._current: Snapshot | None = None
+        self._load_lock = threading.Lock()
+        self._poller = _Poller(self.refresh, reload_interval, "snapshot-poller")
+
+    def start(self) -> None:
+        self._poller.start()
+
+    def close(self) -> None:
+        self._poller.stop()
+
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def refresh(self) -> bool:
+        with self._load_lock:
+            latest = self._warehouse.latest_published()
+            if latest is None:
+                return False
+            rid = run_id(latest)
+            if self._current is not None and self._current.id == rid:
+                return False
+            started = time.monotonic()
+            table = self._warehouse.read_forecast(latest.run_date)
+            again = self._warehouse.run_record(latest.run_date)
+            if again is None or again.state != PUBLISHED or run_id(again) != rid:
+                log.info("run %s changed while loading it; retrying next poll", latest.run_date)
+                return False
+            snapshot = Snapshot(latest, table, _now())
+            self._held[rid] = snapshot
+            while len(self._held) > self._retain:
+                self._held.popitem(last=False)
+            # one reference assignment: requests see the old snapshot or the new one
+            self._current = snapshot
+        log.info(
+            "serving run %s: %d slots, loaded in %.2fs", latest.run_date, snapshot.rows,
+            time.monotonic() - started,
+            extra={"run_date": str(latest.run_date), "slots": snapshot.rows},
+        )
+        self._notify(_served(snapshot))
+        return True
+
+    def _snapshot(self, run: RunId | None = None) -> Snapshot:
+        current = self._current
+        if current is None:
+            raise _not_published()
+        if run is None or run == current.id:
+            return current
+        held = self._held.get(run)
+        if held is None:
+            raise _page_expired(run)
+        return held
+
+    def served(self) -> ServedRun:
+        return _served(self._snapshot())
+
+    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage:
+        snapshot = self._snapshot(page.run)
+        selection = snapshot.select(query)
+        rows = snapshot.columns(selection.rows(page.offset, page.size))
+        end = page.offset + len(rows)
+        return SlotPage(_served(snapshot), rows, selection.total,
+                        end if end < selection.total else None)
+
+    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+        snapshot = self._snapshot()
+        selection = snapshot.select(query)
+
+        def chunks() -> Iterator[SlotColumns]:
+            for offset in range(0, selection.total, chunk_size):
+                yield snapshot.columns(selection.rows(offset, chunk_size))
+
+        return _served(snapshot), chunks()
+
+    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]:
+        snapshot = self._snapshot()
+        if not snapshot.has_program(query.program_code or ""):
+            raise NotFoundError(f"program {query.program_code!r} has no slot in run {snapshot.id.run_date}")
+        selection = snapshot.select(query)
+        return _served(snapshot), snapshot.columns(selection.rows(0, selection.total))
+
+
+def _served(snapshot: Snapshot) -> ServedRun:
+    return ServedRun(snapshot.run, snapshot.id, snapshot.loaded_at)
+
+
+class WarehouseBackend(_Listeners):
+    """Reads the warehouse on every request (the ledger, then the matching rows)."""
+
+    def __init__(self, warehouse: Warehouse, *, reload_interval: float = 30.0) -> None:
+        super().__init__()
+        self._warehouse = warehouse
+        self._seen: ServedRun | None = None
+        self._poller = _Poller(self.refresh, reload_interval, "warehouse-poller")
+
+    def start(self) -> None:
+        self._poller.start()
+
+    def close(self) -> None:
+        self._poller.stop()
+
+    def ready(self) -> bool:
+        return self._seen is not None
+
+    def refresh(self) -> bool:
+        latest = self._warehouse.latest_published()
+        if latest is None:
+            return False
+        rid = run_id(latest)
+        if self._seen is not None and self._seen.id == rid:
+            return False
+        self._seen = ServedRun(latest, rid, _now())
+        self._notify(self._seen)
+        return True
+
+    def served(self) -> ServedRun:
+        self.refresh()
+        if self._seen is None:
+            raise _not_published()
+        return self._seen
+
+    def _pinned(self, run: RunId) -> ServedRun:
+        record = self._warehouse.run_record(run.run_date)
+        if record is None or record.state != PUBLISHED or run_id(record) != run:
+            raise _page_expired(run)
+        return ServedRun(record, run, _now())
+
+    def _read(self, run: ServedRun, query: SlotQuery):  # noqa: ANN202 - pa.Table
+        where = ForecastFilter(query.start, query.end, query.signal, query.program_code)
+        return self._warehouse.read_forecast(run.id.run_date, where)
+
+    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage:
+        run = self.served() if page.run is None else self._pinned(page.run)
+        table = self._read(run, query)
+        rows = SlotColumns.from_arrow(table.slice(page.offset, page.size))
+        end = page.offset + len(rows)
+        return SlotPage(run, rows, table.num_rows, end if end < table.num_rows else None)
+
+    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+        run = self.served()
+        table = self._read(run, query)
+
+        def chunks() -> Iterator[SlotColumns]:
+            for offset in range(0, table.num_rows, chunk_size):
+                yield SlotColumns.from_arrow(table.slice(offset, chunk_size))
+
+        return run, chunks()
+
+    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]:
+        run = self.served()
+        table = self._read(run, query)
+        if table.num_rows == 0:
+            everywhen = SlotQuery(dt.date.min, dt.date.max, None, query.program_code)
+            if self._read(run, everywhen).num_rows == 0:
+                raise NotFoundError(f"program {query.program_code!r} has no slot in run {run.id.run_date}")
+        return run, SlotColumns.from_arrow(table)
+
+
+def open_backend(settings, warehouse: Warehouse) -> ForecastBackend:  # noqa: ANN001 - Settings
+    if settings.server_backend == "warehouse":
+        return WarehouseBackend(warehouse, reload_interval=settings.reload_interval_seconds)
+    return SnapshotBackend(warehouse, reload_interval=settings.reload_interval_seconds)

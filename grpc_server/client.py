@@ -1,0 +1,207 @@
+"""A small typed client of ForecastService, answering with plain dataclasses.
+
+    with ForecastClient("localhost:50051", token=...) as client:
+        for slot in client.iter_slots(date(2026, 12, 1), date(2026, 12, 7)): ...
+
+`query_rows` gives the CLI the same rows as the local query (airtime.query.run_query).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+
+from airtime.errors import AirtimeError, ConfigError, NotPublishedError, StorageError
+from airtime.query import PeriodQuery, ProgramQuery, UnknownProgramError
+from airtime.v1 import forecast_service_pb2 as pb
+from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
+from grpc_server.convert import from_date, to_date
+from grpc_server.errors import bad_request_violations
+
+
+@dataclass(frozen=True)
+class SlotRow:
+    signal: str
+    program_code: str
+    date: dt.date
+    weekday: int  # 0 = Monday, as in the warehouse
+    available_time: int  # seconds
+    predicted_audience: float | None
+    history_size: int
+
+
+@dataclass(frozen=True)
+class SlotPage:
+    slots: list[SlotRow]
+    next_page_token: str
+    run_date: dt.date
+    total_size: int
+
+
+@dataclass(frozen=True)
+class Freshness:
+    run_date: dt.date
+    published_at: dt.datetime | None
+    loaded_at: dt.datetime | None
+    forecast_rows: int
+    availability_rows: int
+    audience_rows: int
+    quarantined_rows: int
+
+
+class QueryRejectedError(ConfigError):
+    """The server rejected the request's arguments (INVALID_ARGUMENT)."""
+
+    def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.violations = violations
+
+
+def slot_row(msg: pb.Slot) -> SlotRow:
+    return SlotRow(
+        signal=msg.signal,
+        program_code=msg.program_code,
+        date=from_date(msg.date),
+        weekday=msg.weekday - 1,
+        available_time=msg.available_seconds,
+        predicted_audience=msg.predicted_audience if msg.HasField("predicted_audience") else None,
+        history_size=msg.history_size,
+    )
+
+
+def _error(exc: grpc.RpcError) -> AirtimeError:
+    """The airtime error (and so the CLI exit code) of a failed call."""
+    code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return QueryRejectedError(details, bad_request_violations(exc))
+    if code == grpc.StatusCode.NOT_FOUND:
+        return UnknownProgramError(details)
+    if code == grpc.StatusCode.UNAVAILABLE and "published" in details:
+        return NotPublishedError(details)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.FAILED_PRECONDITION):
+        return ConfigError(f"{code.name}: {details}")
+    return StorageError(f"query service: {code.name}: {details}")
+
+
+class ForecastClient:
+    def __init__(self, target: str, token: str | None = None, tls: bool | bytes | Path = False,
+                 timeout: float | None = 30.0) -> None:
+        """tls: False for plaintext, True for the system roots, or the PEM (bytes or a
+        file) of the CA that signed the server's certificate."""
+        if tls is False:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            roots = None if tls is True else (tls.read_bytes() if isinstance(tls, Path) else tls)
+            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(roots))
+        self._stub = pb_grpc.ForecastServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+
+    def __enter__(self) -> ForecastClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method, request):  # noqa: ANN001, ANN202
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc) from exc
+
+    def list_slots(self, start: dt.date, end: dt.date, *, signal: str | None = None,
+                   program_code: str | None = None, page_size: int = 0,
+                   page_token: str = "") -> SlotPage:
+        request = pb.ListSlotsRequest(
+            start_date=to_date(start), end_date=to_date(end), signal=signal or "",
+            program_code=program_code or "", page_size=page_size, page_token=page_token,
+        )
+        response = self._call(self._stub.ListSlots, request)
+        return SlotPage([slot_row(s) for s in response.slots], response.next_page_token,
+                        from_date(response.run_date), response.total_size)
+
+    def iter_slots(self, start: dt.date, end: dt.date, **filters) -> Iterator[SlotRow]:  # noqa: ANN003
+        """Every slot of the period, page after page (all from the run of the first page)."""
+        token = ""
+        while True:
+            page = self.list_slots(start, end, page_token=token, **filters)
+            yield from page.slots
+            token = page.next_page_token
+            if not token:
+                return
+
+    def stream_slots(self, start: dt.date, end: dt.date, *, signal: str | None = None,
+                     program_code: str | None = None) -> Iterator[SlotRow]:
+        request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
+                                        signal=signal or "", program_code=program_code or "")
+        try:
+            for response in self._stub.StreamSlots(request, timeout=self._timeout,
+                                                   metadata=self._metadata):
+                yield from (slot_row(s) for s in response.slots)
+        except grpc.RpcError as exc:
+            raise _error(exc) from exc
+
+    def read_period(self, start: dt.date, end: dt.date, *, signal: str | None = None,
+                    program_code: str | None = None) -> tuple[dt.date, list[SlotRow]]:
+        """(run date, every slot of the period), read with one stream."""
+        request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
+                                        signal=signal or "", program_code=program_code or "")
+        run_date, rows = None, []
+        try:
+            for response in self._stub.StreamSlots(request, timeout=self._timeout,
+                                                   metadata=self._metadata):
+                run_date = from_date(response.run_date)
+                rows.extend(slot_row(s) for s in response.slots)
+        except grpc.RpcError as exc:
+            raise _error(exc) from exc
+        if run_date is None:
+            raise StorageError("query service: the stream ended without naming its run")
+        return run_date, rows
+
+    def program_slots(self, program_code: str, date: dt.date | None = None, *,
+                      start: dt.date | None = None, end: dt.date | None = None,
+                      signal: str | None = None) -> tuple[dt.date, list[SlotRow]]:
+        """(run date, slots) of a program on one date, or from start to end inclusive."""
+        request = pb.GetProgramSlotsRequest(program_code=program_code, signal=signal or "")
+        if date is not None:
+            request.date.CopyFrom(to_date(date))
+        elif start is not None or end is not None:
+            request.date_range.CopyFrom(pb.DateRange(start_date=to_date(start or end),
+                                                     end_date=to_date(end or start)))
+        response = self._call(self._stub.GetProgramSlots, request)
+        return from_date(response.run_date), [slot_row(s) for s in response.slots]
+
+    def freshness(self) -> Freshness:
+        response = self._call(self._stub.GetFreshness, pb.GetFreshnessRequest())
+        run = response.run
+        return Freshness(
+            run_date=from_date(run.run_date),
+            published_at=run.publish_time.ToDatetime(dt.UTC) if run.HasField("publish_time") else None,
+            loaded_at=response.load_time.ToDatetime(dt.UTC) if response.HasField("load_time") else None,
+            forecast_rows=run.forecast_rows,
+            availability_rows=run.availability_rows,
+            audience_rows=run.audience_rows,
+            quarantined_rows=run.quarantined_rows,
+        )
+
+
+def query_rows(target: str, query: PeriodQuery | ProgramQuery, *, token: str | None = None,
+               tls: bool | bytes | Path = False, timeout: float | None = 60.0
+               ) -> tuple[dt.date, list[dict]]:
+    """(run date, rows) of a period or program query, the rows being the dicts the
+    local query (airtime.query.run_query) gives, in the same order."""
+    with ForecastClient(target, token=token, tls=tls, timeout=timeout) as client:
+        if isinstance(query, PeriodQuery):
+            run_date, slots = client.read_period(query.start, query.end, signal=query.signal,
+                                                 program_code=query.program_code)
+        else:
+            run_date, slots = client.program_slots(query.program_code, start=query.start,
+                                                   end=query.end, signal=query.signal)
+    return run_date, [asdict(slot) for slot in slots]

@@ -1,0 +1,88 @@
+"""The one place where errors become gRPC status codes.
+
+Request errors are raised as the exceptions below (or airtime's own), anywhere in the
+service; the servicer hands them to `abort`, which turns them into a `google.rpc.Status`
+with details where the client can act on them (BadRequest field violations).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from airtime.errors import AirtimeError, NotPublishedError, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(AirtimeError):
+    """An error the service answers with a specific status code."""
+
+    code = code_pb2.INTERNAL
+
+
+class BadRequestError(ServiceError):
+    """The request breaks one or more rules; each (field, description) is a violation."""
+
+    code = code_pb2.INVALID_ARGUMENT
+
+    def __init__(self, violations: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {why}" for field, why in violations))
+        self.violations = violations
+
+
+class NotFoundError(ServiceError):
+    code = code_pb2.NOT_FOUND
+
+
+class PageExpiredError(ServiceError):
+    """A page token names a run this server no longer holds: restart from page one."""
+
+    code = code_pb2.FAILED_PRECONDITION
+
+
+def status_of(exc: BaseException) -> status_pb2.Status:
+    if isinstance(exc, BadRequestError):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=field, description=why)
+                for field, why in exc.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
+    if isinstance(exc, ServiceError):
+        return status_pb2.Status(code=exc.code, message=str(exc))
+    if isinstance(exc, NotPublishedError):
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
+    if isinstance(exc, StorageError):
+        # the warehouse is unreachable or locked: transient, the client may retry
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    status = status_of(exc)
+    if status.code == code_pb2.INTERNAL:
+        # unexpected: the client only learns "internal", the log keeps the traceback
+        log.error("unexpected error answering a request", exc_info=exc)
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def bad_request_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The (field, description) pairs of a BadRequest detail in a client-side error."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.extend((v.field, v.description) for v in bad.field_violations)
+    return found

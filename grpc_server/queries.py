@@ -1,0 +1,195 @@
+"""Requests, validated: proto messages in, typed queries out, and the page tokens.
+
+Everything a client can get wrong is checked here and reported at once, as BadRequest
+field violations, so the backends only ever see well-formed queries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+
+from google.type import date_pb2
+
+from grpc_server.errors import BadRequestError
+
+# signal and program codes as the broadcaster writes them (SP1, HUCK, _999, DC60)
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+@dataclass(frozen=True)
+class RunId:
+    """Identifies one published run; the version changes when a date is re-published."""
+
+    run_date: dt.date
+    version: int  # publish time in epoch microseconds
+
+
+@dataclass(frozen=True)
+class SlotQuery:
+    start: dt.date
+    end: dt.date
+    signal: str | None = None
+    program_code: str | None = None
+
+    def digest(self) -> bytes:
+        """Fingerprint of the filters: a page token only continues the query it came from."""
+        text = f"{self.start}|{self.end}|{self.signal or ''}|{self.program_code or ''}"
+        return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    offset: int
+    size: int
+    run: RunId | None  # None on the first page: answer from the current run
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_range_days: int
+    default_page_size: int
+    max_page_size: int
+
+
+class _Violations:
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str]] = []
+
+    def add(self, field: str, why: str) -> None:
+        self.found.append((field, why))
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise BadRequestError(self.found)
+
+
+def _date(msg: date_pb2.Date, present: bool, field: str, errors: _Violations) -> dt.date | None:
+    if not present:
+        errors.add(field, "required")
+        return None
+    try:
+        return dt.date(msg.year, msg.month, msg.day)
+    except ValueError:
+        errors.add(field, f"not a full calendar date: {msg.year}-{msg.month}-{msg.day}")
+        return None
+
+
+def _code(value: str, field: str, errors: _Violations) -> str | None:
+    if not value:
+        return None
+    if not CODE_PATTERN.fullmatch(value):
+        errors.add(field, f"malformed code {value[:40]!r}: expected 1-32 of A-Z a-z 0-9 _ . -")
+        return None
+    return value
+
+
+def _range(start: dt.date | None, end: dt.date | None, prefix: str, limits: Limits,
+           errors: _Violations) -> None:
+    if start is None or end is None:
+        return
+    if end < start:
+        errors.add(f"{prefix}end_date", f"{end} is before start_date {start}")
+    elif (end - start).days + 1 > limits.max_range_days:
+        errors.add(
+            f"{prefix}end_date",
+            f"range of {(end - start).days + 1} days is longer than the maximum of"
+            f" {limits.max_range_days}",
+        )
+
+
+def period_query(request, limits: Limits, errors: _Violations | None = None) -> SlotQuery:
+    """SlotQuery of a ListSlotsRequest or StreamSlotsRequest."""
+    own = errors is None
+    errors = errors or _Violations()
+    start = _date(request.start_date, request.HasField("start_date"), "start_date", errors)
+    end = _date(request.end_date, request.HasField("end_date"), "end_date", errors)
+    _range(start, end, "", limits, errors)
+    signal = _code(request.signal, "signal", errors)
+    program = _code(request.program_code, "program_code", errors)
+    if own:
+        errors.raise_any()
+    return SlotQuery(start, end, signal, program)  # type: ignore[arg-type]
+
+
+def program_query(request, limits: Limits) -> SlotQuery:
+    """SlotQuery of a GetProgramSlotsRequest (program code required, date or range)."""
+    errors = _Violations()
+    program = _code(request.program_code, "program_code", errors)
+    if not request.program_code:
+        errors.add("program_code", "required")
+    signal = _code(request.signal, "signal", errors)
+    when = request.WhichOneof("when")
+    start = end = None
+    if when == "date":
+        start = end = _date(request.date, True, "date", errors)
+    elif when == "date_range":
+        rng = request.date_range
+        start = _date(rng.start_date, rng.HasField("start_date"), "date_range.start_date", errors)
+        end = _date(rng.end_date, rng.HasField("end_date"), "date_range.end_date", errors)
+        _range(start, end, "date_range.", limits, errors)
+    else:
+        errors.add("when", "one of date or date_range is required")
+    errors.raise_any()
+    return SlotQuery(start, end, signal, program)  # type: ignore[arg-type]
+
+
+def list_request(request, limits: Limits) -> tuple[SlotQuery, PageRequest]:
+    """SlotQuery and page of a ListSlotsRequest."""
+    errors = _Violations()
+    query = period_query(request, limits, errors)
+    size = request.page_size
+    if size < 0:
+        errors.add("page_size", f"{size} is negative")
+    elif size > limits.max_page_size:
+        errors.add("page_size", f"{size} is above the maximum of {limits.max_page_size}")
+    size = size or limits.default_page_size
+    offset, run = 0, None
+    if request.page_token:
+        decoded = decode_token(request.page_token)
+        if decoded is None:
+            errors.add("page_token", "not a page token of this service")
+        else:
+            run, offset, digest = decoded
+            if not errors.found and digest != query.digest():
+                errors.add("page_token", "belongs to a request with other filters")
+    errors.raise_any()
+    return query, PageRequest(offset=offset, size=size, run=run)
+
+
+# page tokens: version, run date ordinal, run version, offset, query digest, check.
+# Not secret: the check only tells a token of ours from garbage, so any replica can
+# continue any other replica's pagination.
+_TOKEN = struct.Struct(">BIqQ8s")
+_TOKEN_VERSION = 1
+
+
+def encode_token(run: RunId, offset: int, query: SlotQuery) -> str:
+    body = _TOKEN.pack(_TOKEN_VERSION, run.run_date.toordinal(), run.version, offset, query.digest())
+    check = hashlib.blake2b(body, digest_size=8, person=b"airtime-page").digest()
+    return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[RunId, int, bytes] | None:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _TOKEN.size + 8:
+        return None
+    body, check = raw[: _TOKEN.size], raw[_TOKEN.size :]
+    if hashlib.blake2b(body, digest_size=8, person=b"airtime-page").digest() != check:
+        return None
+    version, ordinal, run_version, offset, digest = _TOKEN.unpack(body)
+    if version != _TOKEN_VERSION or ordinal < 1:
+        return None
+    try:
+        run_date = dt.date.fromordinal(ordinal)
+    except ValueError:
+        return None
+    return RunId(run_date, run_version), offset, digest

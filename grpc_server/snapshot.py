@@ -1,0 +1,164 @@
+"""An immutable, indexed in-memory copy of one published run's forecast.
+
+Rows are kept in the order clients get them (signal, program_code, date), grouped in
+series (one per signal and program). Each row has a sorted int64 key `series << 32 |
+day`, so the rows of any set of series in a date range are found by two vectorised
+binary searches, one per series: a request costs O(series + page), never a scan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airtime.warehouse import RunRecord
+from grpc_server.queries import RunId, SlotQuery
+
+EPOCH = dt.date(1970, 1, 1)
+_DAY_BIAS = 2**31  # date32 days may be negative; the low 32 bits hold day + bias
+_SORT = [("signal", "ascending"), ("program_code", "ascending"), ("date", "ascending")]
+
+
+@dataclass
+class SlotColumns:
+    """A batch of slots, column-wise, as plain Python values."""
+
+    signal: list[str]
+    program_code: list[str]
+    date: list[dt.date]
+    weekday: list[int]  # 0 = Monday
+    available_time: list[int]
+    predicted_audience: list[float | None]
+    history_size: list[int]
+
+    def __len__(self) -> int:
+        return len(self.signal)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> SlotColumns:
+        return cls(*(table.column(name).to_pylist() for name in _COLUMNS))
+
+
+_COLUMNS = ("signal", "program_code", "date", "weekday", "available_time",
+            "predicted_audience", "history_size")
+
+
+def run_id(record: RunRecord) -> RunId:
+    published = record.published_at
+    version = int(published.timestamp() * 1_000_000) if published else 0
+    return RunId(record.run_date, version)
+
+
+class Selection:
+    """The rows matching one query: a start and a count per matching series."""
+
+    def __init__(self, lo: np.ndarray, counts: np.ndarray) -> None:
+        keep = counts > 0
+        self.lo = lo[keep]
+        self.counts = counts[keep]
+        self.cum = np.cumsum(self.counts)
+        self.total = int(self.cum[-1]) if len(self.cum) else 0
+
+    def rows(self, offset: int, limit: int) -> np.ndarray:
+        """Positions of the selected rows offset .. offset+limit-1, in order."""
+        end = min(offset + limit, self.total)
+        if offset >= end:
+            return np.empty(0, dtype=np.int64)
+        ranks = np.arange(offset, end, dtype=np.int64)
+        which = np.searchsorted(self.cum, ranks, side="right")  # the series of each rank
+        series_first_rank = self.cum[which] - self.counts[which]
+        return self.lo[which] + (ranks - series_first_rank)
+
+
+class Snapshot:
+    def __init__(self, run: RunRecord, table: pa.Table, loaded_at: dt.datetime) -> None:
+        self.run = run
+        self.id = run_id(run)
+        self.loaded_at = loaded_at
+        table = table.sort_by(_SORT)
+        self.rows = table.num_rows
+        signal = pc.dictionary_encode(table.column("signal")).combine_chunks()
+        program = pc.dictionary_encode(table.column("program_code")).combine_chunks()
+        sig_idx = signal.indices.to_numpy()
+        prog_idx = program.indices.to_numpy()
+        days = table.column("date").cast(pa.int32()).to_numpy()
+
+        change = np.ones(self.rows, dtype=bool)
+        change[1:] = (sig_idx[1:] != sig_idx[:-1]) | (prog_idx[1:] != prog_idx[:-1])
+        starts = np.flatnonzero(change)
+        series = np.cumsum(change, dtype=np.int64) - 1
+        self._key = (series << 32) | (days.astype(np.int64) + _DAY_BIAS)
+        self._series = series
+        sig_names = signal.dictionary.to_pylist()
+        prog_names = program.dictionary.to_pylist()
+        self._series_signal = np.array([sig_names[i] for i in sig_idx[starts]], dtype=object)
+        self._series_program = np.array([prog_names[i] for i in prog_idx[starts]], dtype=object)
+
+        self._all = np.arange(len(starts), dtype=np.int64)
+        self._by_signal = _groups(self._series_signal)
+        self._by_program = _groups(self._series_program)
+        self._by_pair = {
+            (s, p): np.array([i], dtype=np.int64)
+            for i, (s, p) in enumerate(zip(self._series_signal, self._series_program))
+        }
+
+        self._first_day = int(days.min()) if self.rows else 0
+        last_day = int(days.max()) if self.rows else 0
+        self._dates = np.array(
+            [EPOCH + dt.timedelta(days=d) for d in range(self._first_day, last_day + 1)],
+            dtype=object,
+        )
+        self._days = days
+        self._weekday = table.column("weekday").to_numpy().astype(np.int64)
+        self._available = table.column("available_time").to_numpy().astype(np.int64)
+        predicted = table.column("predicted_audience")
+        self._predicted = pc.fill_null(predicted, np.nan).to_numpy()
+        self._history = table.column("history_size").to_numpy().astype(np.int64)
+
+    def has_program(self, program_code: str) -> bool:
+        return program_code in self._by_program
+
+    def select(self, query: SlotQuery) -> Selection:
+        if query.signal and query.program_code:
+            series = self._by_pair.get((query.signal, query.program_code))
+        elif query.signal:
+            series = self._by_signal.get(query.signal)
+        elif query.program_code:
+            series = self._by_program.get(query.program_code)
+        else:
+            series = self._all
+        if series is None:
+            series = self._all[:0]
+        base = series << 32
+        lo = np.searchsorted(self._key, base + (_day(query.start) + _DAY_BIAS), side="left")
+        hi = np.searchsorted(self._key, base + (_day(query.end) + _DAY_BIAS), side="right")
+        return Selection(lo, hi - lo)
+
+    def columns(self, rows: np.ndarray) -> SlotColumns:
+        series = self._series[rows]
+        predicted = self._predicted[rows].tolist()
+        return SlotColumns(
+            signal=self._series_signal[series].tolist(),
+            program_code=self._series_program[series].tolist(),
+            date=self._dates[self._days[rows] - self._first_day].tolist(),
+            weekday=self._weekday[rows].tolist(),
+            available_time=self._available[rows].tolist(),
+            # NaN is how the null prediction is stored; NaN != NaN finds it
+            predicted_audience=[None if p != p else p for p in predicted],
+            history_size=self._history[rows].tolist(),
+        )
+
+
+def _day(date: dt.date) -> int:
+    return (date - EPOCH).days
+
+
+def _groups(names: np.ndarray) -> dict[str, np.ndarray]:
+    found: dict[str, list[int]] = {}
+    for i, name in enumerate(names.tolist()):
+        found.setdefault(name, []).append(i)
+    return {name: np.array(ids, dtype=np.int64) for name, ids in found.items()}
