@@ -1,0 +1,195 @@
+"""Alert on a failed run: the workflow's exit handler.
+
+Two independent channels, so one being down never hides a failure:
+1. one structured ERROR log line (logger `airtime.alert`, with `severity`, `run_date`,
+   `step`, `workflow`), always written first; a Cloud Monitoring log-based alert policy
+   matches it (docs/alerts.md);
+2. a JSON message to the configured webhook (Slack or Google Chat) with the workflow,
+   run date, failed step, error summary and a link, retried with backoff on network
+   errors, 429 and 5xx.
+
+It exits 0 even when the webhook stays down: the workflow is already Failed and stays
+so; a failing exit handler would only add an Error node next to the real failure (and
+can replace the workflow's message with its own). The ERROR line, written before any
+delivery attempt, still raises the Cloud Monitoring alert; the delivery failure itself
+is a WARNING, so each failed run makes exactly one ERROR line.
+
+    python -m steps.notify --workflow NAME --run-date D --status S --failures JSON --link URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+# the alert line alone goes to `airtime.alert`: the log-based alert matches that logger
+alert_log = logging.getLogger("airtime.alert")
+log = logging.getLogger("airtime.notify")
+
+ATTEMPTS = 5
+BACKOFF_SECONDS = 2.0  # doubled after each failed attempt: 2, 4, 8, 16 s
+TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: str
+    message: str
+
+
+def parse_failures(text: str) -> list[Failure]:
+    """`{{workflow.failures}}`: a JSON list of failed nodes. Retry attempts of one step
+    appear as `load(0)`, `load(1)`...; keep the last attempt's message per step."""
+    try:
+        nodes = json.loads(text) if text and not text.startswith("{{") else []
+    except json.JSONDecodeError:
+        return [Failure("unknown", text[:500])]
+    if not isinstance(nodes, list):
+        return []
+    pods = [n for n in nodes if isinstance(n, dict) and n.get("podName")] or [n for n in nodes if isinstance(n, dict)]
+    by_step: dict[str, str] = {}
+    for node in pods:
+        step = node.get("templateName") or re.sub(r"\(\d+\)$", "", node.get("displayName", "")) or "unknown"
+        by_step.pop(step, None)  # re-insert so the order is that of the latest attempt
+        by_step[step] = str(node.get("message") or node.get("phase") or "failed")
+    return [Failure(step, message) for step, message in by_step.items()]
+
+
+@dataclass(frozen=True)
+class Alert:
+    workflow: str
+    run_date: str
+    status: str
+    failures: list[Failure]
+    link: str
+
+    @property
+    def step(self) -> str:
+        return self.failures[0].step if self.failures else "unknown"
+
+    @property
+    def summary(self) -> str:
+        if not self.failures:
+            return f"workflow {self.status or 'failed'} (no failed node reported)"
+        return "; ".join(f"{f.step}: {f.message}" for f in self.failures)
+
+    @property
+    def title(self) -> str:
+        return f"airtime run {self.run_date} {self.status or 'Failed'}: {self.step} failed"
+
+
+def slack_payload(alert: Alert) -> dict:
+    fields = [
+        {"type": "mrkdwn", "text": f"*Workflow*\n{alert.workflow}"},
+        {"type": "mrkdwn", "text": f"*Run date*\n{alert.run_date}"},
+        {"type": "mrkdwn", "text": f"*Failed step*\n{alert.step}"},
+        {"type": "mrkdwn", "text": f"*Status*\n{alert.status}"},
+    ]
+    return {
+        "text": f"{alert.title}: {alert.summary} {alert.link}",  # notifications and fallbacks
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": alert.title[:150]}},
+            {"type": "section", "fields": fields},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Error*\n```{alert.summary[:2900]}```"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.link}|Open in Argo>"}},
+        ],
+    }
+
+
+def google_chat_payload(alert: Alert) -> dict:
+    def item(label: str, text: str) -> dict:
+        return {"decoratedText": {"topLabel": label, "text": text}}
+
+    return {
+        "text": f"{alert.title}: {alert.summary}",
+        "cardsV2": [{
+            "cardId": "airtime-alert",
+            "card": {
+                "header": {"title": alert.title, "subtitle": alert.workflow},
+                "sections": [{"widgets": [
+                    item("Workflow", alert.workflow),
+                    item("Run date", alert.run_date),
+                    item("Failed step", alert.step),
+                    item("Error", alert.summary[:4000]),
+                    {"buttonList": {"buttons": [{"text": "Open in Argo", "onClick": {"openLink": {"url": alert.link}}}]}},
+                ]}],
+            },
+        }],
+    }
+
+
+PAYLOADS = {"slack": slack_payload, "google_chat": google_chat_payload}
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code == 429 or exc.code >= 500
+    return isinstance(exc, urllib.error.URLError | OSError)  # refused, reset, DNS, timeout
+
+
+def deliver(url: str, payload: dict, attempts: int = ATTEMPTS, backoff_seconds: float = BACKOFF_SECONDS) -> bool:
+    """POST the payload; True once the webhook accepted it."""
+    body = json.dumps(payload).encode()
+    delay = backoff_seconds
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - configured URL
+                response.read()
+            return True
+        except Exception as exc:  # noqa: BLE001 - classified just below
+            if not _retryable(exc) or attempt == attempts:
+                log.warning("webhook delivery failed after %d attempt(s): %s", attempt, exc, extra={"step": "notify"})
+                return False
+            log.warning("webhook attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
+            time.sleep(delay)
+            delay *= 2
+    return False
+
+
+def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECONDS) -> int:
+    from airtime import logs
+    from airtime.errors import AirtimeError
+    from airtime.schedule import resolve_run_date
+    from airtime.settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m steps.notify", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflow", default="")
+    parser.add_argument("--run-date", default="")
+    parser.add_argument("--scheduled-time", default="")
+    parser.add_argument("--status", default="Failed")
+    parser.add_argument("--failures", default="")
+    parser.add_argument("--link", default="")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    # JSON whatever the settings say: this line is what the log-based alert matches
+    logs.configure("json", settings.log_level)
+
+    if args.status == "Succeeded":
+        log.info("workflow %s succeeded: nothing to alert", args.workflow)
+        return 0
+    try:
+        run_date = resolve_run_date(args.run_date, args.scheduled_time, settings.timezone).isoformat()
+    except AirtimeError:
+        run_date = args.run_date or args.scheduled_time or "unknown"
+    alert = Alert(args.workflow or "unknown", run_date, args.status, parse_failures(args.failures), args.link)
+    alert_log.error("%s: %s", alert.title, alert.summary,
+              extra={"run_date": alert.run_date, "step": alert.step, "workflow": alert.workflow})
+
+    if not settings.webhook_url:
+        log.warning("no webhook configured (AIRTIME_WEBHOOK_URL): the log line is the only alert")
+        return 0
+    deliver(settings.webhook_url, PAYLOADS[settings.webhook_format](alert), backoff_seconds=backoff_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""steps.notify against a real webhook: an http.server on loopback in a thread."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from steps import notify
+
+FAILURES = json.dumps([
+    {"displayName": "load", "message": "No more retries left", "templateName": "load", "phase": "Failed",
+     "podName": "", "finishedAt": "2026-11-27T09:05:00Z"},
+    {"displayName": "load(0)", "message": "Error (exit code 5)", "templateName": "load", "phase": "Failed",
+     "podName": "airtime-daily-1-load-1", "finishedAt": "2026-11-27T09:04:00Z"},
+    {"displayName": "load(1)", "message": "Error (exit code 5): BigQuery unavailable", "templateName": "load",
+     "phase": "Failed", "podName": "airtime-daily-1-load-2", "finishedAt": "2026-11-27T09:05:00Z"},
+])
+
+
+class Webhook:
+    """Records JSON bodies; answers the first `fail_first` requests with `fail_status`."""
+
+    def __init__(self, fail_first: int = 0, fail_status: int = 503) -> None:
+        self.bodies: list[dict] = []
+        self.requests = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                hook.requests += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = fail_status if hook.requests <= fail_first else 200
+                if status == 200:
+                    hook.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"  # nothing listens there any more
+
+
+def run_notify(monkeypatch: pytest.MonkeyPatch, url: str | None, fmt: str = "slack", status: str = "Failed") -> int:
+    if url:
+        monkeypatch.setenv("AIRTIME_WEBHOOK_URL", url)
+    else:
+        monkeypatch.delenv("AIRTIME_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("AIRTIME_WEBHOOK_FORMAT", fmt)
+    monkeypatch.setenv("AIRTIME_TIMEZONE", "America/Sao_Paulo")
+    return notify.main([
+        "--workflow", "airtime-daily-1764234000",
+        "--run-date", "",
+        "--scheduled-time", "2026-11-27T09:00:00Z",
+        "--status", status,
+        "--failures", FAILURES,
+        "--link", "https://argo.example.com/workflows/airtime/airtime-daily-1764234000",
+    ], backoff_seconds=0.01)
+
+
+def error_lines(captured: str) -> list[dict]:
+    lines = [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["severity"] == "ERROR"]
+
+
+def test_failure_posts_slack_message_with_workflow_date_step_error_and_link(monkeypatch, webhook, capsys) -> None:
+    assert run_notify(monkeypatch, webhook.url) == 0
+    (body,) = webhook.bodies
+    text = json.dumps(body)
+    for expected in ("airtime-daily-1764234000", "2026-11-27", "load", "BigQuery unavailable",
+                     "https://argo.example.com/workflows/airtime/airtime-daily-1764234000"):
+        assert expected in text
+    assert body["text"].startswith("airtime run 2026-11-27 Failed: load failed")
+    assert body["blocks"][0]["type"] == "header"
+
+
+def test_failure_posts_google_chat_card(monkeypatch, webhook) -> None:
+    assert run_notify(monkeypatch, webhook.url, fmt="google_chat") == 0
+    (body,) = webhook.bodies
+    card = body["cardsV2"][0]["card"]
+    widgets = {w["decoratedText"]["topLabel"]: w["decoratedText"]["text"]
+               for w in card["sections"][0]["widgets"] if "decoratedText" in w}
+    assert widgets["Run date"] == "2026-11-27"
+    assert widgets["Failed step"] == "load"
+    assert "BigQuery unavailable" in widgets["Error"]
+
+
+def test_failure_always_writes_one_structured_error_line(monkeypatch, webhook, capsys) -> None:
+    run_notify(monkeypatch, webhook.url)
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line["logger"] == "airtime.alert"
+    assert line["run_date"] == "2026-11-27"
+    assert line["step"] == "load"
+    assert line["workflow"] == "airtime-daily-1764234000"
+    assert "BigQuery unavailable" in line["message"]
+
+
+def test_webhook_errors_are_retried_until_it_accepts(monkeypatch) -> None:
+    hook = Webhook(fail_first=2, fail_status=503)
+    try:
+        assert run_notify(monkeypatch, hook.url) == 0
+        assert hook.requests == 3
+        assert len(hook.bodies) == 1
+    finally:
+        hook.close()
+
+
+def test_webhook_client_error_is_not_retried(monkeypatch) -> None:
+    hook = Webhook(fail_first=100, fail_status=404)
+    try:
+        assert run_notify(monkeypatch, hook.url) == 0
+        assert hook.requests == 1
+    finally:
+        hook.close()
+
+
+def test_webhook_down_exits_zero_and_still_writes_the_error_line(monkeypatch, capsys) -> None:
+    assert run_notify(monkeypatch, closed_port_url()) == 0
+    err = capsys.readouterr().err
+    assert len(error_lines(err)) == 1
+    assert "webhook delivery failed after 5 attempt(s)" in err
+
+
+def test_deliver_reports_false_when_the_webhook_never_answers() -> None:
+    assert notify.deliver(closed_port_url(), {"text": "x"}, attempts=2, backoff_seconds=0.01) is False
+
+
+def test_no_webhook_configured_still_writes_the_error_line(monkeypatch, capsys) -> None:
+    assert run_notify(monkeypatch, None) == 0
+    assert len(error_lines(capsys.readouterr().err)) == 1
+
+
+def test_succeeded_workflow_sends_nothing(monkeypatch, webhook, capsys) -> None:
+    assert run_notify(monkeypatch, webhook.url, status="Succeeded") == 0
+    assert webhook.requests == 0
+    assert error_lines(capsys.readouterr().err) == []
+
+
+def test_failures_keep_the_last_attempt_per_step() -> None:
+    (failure,) = notify.parse_failures(FAILURES)
+    assert failure == notify.Failure("load", "Error (exit code 5): BigQuery unavailable")
+
+
+def test_unresolved_or_bad_failures_do_not_break_the_alert() -> None:
+    assert notify.parse_failures("{{workflow.failures}}") == []
+    assert notify.parse_failures("") == []
+    assert notify.parse_failures("not json")[0].step == "unknown"
