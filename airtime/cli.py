@@ -21,7 +21,6 @@ from airtime.settings import Settings
 
 # piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
 out = Console() if Console().is_terminal else Console(width=130)
-err = Console(stderr=True) if Console(stderr=True).is_terminal else Console(stderr=True, width=130)
 log = logging.getLogger("airtime")
 
 
@@ -218,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         faults.arm(settings.crash_at, settings.crash_once)
         code = COMMANDS[args.command](settings, args)
     except AirtimeError as exc:
-        err.print(f"[bold red]error[/bold red] ({type(exc).__name__}): ", end="")
-        err.print(str(exc), markup=False, highlight=False)
+        # plain text, never wrapped: operators grep it and paste it into tickets
+        sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
         return exc.exit_code
     except ValueError as exc:  # pydantic settings validation
-        err.print(f"[bold red]settings error[/bold red]: {exc}", markup=False)
+        sys.stderr.write(f"settings error: {exc}\n")
         return ConfigError.exit_code
     except KeyboardInterrupt:
         return 130
