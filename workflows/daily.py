@@ -136,6 +136,8 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         env=_env(config),
         resources=_resources(config, step),
         security_context=_container_security(),
+        # a failed step's last log lines become its termination message, shown by Argo
+        termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
         retry_strategy=_retry(config),
         memoize=_memoize(config, step),
@@ -162,6 +164,8 @@ def _catchup_container(config: WorkflowConfig) -> Container:
         env=_env(config),
         resources=_resources(config, "catchup"),
         security_context=_container_security(),
+        # a failed step's last log lines become its termination message, shown by Argo
+        termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
         retry_strategy=_retry(config),
         # catch-up runs whole days: the workflow deadline bounds it, not the step one
@@ -183,6 +187,8 @@ def _notify_container(config: WorkflowConfig) -> Container:
         env=_env(config) + _webhook_env(config),
         resources=_resources(config, "notify"),
         security_context=_container_security(),
+        # a failed step's last log lines become its termination message, shown by Argo
+        termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
         active_deadline_seconds=300,
     )

@@ -1,0 +1,83 @@
+"""`airtime workflows render|apply`: the Argo resources from the settings.
+
+`apply` is a server-side apply (PATCH, application/apply-patch+yaml) under the field
+manager `airtime`: re-applying is idempotent, fields other managers own (Argo's cache
+entries in the memo ConfigMap, the CronWorkflow's status) are left alone, and `force`
+takes over fields a hand `kubectl edit` changed, so the rendered YAML stays the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from airtime.errors import AirtimeError, ConfigError
+from airtime.settings import Settings
+from workflows.config import WorkflowConfig
+from workflows.render import render, write
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "airtime"
+APPLY_PATCH = "application/apply-patch+yaml"
+ARGO_PLURALS = {"WorkflowTemplate": "workflowtemplates", "CronWorkflow": "cronworkflows"}
+
+
+def render_command(settings: Settings, out_dir: Path) -> list[Path]:
+    paths = write(WorkflowConfig.from_settings(settings), Path(out_dir))
+    for path in paths:
+        print(path)
+    return paths
+
+
+def default_api_client() -> Any:
+    """In a pod, the pod's service account; elsewhere the current kubeconfig context."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, FileNotFoundError) as exc:
+            raise ConfigError(f"no Kubernetes credentials (in-cluster or kubeconfig): {exc}") from None
+    return client.ApiClient()
+
+
+def apply_document(api_client: Any, doc: dict) -> None:
+    from kubernetes import client
+
+    kind, meta = doc["kind"], doc["metadata"]
+    common = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY_PATCH}
+    if kind == "ConfigMap":
+        client.CoreV1Api(api_client).patch_namespaced_config_map(meta["name"], meta["namespace"], doc, **common)
+    elif kind in ARGO_PLURALS:
+        group, version = doc["apiVersion"].split("/")
+        client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+            group, version, meta["namespace"], ARGO_PLURALS[kind], meta["name"], doc, **common
+        )
+    else:
+        raise ConfigError(f"do not know how to apply a {kind}")
+
+
+def apply_command(settings: Settings, out_dir: Path | None = None, *, api_client: Any = None) -> list[dict]:
+    """Render, optionally keep a copy in `out_dir`, then apply in order (the template
+    before the cron that refers to it)."""
+    from kubernetes.client.exceptions import ApiException
+
+    config = WorkflowConfig.from_settings(settings)
+    if out_dir is not None:
+        write(config, Path(out_dir))
+    api_client = api_client or default_api_client()
+    docs = render(config)
+    for doc in docs:
+        name = f"{doc['kind']}/{doc['metadata']['namespace']}/{doc['metadata']['name']}"
+        try:
+            apply_document(api_client, doc)
+        except ApiException as exc:
+            message = f"applying {name} failed: {exc.status} {exc.reason}: {exc.body}"
+            # 4xx: the resources or the permissions are wrong; else the API server had a bad moment
+            raise (ConfigError if exc.status and 400 <= exc.status < 500 else AirtimeError)(message) from None
+        print(f"applied {name}")
+    return docs
