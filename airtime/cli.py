@@ -110,6 +110,8 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
             status["ctx"].__exit__(None, None, None)
             note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
             rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
+            if step == "verify":
+                rows = "counts and checksums match the manifests"
             out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
 
         try:
@@ -164,9 +166,11 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
         run, rows = q.run_query(open_warehouse(settings), request, settings.max_range_days)
         run_date = run.run_date
+    total = len(rows)
     if args.limit is not None:
         rows = rows[: args.limit]
-    title = f"forecast of run {run_date} ({len(rows)} rows)"
+    shown = f"{len(rows)} of {total}" if len(rows) < total else str(total)
+    title = f"forecast of run {run_date} ({shown} rows)"
     sys.stdout.write(q.render(rows, args.format, title))
     return 0
 
