@@ -1,0 +1,1 @@
+"""Deployment tooling run from the repository (not installed in the image)."""

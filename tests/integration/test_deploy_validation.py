@@ -1,0 +1,349 @@
+"""Everything that ships, validated offline with the real tools (see .ci/install-tools):
+`helm lint --strict`, `helm template` piped to `kubernetes-validate --strict`, the Argo
+resources in the release against the strict Argo schema, skaffold.yaml against the
+skaffold/v4beta14 schema and cloudbuild.yaml against check-jsonschema's Cloud Build schema;
+then the rendered chart read for what matters in production: gRPC probes, restricted
+security contexts, Workload Identity, least-privilege RBAC, one image tag for everything.
+
+Outside CI a missing tool skips with the command that installs it; in CI it fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airtime.settings import Settings
+from tests.conftest import ROOT, require
+
+CHART = ROOT / "charts" / "airtime"
+TOOLS = Path(os.environ.get("AIRTIME_TOOLS_DIR", ROOT / ".tools"))
+HELM = TOOLS / "helm" / "helm"
+VENV_BIN = Path(sys.executable).parent
+KUBERNETES_VERSION = "1.33.0"
+SKAFFOLD_SCHEMA = ROOT.parent / "shared" / "schemas" / "skaffold" / "v4beta14.json"
+ARGO_SCHEMA = ROOT.parent / "shared" / "schemas" / "argo" / "schema.json"
+NAMESPACE = "airtime"
+INSTALL = "run .ci/install-tools"
+
+
+def tool(path: Path) -> Path:
+    require(path.is_file() and os.access(path, os.X_OK), f"{path} is not installed ({INSTALL})")
+    return path
+
+
+def run(*cmd: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory):
+    binary = tool(HELM)
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {**os.environ, **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}
+
+    def helm_(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=False)
+
+    return helm_
+
+
+def template(helm, *args: str) -> str:
+    result = helm("template", "airtime", str(CHART), "--namespace", NAMESPACE, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered(helm) -> str:
+    return template(helm)
+
+
+@pytest.fixture(scope="module")
+def docs(rendered: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{kind} {name or ''}: {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def kubernetes_validate(manifests: str) -> subprocess.CompletedProcess[str]:
+    binary = tool(VENV_BIN / "kubernetes-validate")
+    return run(binary, "--strict", "-k", KUBERNETES_VERSION, "--quiet", "-", stdin=manifests)
+
+
+# -- the tools' verdicts ------------------------------------------------------------------
+
+
+def test_chart_passes_helm_lint_strict(helm) -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", ["values-dev.yaml", "values-prod.yaml"])
+def test_chart_passes_helm_lint_strict_with_the_skaffold_profile_values(helm, values: str) -> None:
+    result = helm("lint", "--strict", str(CHART), "-f", str(CHART / values))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_render_is_valid_kubernetes_in_strict_mode(rendered: str) -> None:
+    result = kubernetes_validate(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", ["values-dev.yaml", "values-prod.yaml"])
+def test_profile_renders_are_valid_kubernetes_in_strict_mode(helm, values: str) -> None:
+    result = kubernetes_validate(template(helm, "-f", str(CHART / values)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_strict_validation_rejects_a_misspelled_field(docs: list[dict]) -> None:
+    # proves the check above has teeth: without --strict a typo passes
+    deployment = one(docs, "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"grpc": {"port": 50051}}
+    result = kubernetes_validate(yaml.safe_dump(deployment))
+    assert result.returncode != 0
+    assert "readinesProbe" in result.stdout + result.stderr
+
+
+def test_argo_resources_in_the_release_are_valid_against_the_strict_argo_schema(docs: list[dict]) -> None:
+    require(ARGO_SCHEMA.is_file(), f"{ARGO_SCHEMA} is absent (the Argo schemas live beside the project)")
+    from tests.unit.test_workflows_schema import errors
+
+    argo = [d for d in docs if d["apiVersion"].startswith("argoproj.io/")]
+    assert sorted(d["kind"] for d in argo) == ["CronWorkflow", "WorkflowTemplate"]
+    for doc in argo:
+        assert errors(doc) == [], doc["kind"]
+
+
+def test_skaffold_config_is_valid_against_the_v4beta14_schema() -> None:
+    require(SKAFFOLD_SCHEMA.is_file(), f"{SKAFFOLD_SCHEMA} is absent (the schemas live beside the project)")
+    binary = tool(VENV_BIN / "check-jsonschema")
+    result = run(binary, "--schemafile", SKAFFOLD_SCHEMA, ROOT / "skaffold.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cloudbuild_config_is_valid_against_the_builtin_cloud_build_schema() -> None:
+    binary = tool(VENV_BIN / "check-jsonschema")
+    result = run(binary, "--builtin-schema", "vendor.cloudbuild", ROOT / "cloudbuild.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_passes_the_lint_gate_of_cloud_build() -> None:
+    binary = tool(VENV_BIN / "ruff")
+    result = run(binary, "check", "--no-cache", ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- what the rendered chart says ---------------------------------------------------------
+
+
+def test_default_render_includes_the_autoscaler_and_the_disruption_budget(docs: list[dict]) -> None:
+    deployment = one(docs, "Deployment")
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    pdb = one(docs, "PodDisruptionBudget")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns it
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]  # a drain can make progress
+
+
+def test_server_probes_are_native_grpc_health_checks_on_the_grpc_port(docs: list[dict]) -> None:
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+    assert grpc_port == 50051
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": grpc_port}, probe
+        assert not {"httpGet", "exec", "tcpSocket"} & set(container[probe])
+
+
+def test_service_and_network_policy_expose_only_the_grpc_and_metrics_ports(docs: list[dict]) -> None:
+    service = one(docs, "Service")
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"grpc": "grpc", "metrics": "metrics"}
+    policy = one(docs, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ingress_ports == {"grpc", "metrics"}
+
+
+def _pod_specs(docs: list[dict]) -> dict[str, tuple[dict, list[dict]]]:
+    """Pod-level security context and containers of every pod the release starts."""
+    pods = {}
+    deployment = one(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    pods["server"] = (spec["securityContext"], spec["containers"])
+    template = one(docs, "WorkflowTemplate")
+    containers = [t["container"] for t in template["spec"]["templates"] if "container" in t]
+    pods["workflow"] = (template["spec"]["securityContext"], containers)
+    return pods
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard(docs: list[dict]) -> None:
+    for name, (pod, containers) in _pod_specs(docs).items():
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert containers, name
+        for c in containers:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["capabilities"]["drop"] == ["ALL"], (name, c["name"])
+            assert "add" not in sc["capabilities"], (name, c["name"])
+            assert [m["mountPath"] for m in c["volumeMounts"]] [:1] == ["/tmp"], (name, c["name"])
+
+
+def test_every_container_requests_equal_limits_for_autopilot(docs: list[dict]) -> None:
+    for name, (_, containers) in _pod_specs(docs).items():
+        for c in containers:
+            resources = c["resources"]
+            assert resources["requests"] == resources["limits"], (name, c["name"])
+            assert {"cpu", "memory", "ephemeral-storage"} <= set(resources["requests"]), (name, c["name"])
+
+
+def test_service_accounts_impersonate_google_service_accounts_through_workload_identity(docs: list[dict]) -> None:
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    server_sa = one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    workflow_sa = one(docs, "WorkflowTemplate")["spec"]["serviceAccountName"]
+    assert set(accounts) == {server_sa, workflow_sa}
+    emails = {name: sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] for name, sa in accounts.items()}
+    assert all(re.fullmatch(r"[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com", e) for e in emails.values())
+    assert emails[server_sa] != emails[workflow_sa]  # the reader is not the writer
+    # no key files anywhere: Workload Identity is the only credential
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in yaml.safe_dump_all(docs)
+    assert accounts[server_sa]["automountServiceAccountToken"] is False
+
+
+def test_executor_role_allows_only_task_results_and_the_memoization_cache(docs: list[dict]) -> None:
+    role = one(docs, "Role")
+    binding = one(docs, "RoleBinding")
+    template = one(docs, "WorkflowTemplate")
+    caches = {t["memoize"]["cache"]["configMap"]["name"] for t in template["spec"]["templates"] if "memoize" in t}
+    assert len(caches) == 1
+    (cache,) = caches
+    cache_map = one(docs, "ConfigMap", cache)
+    assert cache_map["metadata"]["labels"]["workflows.argoproj.io/configmap-type"] == "Cache"
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    assert set(rules) == {(("argoproj.io",), ("workflowtaskresults",)), (("",), ("configmaps",))}
+    assert sorted(rules[("argoproj.io",), ("workflowtaskresults",)]["verbs"]) == ["create", "patch"]
+    config_maps = rules[("",), ("configmaps",)]
+    assert config_maps["resourceNames"] == [cache]
+    assert not {"create", "delete", "list", "watch", "*"} & set(config_maps["verbs"])
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": template["spec"]["serviceAccountName"], "namespace": NAMESPACE}
+    ]
+
+
+def test_argo_artifact_repository_is_the_namespace_default_on_gcs_without_a_key(docs: list[dict]) -> None:
+    repo = one(docs, "ConfigMap", "artifact-repositories")
+    key = repo["metadata"]["annotations"]["workflows.argoproj.io/default-artifact-repository"]
+    spec = yaml.safe_load(repo["data"][key])
+    assert set(spec["gcs"]) == {"bucket", "keyFormat"}  # no serviceAccountKeySecret
+    assert "{{workflow.name}}" in spec["gcs"]["keyFormat"]  # Argo's braces survive Helm
+
+
+def test_settings_config_map_parses_as_gcp_settings(docs: list[dict]) -> None:
+    data = one(docs, "ConfigMap", "airtime-settings")["data"]
+    assert all(k.startswith("AIRTIME_") for k in data)
+    unknown = {k for k in data if k.removeprefix("AIRTIME_").lower() not in Settings.model_fields}
+    assert unknown == set()
+    settings = Settings(**{k.removeprefix("AIRTIME_").lower(): v for k, v in data.items()})
+    assert settings.profile == "gcp"
+    assert settings.server_port == 50051
+    assert settings.gcp_project and settings.artifact_bucket and settings.bq_dataset
+    assert str(settings.home).startswith("/tmp/")  # the only writable path
+
+
+def test_workflow_pods_run_the_image_the_server_runs(helm) -> None:
+    tag = "abc1234@sha256:" + "0" * 64
+    docs = [d for d in yaml.safe_load_all(template(helm, "--set", f"image.tag={tag}")) if d]
+    images = {c["image"] for _, containers in _pod_specs(docs).values() for c in containers}
+    assert images == {f"us-central1-docker.pkg.dev/my-project/airtime/airtime:{tag}"}
+
+
+def test_workflow_settings_come_from_the_same_values_as_the_server(helm) -> None:
+    docs = [d for d in yaml.safe_load_all(template(helm, "--set", "settings.catchupDays=3",
+                                                       "--set", "workflow.schedule=30 5 * * 1-5")) if d]
+    assert one(docs, "ConfigMap", "airtime-settings")["data"]["AIRTIME_CATCHUP_DAYS"] == "3"
+    template_ = one(docs, "WorkflowTemplate")
+    envs = [{e["name"]: e.get("value") for e in t["container"]["env"]} for t in template_["spec"]["templates"]
+            if "container" in t]
+    assert {env["AIRTIME_CATCHUP_DAYS"] for env in envs} == {"3"}  # a string, as EnvVar wants
+    assert one(docs, "CronWorkflow")["spec"]["schedules"] == ["30 5 * * 1-5"]
+    assert "__AIRTIME_" not in yaml.safe_dump_all(docs)  # every placeholder substituted
+
+
+def test_tokens_are_mounted_from_a_secret_as_a_file_when_enabled(helm) -> None:
+    docs = [d for d in yaml.safe_load_all(template(helm, "--set", "tokens.enabled=true",
+                                                       "--set", "tokens.existingSecret=airtime-tokens")) if d]
+    assert not [d for d in docs if d["kind"] == "Secret"]  # the existing one is used, not created
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AIRTIME_TOKENS_FILE"] == "/etc/airtime/tokens/tokens"
+    volume = next(v for v in spec["volumes"] if v["name"] == "tokens")
+    assert volume["secret"]["secretName"] == "airtime-tokens"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert mount == {"name": "tokens", "mountPath": "/etc/airtime/tokens", "readOnly": True}
+    assert "subPath" not in mount  # a subPath mount would never see a rotated token
+
+
+def test_enabling_tokens_without_a_source_fails_the_render(helm) -> None:
+    result = helm("template", "airtime", str(CHART), "--set", "tokens.enabled=true")
+    assert result.returncode != 0
+    assert "tokens.existingSecret or tokens.values" in result.stderr
+
+
+def test_skaffold_sets_image_values_that_the_chart_reads() -> None:
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    releases = [config["deploy"]["helm"]["releases"][0]]
+    releases += [p["deploy"]["helm"]["releases"][0] for p in config["profiles"]]
+    for release in releases:
+        assert release["chartPath"] == "charts/airtime"
+        templates = release["setValueTemplates"]
+        assert templates["image.repository"] == "{{.IMAGE_REPO_airtime}}"
+        assert templates["image.tag"].startswith("{{.IMAGE_TAG_airtime}}")
+        for key in templates:
+            node = values
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{key} is not a chart value"
+                node = node[part]
+    assert {p["name"] for p in config["profiles"]} == {"dev", "prod"}
+
+
+def test_every_chart_value_is_documented() -> None:
+    # argo-helm (helm-docs) convention: a `# --` comment right above a key documents it and
+    # everything below it; plain grouping keys need none, but every leaf must be covered
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    stack: list[tuple[int, bool]] = []  # (indent, documented) of the enclosing keys
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):(.*)$", line)
+        if not match:
+            continue
+        indent, key, rest = len(match[1]), match[2], match[3]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        j = i - 1
+        while j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --"):
+            j -= 1
+        documented = (j >= 0 and lines[j].strip().startswith("# --")) or any(d for _, d in stack)
+        following = next((n for n in lines[i + 1:] if n.strip() and not n.strip().startswith("#")), "")
+        nested = not rest.strip() and len(following) - len(following.lstrip()) > indent
+        is_group = nested and not following.lstrip().startswith("- ")
+        if not is_group and not documented:
+            undocumented.append(f"line {i + 1}: {key}")
+        stack.append((indent, documented))
+    assert undocumented == []
