@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     bq_dataset: str = "airtime"
     bq_location: str = "US"
     bq_maximum_bytes_billed: int = 10 * 1024**3
+    # -- BigQuery REST endpoint override (an emulator such as local-bigquery); a plain
+    #    http:// endpoint is only ever an emulator, so no credentials are sent to it
+    bq_api_endpoint: str | None = None
 
     # query service
     server_port: int = 50051

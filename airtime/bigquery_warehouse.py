@@ -1,0 +1,370 @@
+"""The warehouse on BigQuery (gcp profile), with DuckDBWarehouse's semantics.
+
+A load stages each Parquet file in its own staging table (a load job whose id is the
+run date plus the file's content digest: a retried step finds its job instead of
+loading again), then replaces the run's rows and its ledger row in ONE multi-statement
+transaction, so a crash leaves either the previous state or the new one, never a mix.
+Every query is parameterized, capped by `maximum_bytes_billed`, and filtered on the
+`run_date` partition (the data tables require that filter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+from airtime import checksum, faults
+from airtime.bigquery_schema import (
+    DATASET_DESCRIPTION,
+    LABELS,
+    RUN_COLUMNS,
+    STAGING_EXPIRY,
+    TABLE_DEFINITIONS,
+    data_columns,
+    staging_schema,
+)
+from airtime.errors import ConfigError, StorageError
+from airtime.warehouse import (
+    FAILED,
+    FORECAST_SCHEMA,
+    LOADED,
+    PUBLISHED,
+    TABLE_NAMES,
+    TABLES,
+    Figures,
+    ForecastFilter,
+    RunLoad,
+    RunRecord,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_TIMEOUT_SECONDS = 300.0
+_PROJECT = re.compile(r"^[a-z][a-z0-9.:-]{0,62}[a-z0-9]$")
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _param(name: str, value: object) -> bigquery.ScalarQueryParameter:
+    kind = {dt.datetime: "TIMESTAMP", dt.date: "DATE", int: "INT64", str: "STRING"}[type(value)]
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+class BigQueryWarehouse:
+    def __init__(self, client: bigquery.Client, dataset: str, *, project: str | None = None,
+                 location: str = "US", maximum_bytes_billed: int = 10 * 1024**3,
+                 retry_timeout: float = RETRY_TIMEOUT_SECONDS) -> None:
+        self.client = client
+        # transient API faults are retried for a while, then surface as StorageError (exit 5)
+        self._retry = DEFAULT_RETRY.with_timeout(retry_timeout)
+        self._job_retry = DEFAULT_JOB_RETRY.with_timeout(retry_timeout)
+        self.project = project or client.project
+        self.dataset = dataset
+        self.location = location
+        self.maximum_bytes_billed = maximum_bytes_billed
+        # identifiers cannot be query parameters: accept only valid names
+        if not self.project or not _PROJECT.match(self.project):
+            raise ConfigError(f"invalid Google Cloud project id {self.project!r}")
+        if not _DATASET.match(dataset):
+            raise ConfigError(f"invalid BigQuery dataset name {dataset!r} (letters, digits, _)")
+        self._ensured = False
+
+    @classmethod
+    def from_settings(cls, settings) -> BigQueryWarehouse:  # noqa: ANN001 - airtime Settings
+        options, credentials = None, None
+        if settings.bq_api_endpoint:
+            options = {"api_endpoint": settings.bq_api_endpoint}
+            if settings.bq_api_endpoint.startswith("http://"):
+                from google.auth.credentials import AnonymousCredentials
+
+                credentials = AnonymousCredentials()
+        try:
+            client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location,
+                                     credentials=credentials, client_options=options)
+        except (auth_exceptions.DefaultCredentialsError, OSError) as exc:
+            raise ConfigError(
+                "no Google credentials for BigQuery: run `gcloud auth application-default login`"
+                f" or use Workload Identity, and set AIRTIME_GCP_PROJECT ({exc})"
+            ) from exc
+        return cls(client, settings.bq_dataset, project=settings.gcp_project,
+                   location=settings.bq_location,
+                   maximum_bytes_billed=settings.bq_maximum_bytes_billed)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _table(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
+
+    def _sql_table(self, name: str) -> str:
+        return f"`{self._table(name)}`"
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Every client or job failure becomes a StorageError saying what failed."""
+        try:
+            yield
+        except api_exceptions.Forbidden as exc:
+            raise StorageError(f"BigQuery {what}: permission denied in {self.project}.{self.dataset}"
+                               f" (the service account needs BigQuery roles there): {exc}") from exc
+        except api_exceptions.NotFound as exc:
+            raise StorageError(f"BigQuery {what}: not found in {self.project}.{self.dataset}: "
+                               f"{exc}") from exc
+        except (api_exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError,
+                OSError, TimeoutError) as exc:
+            raise StorageError(f"BigQuery {what}: {exc}") from exc
+
+    def _query(self, sql: str, params: dict[str, object] | None = None, *, what: str,
+               extra: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.QueryJob:
+        config = bigquery.QueryJobConfig(
+            query_parameters=[_param(k, v) for k, v in (params or {}).items()] + list(extra),
+            maximum_bytes_billed=self.maximum_bytes_billed,
+            labels=LABELS,
+        )
+        with self._errors(what):
+            job = self.client.query(sql, job_config=config, location=self.location,
+                                    retry=self._retry, job_retry=self._job_retry)
+            job.result(retry=self._retry)
+        return job
+
+    def ensure_schema(self) -> None:
+        """Create the dataset and tables if missing (idempotent; once per instance)."""
+        if self._ensured:
+            return
+        with self._errors("create dataset and tables"):
+            dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
+            dataset.location = self.location
+            dataset.description = DATASET_DESCRIPTION
+            dataset.labels = LABELS
+            self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
+            for definition in TABLE_DEFINITIONS:
+                self.client.create_table(definition.table(self._table(definition.name)),
+                                         exists_ok=True, retry=self._retry)
+        self._ensured = True
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _stage(self, run_date: dt.date, table: str, path: Path) -> str:
+        """Load one Parquet file into its staging table; return the table id.
+
+        The job id is deterministic (run date, table, content digest): a retried step
+        submitting the same load gets Conflict and waits for the job already there."""
+        digest = _sha256(path)[:20]
+        stem = f"{table}_{run_date:%Y%m%d}_{digest}"
+        staging_id = self._table(f"_staging_{stem}")
+        job_id = f"airtime_load_{stem}"
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=staging_schema(table),
+            labels=LABELS,
+        )
+        what = f"load of {path.name} into {staging_id}"
+        with self._errors(what):
+            existed = self._exists(staging_id)
+            staging = bigquery.Table(staging_id, schema=staging_schema(table))
+            staging.expires = _now() + STAGING_EXPIRY  # a crashed load's leftovers go away
+            self.client.create_table(staging, exists_ok=True, retry=self._retry)
+            try:
+                job = self._submit_load(path, staging_id, job_id, config)
+            except api_exceptions.Conflict:
+                log.info("load job %s exists (a retried step): waiting for it", job_id)
+                try:
+                    self.client.get_job(job_id, location=self.location,
+                                        retry=self._retry).result(retry=self._retry)
+                    if existed:
+                        return staging_id
+                    # it ran long ago and its staging table was dropped after that commit:
+                    # a deliberate re-load of the same content, under a new job id
+                except api_exceptions.GoogleAPICallError as exc:
+                    log.warning("earlier load job %s failed (%s): loading again", job_id, exc)
+                job = self._submit_load(path, staging_id, f"{job_id}_{time.time_ns()}", config)
+            job.result(retry=self._retry)
+        return staging_id
+
+    def _submit_load(self, path: Path, staging_id: str, job_id: str,
+                     config: bigquery.LoadJobConfig) -> bigquery.LoadJob:
+        with Path(path).open("rb") as fh:
+            return self.client.load_table_from_file(fh, staging_id, job_id=job_id,
+                                                    job_config=config, location=self.location)
+
+    def _exists(self, table_id: str) -> bool:
+        try:
+            self.client.get_table(table_id, retry=self._retry)
+        except api_exceptions.NotFound:
+            return False
+        return True
+
+    def load_run(self, load: RunLoad) -> None:
+        self.ensure_schema()
+        staged = {table: self._stage(load.run_date, table, load.files[table]) for table in TABLES}
+        faults.crash_point("load-before-commit")
+        statements = ["BEGIN TRANSACTION;"]
+        for table in TABLES:
+            name, columns = TABLE_NAMES[table], ", ".join(data_columns(table))
+            statements.append(f"DELETE FROM {self._sql_table(name)} WHERE run_date = @run_date;")
+            statements.append(f"INSERT INTO {self._sql_table(name)} (run_date, {columns})"
+                              f" SELECT @run_date, {columns} FROM `{staged[table]}`;")
+        statements.append(_REPLACE_LEDGER_ROW.format(runs=self._sql_table("runs"), columns=RUN_COLUMNS))
+        statements.append("COMMIT TRANSACTION;")
+        fig = load.figures
+        self._query("\n".join(statements), {
+            "run_date": load.run_date,
+            "state": LOADED,
+            "digest": load.input_digest,
+            "a_rows": fig["audience"].rows,
+            "v_rows": fig["availability"].rows,
+            "f_rows": fig["forecast"].rows,
+            "q_rows": load.quarantined_rows,
+            "a_sum": fig["audience"].checksum,
+            "v_sum": fig["availability"].checksum,
+            "f_sum": fig["forecast"].checksum,
+            "started": load.started_at or _now(),
+            "loaded": _now(),
+        }, what=f"load transaction of run {load.run_date}")
+        for staging_id in staged.values():
+            with contextlib.suppress(api_exceptions.GoogleAPIError):  # expiry cleans up anyway
+                self.client.delete_table(staging_id, not_found_ok=True, retry=self._retry)
+
+    def publish(self, run_date: dt.date, input_digest: str) -> None:
+        self.ensure_schema()
+        job = self._query(
+            f"UPDATE {self._sql_table('runs')} SET state = @published, published_at = @now,"
+            " failed_step = NULL, error = NULL WHERE run_date = @run_date"
+            " AND input_digest = @digest AND state IN (@loaded, @published)",
+            {"published": PUBLISHED, "loaded": LOADED, "now": _now(), "run_date": run_date,
+             "digest": input_digest},
+            what=f"publish of run {run_date}",
+        )
+        if not job.num_dml_affected_rows:
+            raise StorageError(
+                f"cannot publish run {run_date}: the ledger has no loaded run with digest "
+                f"{input_digest[:12]} (loaded by another attempt?)"
+            )
+
+    def record_failure(self, run_date: dt.date, step: str, message: str) -> None:
+        self.ensure_schema()
+        self._query(
+            _MERGE_FAILED.format(runs=self._sql_table("runs")),
+            {"run_date": run_date, "failed": FAILED, "published": PUBLISHED, "now": _now(),
+             "step": step, "error": message[:2000]},
+            what=f"ledger update of run {run_date}",
+        )
+
+    # -- reads ------------------------------------------------------------------------
+
+    def figures(self, run_date: dt.date) -> dict[str, Figures]:
+        # one job for the three tables: each SELECT reads only the run's partition
+        parts = [
+            f"SELECT '{table}' AS kind, * FROM (" + checksum.bigquery_select(
+                table, self._sql_table(TABLE_NAMES[table]), "WHERE run_date = @run_date") + ")"
+            for table in TABLES
+        ]
+        job = self._query(" UNION ALL ".join(parts), {"run_date": run_date},
+                          what=f"figures of run {run_date}")
+        with self._errors(f"figures of run {run_date}"):
+            rows = {row["kind"]: row for row in job.result(retry=self._retry)}
+        return {table: Figures(rows=int(rows[table]["rows"]), checksum=int(rows[table]["checksum"]))
+                for table in TABLES}
+
+    def _records(self, where: str = "", params: dict[str, object] | None = None) -> list[RunRecord]:
+        sql = (f"SELECT {RUN_COLUMNS} FROM {self._sql_table('runs')} {where}"
+               " ORDER BY run_date DESC")
+        try:
+            job = self._query(sql, params, what="ledger read")
+        except StorageError as exc:
+            # nothing loaded yet (no dataset or ledger): an empty ledger, as DuckDB's
+            if isinstance(exc.__cause__, api_exceptions.NotFound):
+                return []
+            raise
+        with self._errors("ledger read"):
+            return [_record(row) for row in job.result(retry=self._retry)]
+
+    def run_record(self, run_date: dt.date) -> RunRecord | None:
+        found = self._records("WHERE run_date = @run_date", {"run_date": run_date})
+        return found[0] if found else None
+
+    def ledger(self) -> list[RunRecord]:
+        return self._records()
+
+    def latest_published(self) -> RunRecord | None:
+        found = self._records("WHERE state = @state", {"state": PUBLISHED})
+        return found[0] if found else None
+
+    def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
+        where = where or ForecastFilter()
+        clauses, params = ["run_date = @run_date"], {"run_date": run_date}
+        for clause, name, value in (("date >= @start", "start", where.start),
+                                    ("date <= @end", "end", where.end),
+                                    ("signal = @signal", "signal", where.signal),
+                                    ("program_code = @program_code", "program_code",
+                                     where.program_code)):
+            if value is not None:
+                clauses.append(clause)
+                params[name] = value
+        job = self._query(
+            f"SELECT {', '.join(FORECAST_SCHEMA.names)} FROM {self._sql_table('forecast')}"
+            f" WHERE {' AND '.join(clauses)} ORDER BY signal, program_code, date",
+            params, what=f"forecast read of run {run_date}")
+        with self._errors(f"forecast read of run {run_date}"):
+            # the REST path: no BigQuery Storage client (the emulator has none we rely on)
+            table = job.result(retry=self._retry).to_arrow(create_bqstorage_client=False)
+        return table.select(FORECAST_SCHEMA.names).cast(FORECAST_SCHEMA)
+
+
+# The ledger row is replaced (as DuckDB's INSERT OR REPLACE does) by DELETE + INSERT inside
+# the load transaction: local-bigquery cannot run MERGE inside a transaction, and both
+# statements are as atomic there as a MERGE would be, on either engine.
+_REPLACE_LEDGER_ROW = """DELETE FROM {runs} WHERE run_date = @run_date;
+INSERT INTO {runs} ({columns}) VALUES (@run_date, @state, @digest, @a_rows, @v_rows, @f_rows,
+  @q_rows, @a_sum, @v_sum, @f_sum, @started, @loaded, NULL, NULL, NULL);"""
+
+# a failure never demotes a published run: the served data stays what verify approved
+_MERGE_FAILED = """MERGE {runs} AS r
+USING (SELECT @run_date AS run_date) AS s ON r.run_date = s.run_date
+WHEN MATCHED THEN UPDATE SET failed_step = @step, error = @error,
+  state = IF(r.state = @published, r.state, @failed)
+WHEN NOT MATCHED THEN INSERT (run_date, state, input_digest, started_at, failed_step, error)
+  VALUES (@run_date, @failed, '', @now, @step, @error)"""
+
+
+def _record(row: bigquery.Row) -> RunRecord:
+    return RunRecord(
+        run_date=row["run_date"],
+        state=row["state"],
+        input_digest=row["input_digest"],
+        audience_rows=row["audience_rows"] or 0,
+        availability_rows=row["availability_rows"] or 0,
+        forecast_rows=row["forecast_rows"] or 0,
+        quarantined_rows=row["quarantined_rows"] or 0,
+        checksums={"audience": row["audience_checksum"],
+                   "availability": row["availability_checksum"],
+                   "forecast": row["forecast_checksum"]},
+        started_at=row["started_at"],
+        loaded_at=row["loaded_at"],
+        published_at=row["published_at"],
+        failed_step=row["failed_step"],
+        error=row["error"],
+    )

@@ -1,0 +1,194 @@
+"""One contract, two warehouses: DuckDB (local profile) and BigQuery (gcp profile,
+against local-bigquery). Every test runs on both and expects the same behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from airtime.errors import StorageError
+from airtime.warehouse import FAILED, FORECAST_SCHEMA, LOADED, PUBLISHED, ForecastFilter
+from tests import emulators
+from tests.warehouse_backends import (
+    Backend,
+    bigquery_backend,
+    duckdb_backend,
+    parquet_figures,
+    run_load,
+    write_run_files,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+D1, D2 = dt.date(2026, 12, 1), dt.date(2026, 12, 2)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.emulators)])
+def backend(request, tmp_path: Path) -> Backend:
+    if request.param == "duckdb":
+        return duckdb_backend(tmp_path)
+    emulator = request.getfixturevalue("bigquery_emulator")
+    return bigquery_backend(emulator.url, emulators.BIGQUERY_PROJECT)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    return write_run_files(tmp_path / "d1", D1)
+
+
+def test_an_empty_warehouse_has_an_empty_ledger(backend: Backend):
+    warehouse = backend.open()
+    assert warehouse.ledger() == []
+    assert warehouse.run_record(D1) is None
+    assert warehouse.latest_published() is None
+
+
+def test_figures_read_back_equal_the_figures_of_the_loaded_files(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    assert warehouse.figures(D1) == parquet_figures(files)
+    record = warehouse.run_record(D1)
+    assert record.state == LOADED
+    assert (record.audience_rows, record.availability_rows, record.forecast_rows) == (120, 120, 120)
+    assert record.checksums == {t: f.checksum for t, f in parquet_figures(files).items()}
+
+
+def test_loading_a_date_twice_leaves_one_copy(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    backend.open().load_run(run_load(D1, files))  # a retry, from another process's view
+    assert warehouse.figures(D1) == parquet_figures(files)
+    assert [r.run_date for r in warehouse.ledger()] == [D1]
+
+
+def test_reloading_a_date_replaces_its_rows_and_keeps_other_dates(backend: Backend, files, tmp_path):
+    warehouse = backend.open()
+    other = write_run_files(tmp_path / "d2", D2, rows=50)
+    warehouse.load_run(run_load(D1, files))
+    warehouse.load_run(run_load(D2, other, "digest-d2"))
+    changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=80)
+    warehouse.load_run(run_load(D1, changed, "digest-2"))
+    assert warehouse.figures(D1) == parquet_figures(changed)
+    assert warehouse.figures(D2) == parquet_figures(other)
+    assert warehouse.run_record(D1).input_digest == "digest-2"
+
+
+def test_a_row_altered_or_deleted_after_the_load_changes_the_figures(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    loaded = warehouse.figures(D1)
+    backend.execute("UPDATE {forecast} SET available_time = available_time + 1"
+                    " WHERE run_date = DATE '2026-12-01' AND program_code = 'PIRV0'")
+    altered = warehouse.figures(D1)
+    assert altered["forecast"].rows == loaded["forecast"].rows
+    assert altered["forecast"].checksum != loaded["forecast"].checksum
+    backend.execute("DELETE FROM {raw_audience} WHERE run_date = DATE '2026-12-01'"
+                    " AND program_code = 'KVOB0'")
+    assert warehouse.figures(D1)["audience"].rows < loaded["audience"].rows
+
+
+def test_publish_needs_the_loaded_digest_and_can_be_repeated(backend: Backend, files):
+    warehouse = backend.open()
+    with pytest.raises(StorageError, match="cannot publish run 2026-12-01"):
+        warehouse.publish(D1, "digest-1")
+    warehouse.load_run(run_load(D1, files))
+    with pytest.raises(StorageError, match="no loaded run with digest other"):
+        warehouse.publish(D1, "other-digest")
+    warehouse.publish(D1, "digest-1")
+    warehouse.publish(D1, "digest-1")
+    record = warehouse.run_record(D1)
+    assert record.state == PUBLISHED
+    assert record.published_at is not None
+    assert warehouse.latest_published().run_date == D1
+
+
+def test_a_failure_never_demotes_a_published_run(backend: Backend, files, tmp_path):
+    warehouse = backend.open()
+    warehouse.record_failure(D2, "ingest", "no audience file")
+    failed = warehouse.run_record(D2)
+    assert (failed.state, failed.failed_step, failed.error, failed.input_digest) == \
+        (FAILED, "ingest", "no audience file", "")
+
+    warehouse.load_run(run_load(D1, files))
+    warehouse.publish(D1, "digest-1")
+    warehouse.record_failure(D1, "verify", "x" * 5000)
+    record = warehouse.run_record(D1)
+    assert (record.state, record.failed_step, len(record.error)) == (PUBLISHED, "verify", 2000)
+
+    # a new load of the date starts clean: loaded, no failure, not published
+    warehouse.load_run(run_load(D1, files, "digest-3"))
+    record = warehouse.run_record(D1)
+    assert (record.state, record.failed_step, record.error, record.published_at) == \
+        (LOADED, None, None, None)
+    assert warehouse.latest_published() is None
+
+
+def test_a_loaded_run_that_fails_later_is_marked_failed(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    warehouse.record_failure(D1, "verify", "forecast checksum differs")
+    record = warehouse.run_record(D1)
+    assert (record.state, record.failed_step) == (FAILED, "verify")
+    assert record.forecast_rows == 120  # the load's figures stay for the post-mortem
+
+
+def test_ledger_is_newest_first_and_latest_published_skips_unpublished(backend: Backend, tmp_path):
+    warehouse = backend.open()
+    for day in (D1, D2, dt.date(2026, 11, 30)):
+        warehouse.load_run(run_load(day, write_run_files(tmp_path / str(day), day, rows=10),
+                                    f"digest-{day}"))
+    warehouse.publish(D1, f"digest-{D1}")
+    warehouse.publish(dt.date(2026, 11, 30), "digest-2026-11-30")
+    assert [r.run_date for r in warehouse.ledger()] == [D2, D1, dt.date(2026, 11, 30)]
+    assert warehouse.latest_published().run_date == D1
+
+
+def test_read_forecast_returns_the_run_rows_typed_ordered_and_filtered(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    expected = _read(files["forecast"]).sort_by([("signal", "ascending"), ("program_code", "ascending"), ("date", "ascending")])
+    table = warehouse.read_forecast(D1)
+    assert table.schema == FORECAST_SCHEMA
+    assert table.equals(expected)
+
+    where = ForecastFilter(start=D1 + dt.timedelta(days=2), end=D1 + dt.timedelta(days=4),
+                           signal="SP")
+    some = warehouse.read_forecast(D1, where)
+    mask = pc.and_(pc.and_(pc.greater_equal(expected["date"], where.start),
+                           pc.less_equal(expected["date"], where.end)),
+                   pc.equal(expected["signal"], "SP"))
+    assert some.equals(expected.filter(mask))
+    assert some.num_rows > 0
+    assert warehouse.read_forecast(D1, ForecastFilter(program_code="KVOB0")).num_rows == 4
+    assert warehouse.read_forecast(D2).num_rows == 0
+
+
+def _read(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).cast(FORECAST_SCHEMA)
+
+
+def test_a_process_killed_mid_load_leaves_the_previous_state(backend: Backend, files, tmp_path):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    before = warehouse.figures(D1)
+    changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=70)
+    spec = {"warehouse": backend.spec, "run_date": D1.isoformat(), "digest": "digest-2",
+            "files": {t: str(p) for t, p in changed.items()}}
+    proc = subprocess.run([sys.executable, "-m", "tests.warehouse_backends", "crash-load",
+                           json.dumps(spec)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 137, proc.stderr
+    assert warehouse.figures(D1) == before
+    assert warehouse.run_record(D1).input_digest == "digest-1"
+
+    # the retry (crash point no longer armed) completes the replacement
+    warehouse.load_run(run_load(D1, changed, "digest-2"))
+    assert warehouse.figures(D1) == parquet_figures(changed)
+    assert warehouse.run_record(D1).input_digest == "digest-2"
