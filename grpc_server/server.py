@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from airtime.errors import ConfigError
+from airtime.errors import AirtimeError, ConfigError
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
@@ -76,8 +77,11 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 def build_service(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
-                  metrics: ServiceMetrics | None = None, max_workers: int = 16) -> Service:
-    """Everything wired, polling started, not yet serving (call service.server.start())."""
+                  metrics: ServiceMetrics | None = None, max_workers: int = 16,
+                  poll: bool = True) -> Service:
+    """Everything wired, not yet serving (call service.server.start()). With poll, the
+    backend starts polling the ledger (first load included) in the background; without,
+    the caller drives backend.refresh()."""
     if backend is None:
         backend = open_backend(settings, open_warehouse(settings))
     metrics = metrics or ServiceMetrics()
@@ -118,15 +122,17 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         port = server.add_secure_port(address, credentials)
     if port == 0:
         raise ConfigError(f"cannot listen on {address}")
-    backend.start()
+    if poll:
+        backend.start()
     return Service(server, port, backend, health_servicer, metrics)
 
 
 def create_server(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
-                  metrics: ServiceMetrics | None = None, max_workers: int = 16) -> tuple[grpc.Server, int]:
+                  metrics: ServiceMetrics | None = None, max_workers: int = 16,
+                  poll: bool = True) -> tuple[grpc.Server, int]:
     """The server (not started) and the port it is bound to (address may say port 0)."""
     service = build_service(address, settings=settings, backend=backend, metrics=metrics,
-                            max_workers=max_workers)
+                            max_workers=max_workers, poll=poll)
     return service.server, service.port
 
 
@@ -161,7 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="default: AIRTIME_SERVER_PORT (50051)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(Settings(), args.port)
+    try:
+        serve(Settings(), args.port)
+    except AirtimeError as exc:
+        log.error("%s", exc)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from airtime.warehouse import FORECAST_SCHEMA, Figures, RunLoad, RunRecord
 from grpc_server.backend import ForecastBackend, SnapshotBackend, WarehouseBackend
 from grpc_server.server import Service, build_service
 
+ROOT = Path(__file__).resolve().parents[2]
 SIGNALS = ("BH", "DF", "SP1")
 PROGRAMS = ("HUCK", "PTV1", "VALE", "_999")
 FIRST_SLOT = dt.date(2026, 12, 1)
@@ -98,9 +101,29 @@ def make_backend(kind: str, warehouse: DuckDBWarehouse) -> ForecastBackend:
     return SnapshotBackend(warehouse, reload_interval=3600.0)
 
 
+def publish_in_subprocess(path: Path, run_date: dt.date, folder: Path, days: int = 28) -> None:
+    """publish_run from another process, as the pipeline does beside a running server.
+    (One process cannot hold a DuckDB file read-only and read-write at once; two can,
+    taking turns on the file lock.)"""
+    code = (
+        "import datetime as dt, sys; from pathlib import Path;"
+        "from airtime.duckdb_warehouse import DuckDBWarehouse;"
+        "from tests.integration.grpc_fixtures import forecast_table, publish_run;"
+        "d = dt.date.fromisoformat(sys.argv[2]);"
+        "publish_run(DuckDBWarehouse(Path(sys.argv[1])), d, forecast_table(d, days=int(sys.argv[4])),"
+        " Path(sys.argv[3]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), run_date.isoformat(), str(folder), str(days)],
+                   check=True, cwd=ROOT, timeout=120)
+
+
 @contextlib.contextmanager
-def running_service(settings: Settings, backend: ForecastBackend, **kwargs) -> Iterator[Service]:  # noqa: ANN003
-    service = build_service("127.0.0.1:0", settings=settings, backend=backend, **kwargs)
+def running_service(settings: Settings, backend: ForecastBackend, *, poll: bool = False,
+                    **kwargs) -> Iterator[Service]:  # noqa: ANN003
+    """A started server on a free port. Without poll the test drives backend.refresh()
+    itself: a poller reading the file while the test writes it would trip DuckDB's
+    one-configuration-per-process rule."""
+    service = build_service("127.0.0.1:0", settings=settings, backend=backend, poll=poll, **kwargs)
     service.server.start()
     try:
         yield service

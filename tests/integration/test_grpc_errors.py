@@ -1,0 +1,157 @@
+"""Each error case answers its canonical status code, with BadRequest field violations
+where the request was at fault."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import grpc
+import pytest
+from google.type import date_pb2
+
+from airtime.v1 import forecast_service_pb2 as pb
+from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
+from grpc_server.convert import to_date
+from grpc_server.errors import bad_request_violations
+from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
+    forecast_table,
+    make_backend,
+    publish_run,
+    running_service,
+    server_settings,
+    settings,
+    warehouse,
+)
+
+RUN = dt.date(2026, 11, 30)
+D = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def stub(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
+    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
+    backend = make_backend("snapshot", warehouse)
+    backend.refresh()
+    settings = server_settings(tmp_path / "home", max_range_days=31, max_page_size=50)  # noqa: F811
+    with running_service(settings, backend) as service:
+        channel = grpc.insecure_channel(f"127.0.0.1:{service.port}")
+        yield pb_grpc.ForecastServiceStub(channel)
+        channel.close()
+
+
+def _period(start=D, end=D + dt.timedelta(days=6), **fields) -> pb.ListSlotsRequest:  # noqa: ANN001, ANN003
+    request = pb.ListSlotsRequest(**fields)
+    if start is not None:
+        request.start_date.CopyFrom(to_date(start))
+    if end is not None:
+        request.end_date.CopyFrom(to_date(end))
+    return request
+
+
+def _fails(call, request) -> grpc.RpcError:  # noqa: ANN001
+    with pytest.raises(grpc.RpcError) as caught:
+        result = call(request, timeout=10)
+        if not isinstance(result, pb.ListSlotsResponse | pb.GetProgramSlotsResponse):
+            list(result)  # a stream fails when read
+    return caught.value
+
+
+@pytest.mark.parametrize("request_, field", [
+    (_period(end=D - dt.timedelta(days=1)), "end_date"),
+    (_period(end=D + dt.timedelta(days=31)), "end_date"),
+    (_period(start=None), "start_date"),
+    (_period(end=None), "end_date"),
+    (_period(page_size=-1), "page_size"),
+    (_period(page_size=51), "page_size"),
+    (_period(page_token="garbage!"), "page_token"),
+    (_period(signal="S P1"), "signal"),
+    (_period(program_code="HUCK;DROP"), "program_code"),
+    (_period(program_code="X" * 33), "program_code"),
+])
+def test_bad_list_request_is_invalid_argument_naming_the_field(stub, request_, field):  # noqa: ANN001
+    error = _fails(stub.ListSlots, request_)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = bad_request_violations(error)
+    assert [f for f, _ in violations] == [field], violations
+    assert all(why for _, why in violations)
+
+
+def test_every_violation_is_reported_at_once(stub):  # noqa: ANN001
+    error = _fails(stub.ListSlots, _period(end=D - dt.timedelta(days=1), signal="?", page_size=-5))
+    assert {f for f, _ in bad_request_violations(error)} == {"end_date", "signal", "page_size"}
+
+
+def test_impossible_calendar_date_is_invalid_argument(stub):  # noqa: ANN001
+    request = _period()
+    request.end_date.CopyFrom(date_pb2.Date(year=2026, month=2, day=30))
+    error = _fails(stub.ListSlots, request)
+    assert bad_request_violations(error)[0][0] == "end_date"
+
+
+def test_bad_stream_request_is_invalid_argument(stub):  # noqa: ANN001
+    request = pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D - dt.timedelta(days=3)))
+    error = _fails(stub.StreamSlots, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_violations(error)[0][0] == "end_date"
+
+
+def test_token_reused_with_other_filters_is_invalid_argument(stub):  # noqa: ANN001
+    first = stub.ListSlots(_period(page_size=5), timeout=10)
+    assert first.next_page_token
+    error = _fails(stub.ListSlots, _period(page_size=5, signal="SP1", page_token=first.next_page_token))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_violations(error)[0][0] == "page_token"
+
+
+@pytest.mark.parametrize("request_, field", [
+    (pb.GetProgramSlotsRequest(date=to_date(D)), "program_code"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK"), "when"),
+    (pb.GetProgramSlotsRequest(program_code="HU CK", date=to_date(D)), "program_code"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
+        start_date=to_date(D), end_date=to_date(D - dt.timedelta(days=1)))), "date_range.end_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
+        start_date=to_date(D), end_date=to_date(D + dt.timedelta(days=40)))), "date_range.end_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
+        start_date=to_date(D))), "date_range.end_date"),
+])
+def test_bad_program_request_is_invalid_argument_naming_the_field(stub, request_, field):  # noqa: ANN001
+    error = _fails(stub.GetProgramSlots, request_)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request_violations(error)] == [field]
+
+
+def test_unknown_program_is_not_found(stub):  # noqa: ANN001
+    error = _fails(stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="NOPE", date=to_date(D)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "NOPE" in error.details()
+
+
+def test_unknown_program_as_a_period_filter_is_just_empty(stub):  # noqa: ANN001
+    assert list(stub.ListSlots(_period(program_code="NOPE"), timeout=10).slots) == []
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "warehouse"])
+def test_nothing_published_is_unavailable_on_every_rpc(kind, warehouse, settings):  # noqa: ANN001, F811
+    backend = make_backend(kind, warehouse)
+    backend.refresh()
+    with running_service(settings, backend) as service:
+        channel = grpc.insecure_channel(f"127.0.0.1:{service.port}")
+        stub = pb_grpc.ForecastServiceStub(channel)
+        for call, request in (
+            (stub.ListSlots, _period()),
+            (stub.StreamSlots, pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D))),
+            (stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="HUCK", date=to_date(D))),
+            (stub.GetFreshness, pb.GetFreshnessRequest()),
+        ):
+            error = _fails(call, request)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, call
+            assert "published" in error.details()
+        channel.close()
+
+
+def test_expired_deadline_is_deadline_exceeded(stub):  # noqa: ANN001
+    request = pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D + dt.timedelta(days=27)))
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.StreamSlots(request, timeout=0.000001))
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,118 @@
+"""What operators rely on: reflection, metrics, the access log, and a server process that
+starts from settings and drains on SIGTERM."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from grpc_server.client import ForecastClient
+from grpc_server.metrics import ServiceMetrics
+from grpc_server.server import SERVICE_NAME
+from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
+    ROOT,
+    forecast_table,
+    make_backend,
+    publish_run,
+    running_service,
+    settings,
+    warehouse,
+)
+
+RUN = dt.date(2026, 11, 30)
+D = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def published(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
+    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
+    backend = make_backend("snapshot", warehouse)
+    backend.refresh()
+    return backend
+
+
+def test_reflection_describes_the_service_and_its_messages(published, settings):  # noqa: ANN001, F811
+    with running_service(settings, published) as service, \
+            grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = database.get_services()
+        assert SERVICE_NAME in services and "grpc.health.v1.Health" in services
+        method = database.FindFileContainingSymbol(SERVICE_NAME)
+        assert method.name == "airtime/v1/forecast_service.proto"
+        assert "google/type/date.proto" in method.dependency
+
+
+def test_metrics_count_requests_by_method_and_code(published, settings):  # noqa: ANN001, F811
+    metrics = ServiceMetrics()
+    port = metrics.serve_http(0, addr="127.0.0.1")
+    with running_service(settings, published, metrics=metrics) as service, \
+            ForecastClient(f"127.0.0.1:{service.port}") as client:
+        client.freshness()
+        client.program_slots("HUCK", D)
+        with pytest.raises(Exception):
+            client.program_slots("NOPE", D)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert re.search(r'airtime_grpc_requests_total\{code="OK",method="/airtime.v1.ForecastService/GetFreshness"\} 1.0', text)
+    assert re.search(r'airtime_grpc_requests_total\{code="NOT_FOUND",method="/airtime.v1.ForecastService/GetProgramSlots"\} 1.0', text)
+    assert 'airtime_grpc_request_seconds_bucket{le="0.005",method="/airtime.v1.ForecastService/GetProgramSlots"}' in text
+    assert re.search(r"airtime_served_slots 308", text)
+
+
+def test_access_log_has_one_structured_record_per_call(published, settings, caplog):  # noqa: ANN001, F811
+    caplog.set_level(logging.INFO, logger="grpc_server.access")
+    with running_service(settings, published) as service, \
+            ForecastClient(f"127.0.0.1:{service.port}") as client:
+        client.list_slots(D, D, page_size=3)
+        with pytest.raises(Exception):
+            client.list_slots(D, D - dt.timedelta(days=1))
+    records = [r for r in caplog.records if r.name == "grpc_server.access"]
+    assert [(r.grpc_method, r.grpc_code) for r in records] == [
+        ("/airtime.v1.ForecastService/ListSlots", "OK"),
+        ("/airtime.v1.ForecastService/ListSlots", "INVALID_ARGUMENT"),
+    ]
+    assert all(r.duration_ms >= 0 and r.peer for r in records)
+
+
+def test_server_process_serves_the_published_run_and_drains_on_sigterm(warehouse, tmp_path: Path):  # noqa: ANN001, F811
+    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
+    env = {**os.environ, "AIRTIME_HOME": str(warehouse.path.parent), "AIRTIME_METRICS_PORT": "0",
+           "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "grpc_server.server", "--port", "0"], cwd=ROOT,
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            found = re.search(r"on port (\d+)", line)
+            port = int(found.group(1)) if found else None
+        assert port, "the server never said which port it listens on"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+            while health.Check(request, timeout=5).status != health_pb2.HealthCheckResponse.SERVING:
+                assert time.monotonic() < deadline, "the first run never loaded"
+                time.sleep(0.1)
+        with ForecastClient(f"127.0.0.1:{port}") as client:
+            assert client.freshness().run_date == RUN
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "stopped" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
