@@ -8,7 +8,6 @@ from pathlib import Path
 import yaml
 
 from deploy import chart_workflows
-from deploy.split_manifests import split
 
 
 def test_checked_in_chart_workflows_match_a_fresh_render() -> None:
@@ -33,14 +32,3 @@ def test_chart_files_hold_only_placeholders_where_release_values_go() -> None:
     assert template["spec"]["serviceAccountName"] == "__AIRTIME_SERVICE_ACCOUNT__"
     # the example project of the golden files never leaks into the chart
     assert "example" not in files["workflowtemplate.yaml"] + files["cronworkflow.yaml"]
-
-
-def test_split_manifests_writes_one_file_per_argo_resource(tmp_path: Path) -> None:
-    docs = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
-        {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "daily"}},
-        {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "daily"}},
-    ]
-    paths = split(yaml.safe_dump_all(docs), tmp_path / "specs")
-    assert sorted(p.name for p in paths) == ["cronworkflow-daily.yaml", "workflowtemplate-daily.yaml"]
-    assert yaml.safe_load(paths[0].read_text())["metadata"]["name"] == "daily"

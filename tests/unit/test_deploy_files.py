@@ -1,0 +1,65 @@
+"""The small deployment files no external tool checks: the Dockerfile and its build
+context, the Cloud Build notifier, and the manifest splitter Cloud Build runs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from deploy.split_manifests import split
+from tests.conftest import ROOT
+
+
+def _final_stage() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"(?m)^FROM ", text)
+    return stages[-1].splitlines()
+
+
+def test_image_runs_as_uid_10001_under_tini_with_writable_paths_only_in_tmp() -> None:
+    final = _final_stage()
+    assert "USER 10001:10001" in final
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in final
+    assert 'CMD ["airtime", "serve"]' in final
+    env = " ".join(line for line in final if line.strip())
+    for setting in ("PYTHONDONTWRITEBYTECODE=1", "TMPDIR=/tmp", "AIRTIME_HOME=/tmp/airtime", "HOME=/tmp"):
+        assert setting in env, setting
+
+
+def test_image_copies_every_package_the_project_installs() -> None:
+    # a new top-level package added to pyproject but not to the Dockerfile and the
+    # .dockerignore allowlist would be missing from the image, and only a cluster would tell
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    allowed = {line.strip("!/ ") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package
+        assert package in allowed, package
+    assert {"pyproject.toml", "constraints.txt", "README.md"} <= allowed
+    assert "pip --python /opt/venv/bin/python install -c constraints.txt ." in dockerfile
+
+
+def test_cloud_build_notifier_config_alerts_only_on_failed_builds() -> None:
+    config = yaml.safe_load((ROOT / ".ci" / "cloudbuild-notifier.yaml").read_text())
+    assert config["apiVersion"] == "cloud-build-notifiers/v1"
+    assert config["kind"] in {"SlackNotifier", "GoogleChatNotifier"}
+    notification = config["spec"]["notification"]
+    assert "Build.Status.FAILURE" in notification["filter"]
+    assert "Build.Status.SUCCESS" not in notification["filter"]
+    secret = notification["delivery"]["webhookUrl"]["secretRef"]
+    assert [s["name"] for s in config["spec"]["secrets"]] == [secret]  # the URL is never inline
+
+
+def test_split_manifests_writes_one_file_per_argo_resource(tmp_path: Path) -> None:
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "daily"}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "daily"}},
+    ]
+    paths = split(yaml.safe_dump_all(docs), tmp_path / "specs")
+    assert sorted(p.name for p in paths) == ["cronworkflow-daily.yaml", "workflowtemplate-daily.yaml"]
+    assert yaml.safe_load(paths[0].read_text())["metadata"]["name"] == "daily"
