@@ -305,6 +305,20 @@ def test_enabling_tokens_without_a_source_fails_the_render(helm) -> None:
     assert "tokens.existingSecret or tokens.values" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("settings.profle=gcp", "profle"),  # a misspelled key
+        ("server.backend=sql", "server/backend"),  # outside the enum Settings accepts
+        ("settings.source=/data", "settings/source"),  # the cluster reads gs:// only
+    ],
+)
+def test_values_schema_rejects_misspelled_or_invalid_values(helm, value: str, complaint: str) -> None:
+    result = helm("template", "airtime", str(CHART), "--set", value)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
 def test_skaffold_sets_image_values_that_the_chart_reads() -> None:
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
