@@ -24,6 +24,10 @@ run: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m grpc_server.codegen
 
+# Regenerate the Argo golden YAML (tests/golden/workflows) after an intended change.
+golden: $(STAMP)
+	$(BIN)/python -m workflows.render --golden
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

@@ -118,7 +118,9 @@ def google_chat_payload(alert: Alert) -> dict:
                     item("Run date", alert.run_date),
                     item("Failed step", alert.step),
                     item("Error", alert.summary[:4000]),
-                    {"buttonList": {"buttons": [{"text": "Open in Argo", "onClick": {"openLink": {"url": alert.link}}}]}},
+                    {"buttonList": {"buttons": [
+                        {"text": "Open in Argo", "onClick": {"openLink": {"url": alert.link}}},
+                    ]}},
                 ]}],
             },
         }],

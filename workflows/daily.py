@@ -256,7 +256,7 @@ def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
                     Parameter(name="scheduled_time", value="{{workflow.scheduledTime}}"),
                     Parameter(name="status", value="{{workflow.status}}"),
                     Parameter(name="failures", value="{{workflow.failures}}"),
-                    Parameter(name="link", value=f"{config.ui_url}/workflows/{{{{workflow.namespace}}}}/{{{{workflow.name}}}}"),
+                    Parameter(name="link", value=config.ui_url + "/workflows/{{workflow.namespace}}/{{workflow.name}}"),
                 ],
             )
     return wt

@@ -146,7 +146,8 @@ class LocalArgo:
             if "when" in task and not evaluate_when(substitute(task["when"], scope)):
                 node.phase = "Skipped"
                 continue
-            arguments = {p["name"]: substitute(p["value"], scope) for p in task.get("arguments", {}).get("parameters", [])}
+            parameters = task.get("arguments", {}).get("parameters", [])
+            arguments = {p["name"]: substitute(p["value"], scope) for p in parameters}
             self._run_node(run, node, self.templates[task["template"]], arguments, scope)
 
     @staticmethod

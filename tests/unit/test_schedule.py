@@ -35,7 +35,9 @@ def test_manual_submit_without_schedule_uses_today_in_the_business_timezone(sche
     assert resolve_run_date("", scheduled, TZ, now=now) == dt.date(2026, 11, 27)
 
 
-@pytest.mark.parametrize(("run_date", "scheduled"), [("27/11/2026", ""), ("", "yesterday"), ("", "2026-11-27T09:00:00")])
+@pytest.mark.parametrize(
+    ("run_date", "scheduled"), [("27/11/2026", ""), ("", "yesterday"), ("", "2026-11-27T09:00:00")]
+)
 def test_malformed_date_or_time_is_a_config_error(run_date: str, scheduled: str) -> None:
     with pytest.raises(ConfigError):
         resolve_run_date(run_date, scheduled, TZ)

@@ -50,7 +50,9 @@ def test_cron_runs_daily_in_sao_paulo_time_without_overlap() -> None:
 def test_dag_runs_catchup_then_the_four_steps_in_order() -> None:
     (dag,) = [t["dag"] for t in templates().values() if t["name"] == "daily"]
     depends = {task["name"]: task.get("depends") for task in dag["tasks"]}
-    assert depends == {"catchup": None, "ingest": "catchup", "preprocess": "ingest", "load": "preprocess", "verify": "load"}
+    assert depends == {
+        "catchup": None, "ingest": "catchup", "preprocess": "ingest", "load": "preprocess", "verify": "load"
+    }
 
 
 def test_run_date_comes_from_the_scheduled_time_through_catchup() -> None:
@@ -69,7 +71,8 @@ def test_step_runs_the_project_image_and_emits_its_manifest_uri(step: str) -> No
     container = template["container"]
     assert container["image"] == WorkflowConfig.example().image
     assert container["command"] + container["args"] == [
-        "python", "-m", f"steps.{step}", "--date", "{{inputs.parameters.run_date}}", "--emit", "/tmp/outputs/manifest-uri"
+        "python", "-m", f"steps.{step}",
+        "--date", "{{inputs.parameters.run_date}}", "--emit", "/tmp/outputs/manifest-uri",
     ]
     (output,) = template["outputs"]["parameters"]
     assert output == {"name": "manifest-uri", "valueFrom": {"path": "/tmp/outputs/manifest-uri"}}
