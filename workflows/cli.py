@@ -61,16 +61,28 @@ def apply_document(api_client: Any, doc: dict) -> None:
         raise ConfigError(f"do not know how to apply a {kind}")
 
 
+APPLY_ORDER = {"ConfigMap": 0, "WorkflowTemplate": 1, "CronWorkflow": 2}
+
+
+def load_rendered(out_dir: Path) -> list[dict]:
+    """Rendered files (reviewed, perhaps committed), in apply order: the template before
+    the cron that refers to it."""
+    import yaml
+
+    paths = sorted(Path(out_dir).glob("*.yaml"))
+    if not paths:
+        raise ConfigError(f"no rendered *.yaml in {out_dir}: run `airtime workflows render --out {out_dir}`")
+    docs = [yaml.safe_load(path.read_text()) for path in paths]
+    return sorted(docs, key=lambda doc: APPLY_ORDER.get(doc.get("kind"), len(APPLY_ORDER)))
+
+
 def apply_command(settings: Settings, out_dir: Path | None = None, *, api_client: Any = None) -> list[dict]:
-    """Render, optionally keep a copy in `out_dir`, then apply in order (the template
-    before the cron that refers to it)."""
+    """Apply the files rendered into `out_dir`, or, without it, render from the settings
+    and apply that."""
     from kubernetes.client.exceptions import ApiException
 
-    config = WorkflowConfig.from_settings(settings)
-    if out_dir is not None:
-        write(config, Path(out_dir))
+    docs = load_rendered(out_dir) if out_dir is not None else render(WorkflowConfig.from_settings(settings))
     api_client = api_client or default_api_client()
-    docs = render(config)
     for doc in docs:
         name = f"{doc['kind']}/{doc['metadata']['namespace']}/{doc['metadata']['name']}"
         try:

@@ -79,8 +79,8 @@ def test_render_refuses_settings_without_buckets(tmp_path: Path) -> None:
         cli.render_command(Settings(source="gs://x/y"), tmp_path)
 
 
-def test_apply_is_a_server_side_apply_of_each_resource_in_order(api: ApiServer, tmp_path: Path) -> None:
-    docs = cli.apply_command(Settings(**SETTINGS), tmp_path / "out", api_client=api.client())
+def test_apply_is_a_server_side_apply_of_each_resource_in_order(api: ApiServer) -> None:
+    docs = cli.apply_command(Settings(**SETTINGS), api_client=api.client())
     assert [r["path"] for r in api.requests] == [
         "/api/v1/namespaces/pipelines/configmaps/airtime-daily-memo",
         "/apis/argoproj.io/v1alpha1/namespaces/pipelines/workflowtemplates/airtime-daily",
@@ -91,7 +91,20 @@ def test_apply_is_a_server_side_apply_of_each_resource_in_order(api: ApiServer, 
         assert request["query"]["fieldManager"] == ["airtime"]
         assert request["query"]["force"] == ["true"]
         assert request["body"] == doc
-    assert len(list((tmp_path / "out").glob("*.yaml"))) == 3
+
+
+def test_apply_with_out_applies_the_reviewed_files_not_a_fresh_render(api: ApiServer, tmp_path: Path) -> None:
+    cli.render_command(Settings(**SETTINGS), tmp_path)
+    cron = tmp_path / "cronworkflow-airtime-daily.yaml"
+    cron.write_text(cron.read_text().replace("0 18 * * *", "30 18 * * *"))  # a reviewed edit
+    cli.apply_command(Settings(), tmp_path, api_client=api.client())  # no buckets needed
+    assert [r["path"].rsplit("/", 2)[1] for r in api.requests] == ["configmaps", "workflowtemplates", "cronworkflows"]
+    assert api.requests[2]["body"]["spec"]["schedules"] == ["0 6 * * *", "30 18 * * *"]
+
+
+def test_apply_with_an_empty_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no rendered"):
+        cli.apply_command(Settings(), tmp_path, api_client=object())
 
 
 def test_apply_rejected_by_the_api_server_is_a_config_error() -> None:
