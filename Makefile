@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench clean
+.PHONY: run test install proto golden bench bench-grpc clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.preprocess
+
+# gRPC query service vs a FastAPI + pandas baseline, 1M slots (needs h2load: nghttp2-client).
+bench-grpc: $(STAMP)
+	$(BIN)/python -m bench.grpc_service
 
 clean:
 	rm -rf .airtime .pytest_cache build *.egg-info

@@ -21,15 +21,20 @@ class ServiceInterceptor(grpc.ServerInterceptor):
     def __init__(self, *, tokens: Iterable[str] = (), metrics: ServiceMetrics | None = None) -> None:
         self._tokens = [t.encode() for t in tokens if t]
         self._metrics = metrics
+        # wrapped handlers, built once per (method, allowed): this runs on every call
+        self._handlers: dict[tuple[str, bool], grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation, details):  # noqa: ANN001, ANN201 - grpc's signature
-        handler = continuation(details)
-        if handler is None:
-            return None
         method = details.method
         allowed = (not self._tokens or method.startswith(AUTH_EXEMPT_PREFIXES)
                    or self._authorized(details.invocation_metadata))
-        return _wrap(handler, method, allowed, self._finish)
+        wrapped = self._handlers.get((method, allowed))
+        if wrapped is None:
+            handler = continuation(details)
+            if handler is None:
+                return None
+            wrapped = self._handlers[(method, allowed)] = _wrap(handler, method, allowed, self._finish)
+        return wrapped
 
     def _authorized(self, metadata) -> bool:  # noqa: ANN001 - sequence of (key, value)
         given = b""
@@ -61,7 +66,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %.2fms", method, name, seconds * 1000,
-                extra={"grpc_method": method, "grpc_code": name,
+                # field names of airtime.logs' JSON lines
+                extra={"method": method, "code": name,
                        "duration_ms": round(seconds * 1000, 3), "peer": context.peer()},
             )
 

@@ -33,10 +33,15 @@ class ServiceMetrics:
         self.swaps = Counter("airtime_run_swaps", "Times a newer run started being served",
                              registry=self.registry)
         self._http = None
+        self._children: dict[tuple[str, str], tuple] = {}  # labels() lookups, once per pair
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
+        children = self._children.get((method, code))
+        if children is None:
+            children = (self.requests.labels(method, code), self.latency.labels(method))
+            self._children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def run_served(self, run: ServedRun) -> None:
         midnight = dt.datetime.combine(run.id.run_date, dt.time(), dt.UTC)

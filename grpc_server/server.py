@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from airtime import logs
 from airtime.errors import AirtimeError, ConfigError
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
@@ -166,9 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the published forecast over gRPC.")
     parser.add_argument("--port", type=int, default=None, help="default: AIRTIME_SERVER_PORT (50051)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
     try:
-        serve(Settings(), args.port)
+        serve(settings, args.port)
     except AirtimeError as exc:
         log.error("%s", exc)
         sys.exit(exc.exit_code)

@@ -81,7 +81,7 @@ def test_access_log_has_one_structured_record_per_call(published, settings, capl
         with pytest.raises(Exception):
             client.list_slots(D, D - dt.timedelta(days=1))
     records = [r for r in caplog.records if r.name == "grpc_server.access"]
-    assert [(r.grpc_method, r.grpc_code) for r in records] == [
+    assert [(r.method, r.code) for r in records] == [
         ("/airtime.v1.ForecastService/ListSlots", "OK"),
         ("/airtime.v1.ForecastService/ListSlots", "INVALID_ARGUMENT"),
     ]

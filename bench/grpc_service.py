@@ -1,0 +1,312 @@
+"""Query service benchmark: gRPC (snapshot backend) vs a FastAPI + pandas REST baseline.
+
+    .venv/bin/python -m bench.grpc_service [--slots 1000000] [--clients 8] [--seconds 10] [--repeat 3]
+
+Builds a published run of ~1M slots in a DuckDB warehouse under bench/out/, starts each
+server in its own process, and drives both with h2load (HTTP/2 for gRPC, HTTP/1.1 for
+REST) from another process: the program query (one program, one date: all its signals)
+and a 7-day period query (first page of 1,000 slots). Scenarios alternate, repeated;
+the figures are medians. Prints throughput, p50/p99 latency and the gRPC/REST ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from airtime.duckdb_warehouse import DuckDBWarehouse
+from airtime.v1 import forecast_service_pb2 as pb
+from airtime.warehouse import FORECAST_SCHEMA, Figures, RunLoad
+from grpc_server.client import ForecastClient
+from grpc_server.convert import to_date
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "grpc_service"
+RUN_DATE = dt.date(2026, 11, 30)
+FIRST = dt.date(2026, 12, 1)
+PROGRAM_DATE = dt.date(2027, 3, 15)
+PERIOD = (dt.date(2027, 2, 1), dt.date(2027, 2, 7))
+
+
+def build_dataset(home: Path, slots: int, signals: int = 10, days: int = 365) -> tuple[int, str]:
+    """A published run of signals x programs x days slots: (slot count, a program code)."""
+    programs = max(1, -(-slots // (signals * days)))  # rounded up: at least `slots`
+    n = signals * programs * days
+    rng = np.random.default_rng(7)
+    sig = np.repeat(np.arange(signals), programs * days)
+    prog = np.tile(np.repeat(np.arange(programs), days), signals)
+    day = np.tile(np.arange(days), signals * programs)
+    dates = np.datetime64(FIRST) + day
+    history = rng.integers(0, 5, n).astype(np.int8)
+    predicted = np.where(history > 0, rng.uniform(1e4, 3e6, n), np.nan)
+    forecast = pa.table({
+        "signal": pa.array([f"S{i:02d}" for i in range(signals)]).take(pa.array(sig)),
+        "program_code": pa.array([f"P{i:04d}" for i in range(programs)]).take(pa.array(prog)),
+        "date": pa.array(dates.astype("datetime64[D]"), pa.date32()),
+        "weekday": pa.array(((day + FIRST.weekday()) % 7).astype(np.int8)),
+        "available_time": pa.array(rng.integers(2, 301, n).astype(np.int32)),
+        "predicted_audience": pa.array(predicted, from_pandas=True),
+        "history_size": pa.array(history),
+    }, schema=FORECAST_SCHEMA)
+    availability = forecast.select(["signal", "program_code", "date", "available_time"])
+    audience = pa.table({
+        "signal": ["S00"], "program_code": ["P0000"], "exhibition_date": pa.array([RUN_DATE], pa.date32()),
+        "program_start_time": pa.array([dt.datetime(2026, 11, 30, 20, tzinfo=dt.UTC)], pa.timestamp("ms", tz="UTC")),
+        "average_audience": [1.0],
+    })
+    files = {}
+    for name, table in (("audience", audience), ("availability", availability), ("forecast", forecast)):
+        files[name] = home / f"{name}.parquet"
+        pq.write_table(table, files[name])
+    warehouse = DuckDBWarehouse(home / "warehouse.duckdb")
+    figures = {"audience": Figures(1, 0), "availability": Figures(n, 0), "forecast": Figures(n, 0)}
+    warehouse.load_run(RunLoad(RUN_DATE, "bench", files, figures))
+    warehouse.publish(RUN_DATE, "bench")
+    return n, f"P{programs // 2:04d}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def grpc_frame(message) -> bytes:  # noqa: ANN001
+    body = message.SerializeToString()
+    return b"\0" + struct.pack(">I", len(body)) + body
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def h2load(url: str, clients: int, seconds: int, *, body: Path | None = None, h1: bool = False) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_file = Path(tmp) / "requests.log"
+        cmd = ["h2load", "-t", "1", "-c", str(clients), "-m", "1", "-D", str(seconds),
+               "--warm-up-time", "2", "--log-file", str(log_file)]
+        if h1:
+            cmd.append("--h1")
+        if body is not None:
+            cmd += ["-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body)]
+        output = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+        rows = [line.split("\t") for line in log_file.read_text().splitlines() if line]
+    statuses = np.array([int(r[1]) for r in rows])
+    latency_ms = np.array([int(r[2]) for r in rows]) / 1000.0
+    errors = int((statuses != 200).sum())
+    if "succeeded" not in output:
+        raise RuntimeError(output)
+    return Result(len(rows), float(seconds), float(np.percentile(latency_ms, 50)),
+                  float(np.percentile(latency_ms, 99)), errors)
+
+
+def _python_client(args: tuple) -> list[float]:
+    """One closed-loop client (in its own process): latencies in ms after a 1s warm-up."""
+    kind, target, path, payload, seconds = args
+    latencies, warm_until = [], time.monotonic() + 1
+    deadline = warm_until + seconds
+    if kind == "grpc":
+        channel = grpc.insecure_channel(target)
+        call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+        send = lambda: call(payload, timeout=30)  # noqa: E731 - raw bytes both ways
+    else:
+        import http.client
+
+        conn = http.client.HTTPConnection(target, timeout=30)
+
+        def send() -> None:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+    while (now := time.monotonic()) < deadline:
+        send()
+        if now >= warm_until:
+            latencies.append((time.monotonic() - now) * 1000)
+    return latencies
+
+
+def python_load(kind: str, target: str, path: str, payload: bytes | None, clients: int,
+                seconds: int) -> Result:
+    """Fallback load generator without h2load: one Python client per process."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        per_client = pool.map(_python_client, [(kind, target, path, payload, seconds)] * clients)
+    latency_ms = np.concatenate([np.array(c) for c in per_client])
+    return Result(len(latency_ms), float(seconds), float(np.percentile(latency_ms, 50)),
+                  float(np.percentile(latency_ms, 99)), 0)
+
+
+def wait_serving(port: int, deadline: float) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gRPC server never became SERVING")
+            time.sleep(0.2)
+
+
+def wait_http(port: int, deadline: float) -> None:
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/period?start=2027-01-01&end=2027-01-01", timeout=5)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("REST baseline never answered") from None
+            time.sleep(0.2)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--python-clients", action="store_true",
+                        help="load from Python clients in processes even when h2load is there")
+    args = parser.parse_args()
+    use_h2load = shutil.which("h2load") is not None and not args.python_clients
+    if not use_h2load:
+        print("h2load is missing (apt-get install nghttp2-client): using Python clients in"
+              " separate processes, which take CPU from the servers", file=sys.stderr)
+
+    home = OUT / "home"
+    shutil.rmtree(OUT, ignore_errors=True)
+    home.mkdir(parents=True)
+    started = time.monotonic()
+    n, args.program = build_dataset(home, args.slots)
+    print("load average before: %.2f %.2f %.2f (2 cores shared with other work)" % os.getloadavg())
+    print(f"dataset: {n:,} slots published in {time.monotonic() - started:.1f}s ({home})")
+
+    grpc_port, rest_port = free_port(), free_port()
+    env = {**os.environ, "AIRTIME_HOME": str(home), "AIRTIME_METRICS_PORT": "0",
+           "PYTHONPATH": str(ROOT)}
+    with open(OUT / "grpc_server.log", "w") as grpc_log, open(OUT / "rest_server.log", "w") as rest_log:
+        servers = {
+            "grpc": subprocess.Popen([sys.executable, "-m", "grpc_server.server", "--port", str(grpc_port)],
+                                     cwd=ROOT, env=env, stderr=grpc_log),
+            "rest": subprocess.Popen([sys.executable, "-m", "bench.rest_baseline", "--home", str(home),
+                                      "--port", str(rest_port)], cwd=ROOT, env=env, stderr=rest_log),
+        }
+        try:
+            deadline = time.monotonic() + 300
+            wait_serving(grpc_port, deadline)
+            wait_http(rest_port, deadline)
+            results = run_scenarios(grpc_port, rest_port, args, use_h2load)
+            rss = {name: peak_rss_mib(p.pid) for name, p in servers.items()}
+        finally:
+            for process in servers.values():
+                process.terminate()
+            for process in servers.values():
+                process.wait(30)
+    report(results, rss, args, use_h2load)
+
+
+def run_scenarios(grpc_port: int, rest_port: int, args, use_h2load: bool  # noqa: ANN001
+                  ) -> dict[tuple[str, str], list[Result]]:
+    # the same answers over both protocols, checked once with a real client (h2load only
+    # sees HTTP status, not grpc-status)
+    with ForecastClient(f"127.0.0.1:{grpc_port}") as client:
+        _run, program_rows = client.program_slots(args.program, PROGRAM_DATE)
+        period_page = client.list_slots(*PERIOD)
+    assert len(program_rows) == 10 and len(period_page.slots) == 1000, (len(program_rows), len(period_page.slots))
+
+    bodies = OUT / "bodies"
+    bodies.mkdir(exist_ok=True)
+    (bodies / "program.bin").write_bytes(grpc_frame(pb.GetProgramSlotsRequest(
+        program_code=args.program, date=to_date(PROGRAM_DATE))))
+    (bodies / "period.bin").write_bytes(grpc_frame(pb.ListSlotsRequest(
+        start_date=to_date(PERIOD[0]), end_date=to_date(PERIOD[1]), page_size=1000)))
+    service = "/airtime.v1.ForecastService"
+    scenarios = {
+        ("program", "grpc"): dict(path=f"{service}/GetProgramSlots", body=bodies / "program.bin"),
+        ("program", "rest"): dict(path=f"/program?program_code={args.program}&date={PROGRAM_DATE}"),
+        ("period", "grpc"): dict(path=f"{service}/ListSlots", body=bodies / "period.bin"),
+        ("period", "rest"): dict(path=f"/period?start={PERIOD[0]}&end={PERIOD[1]}&page_size=1000"),
+    }
+    results: dict[tuple[str, str], list[Result]] = {key: [] for key in scenarios}
+    for i in range(args.repeat):
+        for key, how in scenarios.items():
+            target = f"127.0.0.1:{grpc_port if key[1] == 'grpc' else rest_port}"
+            body = how.get("body")
+            if use_h2load:
+                result = h2load(f"http://{target}{how['path']}", args.clients, args.seconds, body=body,
+                                h1=key[1] == "rest")
+            else:
+                payload = body.read_bytes()[5:] if body else None  # without the gRPC frame header
+                result = python_load(key[1], target, how["path"], payload, args.clients, args.seconds)
+            results[key].append(result)
+            print(f"  round {i + 1} {key[0]:8s} {key[1]:5s} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
+                  f"  p99 {result.p99_ms:7.2f} ms  non-200 {result.errors}", flush=True)
+    return results
+
+
+def report(results: dict[tuple[str, str], list[Result]], rss: dict[str, float], args,  # noqa: ANN001
+           use_h2load: bool) -> None:
+    def median(key: tuple[str, str], attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in results[key])
+
+    print(f"\n{args.clients} concurrent clients, {args.seconds}s per run, medians of {args.repeat} runs")
+    print(f"{'query':8s} {'server':6s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for query in ("program", "period"):
+        for server in ("grpc", "rest"):
+            key = (query, server)
+            print(f"{query:8s} {server:6s} {median(key, 'rps'):9.0f} {median(key, 'p50_ms'):8.2f}"
+                  f" {median(key, 'p99_ms'):8.2f}")
+        ratio = median((query, "grpc"), "rps") / median((query, "rest"), "rps")
+        p99_ratio = median((query, "rest"), "p99_ms") / median((query, "grpc"), "p99_ms")
+        print(f"{query:8s} gRPC/REST throughput x{ratio:.1f}, REST/gRPC p99 x{p99_ratio:.1f}")
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    print(f"load generator: {'h2load' if use_h2load else 'Python clients in processes'}")
+    print(f"peak RSS: gRPC server {rss['grpc']:.0f} MiB, REST baseline {rss['rest']:.0f} MiB")
+    program_p99 = median(("program", "grpc"), "p99_ms")
+    program_ratio = median(("program", "grpc"), "rps") / median(("program", "rest"), "rps")
+    print(f"target (program query, {args.clients} clients): p99 <= 5 ms: {program_p99:.2f} ms"
+          f" {'met' if program_p99 <= 5 else 'NOT met'}; throughput >= 5x REST: x{program_ratio:.1f}"
+          f" {'met' if program_ratio >= 5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
