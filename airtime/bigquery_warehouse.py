@@ -23,7 +23,7 @@ import pyarrow as pa
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
-from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+from google.cloud.bigquery.retry import DEFAULT_RETRY
 
 from airtime import checksum, faults
 from airtime.bigquery_schema import (
@@ -79,8 +79,9 @@ class BigQueryWarehouse:
                  retry_timeout: float = RETRY_TIMEOUT_SECONDS) -> None:
         self.client = client
         # transient API faults are retried for a while, then surface as StorageError (exit 5)
+        # and the orchestrator retries the step. Failed query jobs are not re-run here: the
+        # client's job retry has a fixed 10-minute budget that would hide an outage.
         self._retry = DEFAULT_RETRY.with_timeout(retry_timeout)
-        self._job_retry = DEFAULT_JOB_RETRY.with_timeout(retry_timeout)
         self.project = project or client.project
         self.dataset = dataset
         self.location = location
@@ -145,7 +146,7 @@ class BigQueryWarehouse:
         )
         with self._errors(what):
             job = self.client.query(sql, job_config=config, location=self.location,
-                                    retry=self._retry, job_retry=self._job_retry)
+                                    retry=self._retry, job_retry=None)
             job.result(retry=self._retry)
         return job
 
@@ -169,12 +170,12 @@ class BigQueryWarehouse:
     def _stage(self, run_date: dt.date, table: str, path: Path) -> str:
         """Load one Parquet file into its staging table; return the table id.
 
-        The job id is deterministic (run date, table, content digest): a retried step
-        submitting the same load gets Conflict and waits for the job already there."""
+        The job id is deterministic (dataset, table, run date, content digest): a retried
+        step submitting the same load gets Conflict and waits for the job already there."""
         digest = _sha256(path)[:20]
         stem = f"{table}_{run_date:%Y%m%d}_{digest}"
         staging_id = self._table(f"_staging_{stem}")
-        job_id = f"airtime_load_{stem}"
+        job_id = f"airtime_load_{self.dataset}_{stem}"  # job ids are project-wide
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
