@@ -75,7 +75,11 @@ class Selection:
 
 
 class Snapshot:
-    def __init__(self, run: RunRecord, table: pa.Table, loaded_at: dt.datetime) -> None:
+    # cells of the per-day index (days x series, int32) we afford; past it, binary search
+    MAX_DAY_INDEX_CELLS = 64 * 1024 * 1024
+
+    def __init__(self, run: RunRecord, table: pa.Table, loaded_at: dt.datetime,
+                 max_day_index_cells: int = MAX_DAY_INDEX_CELLS) -> None:
         self.run = run
         self.id = run_id(run)
         self.loaded_at = loaded_at
@@ -118,6 +122,21 @@ class Snapshot:
         predicted = table.column("predicted_audience")
         self._predicted = pc.fill_null(predicted, np.nan).to_numpy()
         self._history = table.column("history_size").to_numpy().astype(np.int64)
+        self._starts = starts.astype(np.int64)
+        self._day_index = self._build_day_index(series, days, last_day, max_day_index_cells)
+
+    def _build_day_index(self, series: np.ndarray, days: np.ndarray, last_day: int,
+                         max_cells: int) -> np.ndarray | None:
+        """before[d, s] = rows of series s dated before first_day + d (d = 0 .. days):
+        a period's rows of every series are then two contiguous row reads, no search."""
+        n_days, n_series = last_day - self._first_day + 1, len(self._starts)
+        if not self.rows or (n_days + 1) * n_series > max_cells:
+            return None
+        per_day = np.bincount((days - self._first_day).astype(np.int64) * n_series + series,
+                              minlength=n_days * n_series).reshape(n_days, n_series)
+        before = np.zeros((n_days + 1, n_series), dtype=np.int32)
+        np.cumsum(per_day, axis=0, out=before[1:])
+        return before
 
     def has_program(self, program_code: str) -> bool:
         return program_code in self._by_program
@@ -133,6 +152,16 @@ class Snapshot:
             series = self._all
         if series is None:
             series = self._all[:0]
+        if self._day_index is not None:
+            last = self._day_index.shape[0] - 1
+            first = min(max(_day(query.start) - self._first_day, 0), last)
+            after = min(max(_day(query.end) - self._first_day + 1, 0), last)
+            starts = self._starts if series is self._all else self._starts[series]
+            if series is self._all:
+                lo, hi = self._day_index[first], self._day_index[after]
+            else:
+                lo, hi = self._day_index[first, series], self._day_index[after, series]
+            return Selection(starts + lo, (hi - lo).astype(np.int64))
         base = series << 32
         lo = np.searchsorted(self._key, base + (_day(query.start) + _DAY_BIAS), side="left")
         hi = np.searchsorted(self._key, base + (_day(query.end) + _DAY_BIAS), side="right")

@@ -54,7 +54,7 @@ def _rows(snapshot: Snapshot, q: SlotQuery, offset: int, size: int) -> list[dict
     return [dict(zip(names, values)) for values in zip(*(getattr(cols, n) for n in names))]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     start=st.integers(-3, 42),
@@ -62,10 +62,14 @@ def _rows(snapshot: Snapshot, q: SlotQuery, offset: int, size: int) -> list[dict
     signal=st.sampled_from([None, *SIGNALS, "NOPE"]),
     program=st.sampled_from([None, *PROGRAMS, "NOPE"]),
     page=st.integers(1, 17),
+    day_index=st.booleans(),
 )
-def test_pages_of_the_index_concatenate_to_the_filtered_rows(seed, start, length, signal, program, page):
+def test_pages_of_the_index_concatenate_to_the_filtered_rows(seed, start, length, signal, program, page,
+                                                            day_index):
     table = _table(seed)
-    snapshot = Snapshot(_record(), table, dt.datetime.now(dt.UTC))
+    # with and without the per-day index (binary search is the fallback for sparse data)
+    snapshot = Snapshot(_record(), table, dt.datetime.now(dt.UTC),
+                        max_day_index_cells=Snapshot.MAX_DAY_INDEX_CELLS if day_index else 0)
     q = SlotQuery(DAY0 + dt.timedelta(days=start), DAY0 + dt.timedelta(days=start + length - 1),
                   signal, program)
     expected = _expected(table, q)
