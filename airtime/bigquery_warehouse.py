@@ -155,11 +155,16 @@ class BigQueryWarehouse:
         if self._ensured:
             return
         with self._errors("create dataset and tables"):
-            dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
-            dataset.location = self.location
-            dataset.description = DATASET_DESCRIPTION
-            dataset.labels = LABELS
-            self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
+            # look before creating: with least privilege (dataEditor on the dataset only),
+            # creating an existing dataset is refused (403) rather than a harmless 409
+            try:
+                self.client.get_dataset(f"{self.project}.{self.dataset}", retry=self._retry)
+            except api_exceptions.NotFound:
+                dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
+                dataset.location = self.location
+                dataset.description = DATASET_DESCRIPTION
+                dataset.labels = LABELS
+                self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
             for definition in TABLE_DEFINITIONS:
                 self.client.create_table(definition.table(self._table(definition.name)),
                                          exists_ok=True, retry=self._retry)
