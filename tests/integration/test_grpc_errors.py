@@ -155,3 +155,8 @@ def test_expired_deadline_is_deadline_exceeded(stub):  # noqa: ANN001
     with pytest.raises(grpc.RpcError) as caught:
         list(stub.StreamSlots(request, timeout=0.000001))
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_oversized_request_is_resource_exhausted(stub):  # noqa: ANN001
+    error = _fails(stub.ListSlots, _period(signal="S" * (2 * 1024 * 1024)))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

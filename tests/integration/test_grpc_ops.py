@@ -116,3 +116,16 @@ def test_server_process_serves_the_published_run_and_drains_on_sigterm(warehouse
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_create_server_gives_an_unstarted_server_and_its_port(published, settings):  # noqa: ANN001, F811
+    from grpc_server.server import create_server
+
+    server, port = create_server("127.0.0.1:0", settings=settings, backend=published, poll=False)
+    assert port > 0
+    server.start()
+    try:
+        with ForecastClient(f"127.0.0.1:{port}") as client:
+            assert client.freshness().run_date == RUN
+    finally:
+        server.stop(None).wait()
