@@ -21,7 +21,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from grpc_server.client import ForecastClient
+from airtime.query import UnknownProgramError
+from grpc_server.client import ForecastClient, QueryRejectedError
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.server import SERVICE_NAME
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
@@ -64,7 +65,7 @@ def test_metrics_count_requests_by_method_and_code(published, settings):  # noqa
             ForecastClient(f"127.0.0.1:{service.port}") as client:
         client.freshness()
         client.program_slots("HUCK", D)
-        with pytest.raises(Exception):
+        with pytest.raises(UnknownProgramError):
             client.program_slots("NOPE", D)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert re.search(r'airtime_grpc_requests_total\{code="OK",method="/airtime.v1.ForecastService/GetFreshness"\} 1.0', text)
@@ -78,7 +79,7 @@ def test_access_log_has_one_structured_record_per_call(published, settings, capl
     with running_service(settings, published) as service, \
             ForecastClient(f"127.0.0.1:{service.port}") as client:
         client.list_slots(D, D, page_size=3)
-        with pytest.raises(Exception):
+        with pytest.raises(QueryRejectedError):
             client.list_slots(D, D - dt.timedelta(days=1))
     records = [r for r in caplog.records if r.name == "grpc_server.access"]
     assert [(r.method, r.code) for r in records] == [

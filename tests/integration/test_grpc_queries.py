@@ -4,16 +4,17 @@ warehouse, for both backends."""
 from __future__ import annotations
 
 import datetime as dt
+
 import grpc
 import pytest
 
+from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.query import PeriodQuery, ProgramQuery, run_query
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from airtime.warehouse import ForecastFilter
 from grpc_server.client import ForecastClient, query_rows
 from grpc_server.convert import to_date
-from airtime.duckdb_warehouse import DuckDBWarehouse
 from tests.integration.grpc_fixtures import (
     forecast_table,
     make_backend,

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from airtime.errors import ConfigError
 from airtime.warehouse import ForecastFilter
 from grpc_server.backend import SnapshotBackend
 from grpc_server.client import ForecastClient
@@ -71,7 +72,7 @@ def test_paging_on_a_run_no_longer_held_fails_with_failed_precondition(warehouse
         for run in (RUN2, RUN3):  # two swaps: RUN1 is dropped
             publish_run(warehouse, run, forecast_table(run), tmp_path)
             assert backend.refresh()
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ConfigError) as caught:
             client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=first.next_page_token)
         assert "FAILED_PRECONDITION" in str(caught.value)
         assert isinstance(caught.value.__cause__, grpc.RpcError)
@@ -86,7 +87,7 @@ def test_republished_date_is_a_new_run_for_page_tokens(warehouse, settings, tmp_
             ForecastClient(f"127.0.0.1:{service.port}") as client:
         first = client.list_slots(D, D + dt.timedelta(days=27), page_size=50)
         publish_run(warehouse, RUN1, forecast_table(RUN2), tmp_path, digest="second")
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ConfigError) as caught:
             client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=first.next_page_token)
         assert caught.value.__cause__.code() == grpc.StatusCode.FAILED_PRECONDITION
 

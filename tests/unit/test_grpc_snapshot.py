@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airtime.warehouse import FORECAST_SCHEMA, RunRecord
-from grpc_server.queries import SlotQuery, decode_token, encode_token, RunId
+from grpc_server.queries import RunId, SlotQuery, decode_token, encode_token
 from grpc_server.snapshot import Snapshot
 
 SIGNALS = ["BH", "SP1", "_X"]
