@@ -219,3 +219,11 @@ def _env(gcp: GcpProfile, home) -> dict[str, str]:  # noqa: ANN001
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")}
     return env | gcp.env() | {"AIRTIME_HOME": str(home), "PYTHONPATH": str(ROOT)}
 
+
+
+def test_the_gcp_profile_check_finds_both_profiles_answer_the_same(bigquery_emulator):
+    # `python -m tests.gcp_profile_check`: the by-hand check, kept working (own emulators)
+    done = subprocess.run([sys.executable, "-m", "tests.gcp_profile_check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SAME: `airtime query period` gives identical output on both profiles" in done.stdout
