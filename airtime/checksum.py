@@ -72,9 +72,10 @@ def duckdb_select(table: Table, relation: str, where: str = "") -> str:
 
 
 def bigquery_select(table: Table, relation: str, where: str = "") -> str:
-    """SQL giving (rows, checksum) of `relation` in BigQuery (GoogleSQL)."""
+    """SQL giving (rows, checksum) of `relation` in BigQuery (GoogleSQL). ROWS is a
+    reserved word there, hence the quoted alias."""
     row = " || '|' || ".join(_bigquery_field(n, k) for n, k in COLUMNS[table])
     return (
-        "SELECT COUNT(*) AS rows, COALESCE(BIT_XOR(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5("
+        "SELECT COUNT(*) AS `rows`, COALESCE(BIT_XOR(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5("
         f"{row})), 1, 15)) AS INT64)), 0) AS checksum FROM {relation} {where}"
     )
