@@ -50,6 +50,11 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
 def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory, gcs_emulator):
     from tests import emulators
 
+    if IN_CI and not emulators.local_bigquery_installed():
+        # `make test` runs .ci/install-emulators first in CI; this covers a bare `pytest`
+        import subprocess
+
+        subprocess.run([str(ROOT / ".ci" / "install-emulators")], check=True, timeout=1800)
     try:
         with emulators.local_bigquery(tmp_path_factory.mktemp("local-bigquery"),
                                       storage_emulator_host=gcs_emulator.url) as emulator:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests import emulators
-from tests.conftest import require
 
 pytestmark = pytest.mark.emulators
 
@@ -25,9 +24,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("name", ["fake-gcs-server", "local-bigquery"])
-def test_an_emulator_answers_on_loopback_and_is_gone_after_the_block(tmp_path, name):
+def test_an_emulator_answers_on_loopback_and_is_gone_after_the_block(request, tmp_path, name):
     if name == "local-bigquery":
-        require(emulators.local_bigquery_installed(), "local-bigquery is not installed: run .ci/install-emulators")
+        request.getfixturevalue("bigquery_emulator")  # skips (or installs, in CI) as the others
         starter, ready = emulators.local_bigquery, "/bigquery/v2/projects/local/datasets"
     else:
         starter, ready = emulators.fake_gcs_server, "/storage/v1/b"
