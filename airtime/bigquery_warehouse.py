@@ -99,6 +99,8 @@ class BigQueryWarehouse:
         if settings.bq_api_endpoint:
             options = {"api_endpoint": settings.bq_api_endpoint}
             if settings.bq_api_endpoint.startswith("http://"):
+                if not settings.gcp_project:  # else the client would go looking for one
+                    raise ConfigError("AIRTIME_GCP_PROJECT is required with an emulator endpoint")
                 from google.auth.credentials import AnonymousCredentials
 
                 credentials = AnonymousCredentials()

@@ -161,6 +161,12 @@ def test_an_unreachable_bigquery_is_a_storage_error():
         warehouse.record_failure(D1, "load", "x")
 
 
+def test_an_emulator_endpoint_without_a_project_is_a_config_error():
+    settings = Settings(profile="gcp", bq_api_endpoint="http://127.0.0.1:9", gcp_project=None)
+    with pytest.raises(ConfigError, match="AIRTIME_GCP_PROJECT"):
+        open_warehouse(settings)
+
+
 def test_names_that_cannot_be_identifiers_are_config_errors(client):
     with pytest.raises(ConfigError, match="dataset"):
         BigQueryWarehouse(client, "airtime`; DROP TABLE x; --")
