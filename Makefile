@@ -28,7 +28,12 @@ proto: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/python -m workflows.render --golden
 
+# Installs the offline validators (helm, kubernetes-validate, check-jsonschema) and the
+# Google Cloud emulators, then runs every test. Outside CI an emulator that cannot be
+# installed here (no Python 3.13) only makes its tests skip, with the reason.
 test: $(STAMP)
+	bash .ci/install-tools
+	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
