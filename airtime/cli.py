@@ -160,7 +160,9 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
         from grpc_server.client import query_rows
 
         token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
-        run_date, rows = query_rows(args.server, request, token=token, tls=args.tls)
+        # with a private CA (or a self-signed server certificate) AIRTIME_TLS_CERT_FILE names it
+        tls = (settings.tls_cert_file or True) if args.tls else False
+        run_date, rows = query_rows(args.server, request, token=token, tls=tls)
     else:
         from airtime.warehouse import open_warehouse
 
@@ -217,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if getattr(args, "max_bad_rows", None) is not None:
             settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
-        logs.configure(settings.log_format, "WARNING" if settings.log_format == "text" else settings.log_level)
+        # a terminal shows the commands' own output, not INFO lines; the server logs requests
+        quiet = settings.log_format == "text" and args.command != "serve"
+        logs.configure(settings.log_format, "WARNING" if quiet else settings.log_level)
         faults.arm(settings.crash_at, settings.crash_once)
         code = COMMANDS[args.command](settings, args)
     except AirtimeError as exc:

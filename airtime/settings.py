@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     server_port: int = 50051
     metrics_port: int = 9090
     server_backend: Literal["snapshot", "warehouse"] = "snapshot"
+    # -- request threads; default 4 for the snapshot backend (fewer threads, lower p99 under
+    #    the GIL), 16 for the warehouse backend (requests wait on queries)
+    server_threads: int | None = Field(default=None, ge=1)
     reload_interval_seconds: float = 30.0
     max_range_days: int = 366
     max_page_size: int = 10_000

@@ -118,7 +118,8 @@ def period_query(request, limits: Limits, errors: _Violations | None = None) -> 
 
 
 def program_query(request, limits: Limits) -> SlotQuery:
-    """SlotQuery of a GetProgramSlotsRequest (program code required, date or range)."""
+    """SlotQuery of a GetProgramSlotsRequest (program code required; a date, a range, or
+    neither for all of the program's slots)."""
     errors = _Violations()
     program = _code(request.program_code, "program_code", errors)
     if not request.program_code:
@@ -134,7 +135,8 @@ def program_query(request, limits: Limits) -> SlotQuery:
         end = _date(rng.end_date, rng.HasField("end_date"), "date_range.end_date", errors)
         _range(start, end, "date_range.", limits, errors)
     else:
-        errors.add("when", "one of date or date_range is required")
+        # neither: every slot of the program in the run (what `airtime query program` does locally)
+        start, end = dt.date.min, dt.date.max
     errors.raise_any()
     return SlotQuery(start, end, signal, program)  # type: ignore[arg-type]
 

@@ -147,7 +147,7 @@ def create_server(address: str, *, settings: Settings, backend: ForecastBackend 
 def serve(settings: Settings, port: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain running calls and stop."""
     service = build_service(f"[::]:{settings.server_port if port is None else port}",
-                            settings=settings)
+                            settings=settings, max_workers=settings.server_threads)
     if settings.metrics_port:
         service.metrics.serve_http(settings.metrics_port)
     service.server.start()

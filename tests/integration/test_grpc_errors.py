@@ -106,7 +106,6 @@ def test_token_reused_with_other_filters_is_invalid_argument(stub):  # noqa: ANN
 
 @pytest.mark.parametrize("request_, field", [
     (pb.GetProgramSlotsRequest(date=to_date(D)), "program_code"),
-    (pb.GetProgramSlotsRequest(program_code="HUCK"), "when"),
     (pb.GetProgramSlotsRequest(program_code="HU CK", date=to_date(D)), "program_code"),
     (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
         start_date=to_date(D), end_date=to_date(D - dt.timedelta(days=1)))), "date_range.end_date"),

@@ -95,6 +95,14 @@ def test_program_query_on_a_date_and_on_a_range(served):  # noqa: ANN001
     assert len(in_range) == 8
 
 
+def test_program_query_without_a_date_gives_every_slot_of_the_program(served):  # noqa: ANN001
+    service, warehouse, _ = served
+    with ForecastClient(f"127.0.0.1:{service.port}") as client:
+        run_date, rows = client.program_slots("HUCK")
+    assert run_date == RUN
+    assert _dicts(rows) == _expected(warehouse, None, None, None, "HUCK") and len(rows) > 10
+
+
 def test_program_with_slots_but_none_on_the_date_answers_empty(served):  # noqa: ANN001
     service, _, _ = served
     with ForecastClient(f"127.0.0.1:{service.port}") as client:
