@@ -11,6 +11,7 @@ import duckdb
 
 from airtime import checksum
 from airtime.manifest import Output, run_prefix
+from airtime.errors import StorageError
 from airtime.store import ObjectStore, sha256_file
 
 
@@ -42,11 +43,22 @@ def figures_of_parquet(path: Path, table: checksum.Table) -> tuple[int, int]:
 def publish_parquet(
     store: ObjectStore, local: Path, run_date, step: str, name: str, table: checksum.Table | None
 ) -> Output:
-    """Upload a finished local Parquet file as `runs/<D>/<step>/<name>.parquet`."""
+    """Upload a finished local Parquet file as `runs/<D>/<step>/<name>-<digest>.parquet`.
+
+    The key carries the content digest, so an artifact never changes once written: it is
+    uploaded create-only (if_generation_match=0 on GCS), and a retried step that produced
+    the same bytes finds it already there. A re-delivered source gives new bytes, a new key,
+    and the manifest (written last) switches to it; the old artifact stays for audit."""
     rows, total = figures_of_parquet(local, table) if table else (_count(local), 0)
-    key = f"{run_prefix(run_date)}/{step}/{name}.parquet"
-    store.upload(local, key)
-    return Output(key=key, uri=store.uri(key), rows=rows, checksum=total, sha256=sha256_file(local))
+    digest = sha256_file(local)
+    key = f"{run_prefix(run_date)}/{step}/{name}-{digest[:16]}.parquet"
+    if not store.exists(key):
+        try:
+            store.upload(local, key, create_only=True)
+        except StorageError:
+            if not store.exists(key):  # not a lost race with an identical upload
+                raise
+    return Output(key=key, uri=store.uri(key), rows=rows, checksum=total, sha256=digest)
 
 
 def _count(path: Path) -> int:

@@ -193,7 +193,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_workflows(settings: Settings, args: argparse.Namespace) -> int:
-    from workflows import cli as wf
+    try:
+        from workflows import cli as wf
+    except ImportError as exc:
+        raise ConfigError(f"{exc.name} is not installed: pip install 'airtime[workflows]'") from None
 
     if args.action == "render":
         wf.render_command(settings, args.out)

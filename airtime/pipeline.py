@@ -122,6 +122,7 @@ def run_day(
 
 
 def today(settings: Settings) -> dt.date:
-    from zoneinfo import ZoneInfo
+    """The default run date: today in the business timezone (not the machine's)."""
+    from airtime.schedule import resolve_run_date
 
-    return dt.datetime.now(ZoneInfo(settings.timezone)).date()
+    return resolve_run_date(None, None, settings.timezone)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -22,13 +23,21 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_shared(path: Path, what: str) -> Path:
+    """A file of ../shared (real data, schemas). ../shared sits beside the project in the
+    team's checkouts and CI, not in a clone elsewhere (Cloud Build): when the folder is
+    absent as a whole its tests skip, even in CI; when it is there, a missing file fails
+    in CI like any other missing dependency."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent ({what} live beside the project, not in it)")
+    require(path.exists(), f"{path} is absent ({what})")
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
-    """../shared/data (the real input files); skipped when absent, as in a fresh clone."""
-    require(
-        (SHARED_DATA / "tvaberta_program_audience.csv").is_file(),
-        f"{SHARED_DATA} is absent (the real files live beside the project, not in it)",
-    )
+    """../shared/data (the real input files)."""
+    require_shared(SHARED_DATA / "tvaberta_program_audience.csv", "the real input files")
     return SHARED_DATA
 
 

@@ -103,9 +103,9 @@ def _container_security() -> m.SecurityContext:
 def _pod_security() -> m.PodSecurityContext:
     return m.PodSecurityContext(
         run_as_non_root=True,
-        run_as_user=65532,
-        run_as_group=65532,
-        fs_group=65532,
+        run_as_user=10001,
+        run_as_group=10001,
+        fs_group=10001,
         seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
     )
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from airtime.settings import Settings
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, require, require_shared
 
 CHART = ROOT / "charts" / "airtime"
 TOOLS = Path(os.environ.get("AIRTIME_TOOLS_DIR", ROOT / ".tools"))
@@ -115,7 +115,7 @@ def test_strict_validation_rejects_a_misspelled_field(docs: list[dict]) -> None:
 
 
 def test_argo_resources_in_the_release_are_valid_against_the_strict_argo_schema(docs: list[dict]) -> None:
-    require(ARGO_SCHEMA.is_file(), f"{ARGO_SCHEMA} is absent (the Argo schemas live beside the project)")
+    require_shared(ARGO_SCHEMA, "the Argo schemas")
     from tests.unit.test_workflows_schema import errors
 
     argo = [d for d in docs if d["apiVersion"].startswith("argoproj.io/")]
@@ -125,7 +125,7 @@ def test_argo_resources_in_the_release_are_valid_against_the_strict_argo_schema(
 
 
 def test_skaffold_config_is_valid_against_the_v4beta14_schema() -> None:
-    require(SKAFFOLD_SCHEMA.is_file(), f"{SKAFFOLD_SCHEMA} is absent (the schemas live beside the project)")
+    require_shared(SKAFFOLD_SCHEMA, "the Skaffold schema")
     binary = tool(VENV_BIN / "check-jsonschema")
     result = run(binary, "--schemafile", SKAFFOLD_SCHEMA, ROOT / "skaffold.yaml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -185,11 +185,11 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
     audience.write_bytes(b"\r\n".join([header, changed]) + b"\r\n")  # a one-row re-delivery
     settings = local_settings(tmp_path / "home", early)
     pipeline.run_day(settings, DAY)
-    pipeline.run_day(settings, DAY + dt.timedelta(days=1), str(late))
+    second = pipeline.run_day(settings, DAY + dt.timedelta(days=1), str(late))
+    history_key = second.steps[1].manifest.outputs["history"].key
     history = duckdb.connect().execute(
         "SELECT count(*), count(*) FILTER (average_audience = 123.0) FROM read_parquet($p)",
-        {"p": str(settings.runs_root / "runs" / (DAY + dt.timedelta(days=1)).isoformat()
-                  / "preprocess" / "history.parquet")}).fetchone()
+        {"p": str(settings.runs_root / history_key)}).fetchone()
     assert history == (3000, 1)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, require_shared
 from workflows.config import WorkflowConfig
 from workflows.render import render
 
@@ -60,7 +60,7 @@ def errors(doc: dict) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _schemas_present() -> None:
-    require(SCHEMA.is_file(), f"{SCHEMA} is absent (the Argo schemas live beside the project)")
+    require_shared(SCHEMA, "the Argo schemas")
 
 
 def argo_documents() -> list[dict]:

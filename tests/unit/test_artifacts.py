@@ -1,0 +1,46 @@
+"""Artifacts are immutable: content-addressed keys, written create-only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airtime.artifacts import publish_parquet
+from airtime.errors import StorageError
+from airtime.store import LocalStore
+
+DAY = dt.date(2026, 12, 1)
+
+
+def parquet(path, values):
+    pq.write_table(pa.table({"signal": values}), path)
+    return path
+
+
+def test_the_same_bytes_published_twice_keep_one_unchanged_artifact(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), DAY, "ingest", "audience", None)
+    stored = tmp_path / "store" / first.key
+    stamp = stored.stat().st_mtime_ns
+    again = publish_parquet(store, parquet(tmp_path / "b.parquet", ["SP1"]), DAY, "ingest", "audience", None)
+    assert again == first and stored.stat().st_mtime_ns == stamp
+    assert first.key.startswith("runs/2026-12-01/ingest/audience-") and first.rows == 1
+
+
+def test_new_bytes_get_a_new_key_and_the_old_artifact_stays(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), DAY, "ingest", "audience", None)
+    second = publish_parquet(store, parquet(tmp_path / "b.parquet", ["RJ"]), DAY, "ingest", "audience", None)
+    assert second.key != first.key
+    assert store.exists(first.key) and store.exists(second.key)
+
+
+def test_a_create_only_write_never_replaces_an_object(tmp_path):
+    store = LocalStore(tmp_path)
+    store.write_bytes("x", b"one", create_only=True)
+    with pytest.raises(StorageError, match="refusing to overwrite"):
+        store.write_bytes("x", b"two", create_only=True)
+    assert store.read_bytes("x") == b"one"
