@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # The daily job on the bundled synthetic sample, local profile, then the result.
 run: $(STAMP)
-	$(BIN)/airtime run
+	$(BIN)/airtime run --date 2026-11-30  # the bundled sample is the delivery of that day
 	$(BIN)/airtime runs
 	$(BIN)/airtime query period --start 2026-12-01 --end 2026-12-07 --format table --limit 15
 
