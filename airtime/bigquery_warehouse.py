@@ -45,8 +45,10 @@ from airtime.warehouse import (
     TABLES,
     Figures,
     ForecastFilter,
+    LedgerReads,
     RunLoad,
     RunRecord,
+    filter_clauses,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,9 @@ def _param(name: str, value: object) -> bigquery.ScalarQueryParameter:
     return bigquery.ScalarQueryParameter(name, kind, value)
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(LedgerReads):
+    PARAM_MARK = "@"
+
     def __init__(self, client: bigquery.Client, dataset: str, *, project: str | None = None,
                  location: str = "US", maximum_bytes_billed: int = 10 * 1024**3,
                  retry_timeout: float = RETRY_TIMEOUT_SECONDS) -> None:
@@ -310,28 +314,8 @@ class BigQueryWarehouse:
         with self._errors("ledger read"):
             return [_record(row) for row in job.result(retry=self._retry)]
 
-    def run_record(self, run_date: dt.date) -> RunRecord | None:
-        found = self._records("WHERE run_date = @run_date", {"run_date": run_date})
-        return found[0] if found else None
-
-    def ledger(self) -> list[RunRecord]:
-        return self._records()
-
-    def latest_published(self) -> RunRecord | None:
-        found = self._records("WHERE state = @state", {"state": PUBLISHED})
-        return found[0] if found else None
-
     def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
-        where = where or ForecastFilter()
-        clauses, params = ["run_date = @run_date"], {"run_date": run_date}
-        for clause, name, value in (("date >= @start", "start", where.start),
-                                    ("date <= @end", "end", where.end),
-                                    ("signal = @signal", "signal", where.signal),
-                                    ("program_code = @program_code", "program_code",
-                                     where.program_code)):
-            if value is not None:
-                clauses.append(clause)
-                params[name] = value
+        clauses, params = filter_clauses(run_date, where, "@")
         job = self._query(
             f"SELECT {', '.join(FORECAST_SCHEMA.names)} FROM {self._sql_table('forecast')}"
             f" WHERE {' AND '.join(clauses)} ORDER BY signal, program_code, date",

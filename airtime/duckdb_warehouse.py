@@ -27,8 +27,10 @@ from airtime.warehouse import (
     TABLES,
     Figures,
     ForecastFilter,
+    LedgerReads,
     RunLoad,
     RunRecord,
+    filter_clauses,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(LedgerReads):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
@@ -202,32 +204,8 @@ class DuckDBWarehouse:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def run_record(self, run_date: dt.date) -> RunRecord | None:
-        found = self._records("WHERE run_date = $run_date", {"run_date": run_date})
-        return found[0] if found else None
-
-    def ledger(self) -> list[RunRecord]:
-        return self._records()
-
-    def latest_published(self) -> RunRecord | None:
-        found = self._records("WHERE state = $state", {"state": PUBLISHED})
-        return found[0] if found else None
-
     def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
-        where = where or ForecastFilter()
-        clauses, params = ["run_date = $run_date"], {"run_date": run_date}
-        if where.start is not None:
-            clauses.append("date >= $start")
-            params["start"] = where.start
-        if where.end is not None:
-            clauses.append("date <= $end")
-            params["end"] = where.end
-        if where.signal is not None:
-            clauses.append("signal = $signal")
-            params["signal"] = where.signal
-        if where.program_code is not None:
-            clauses.append("program_code = $program_code")
-            params["program_code"] = where.program_code
+        clauses, params = filter_clauses(run_date, where, "$")
         with self._connect(read_only=True) as con:
             return con.execute(
                 "SELECT signal, program_code, date, weekday, available_time, predicted_audience,"

@@ -74,6 +74,41 @@ class ForecastFilter:
     program_code: str | None = None
 
 
+def filter_clauses(run_date: dt.date, where: ForecastFilter | None, mark: str
+                   ) -> tuple[list[str], dict[str, object]]:
+    """WHERE clauses and bound parameters of a forecast read; `mark` is the engine's
+    parameter prefix (`$` in DuckDB, `@` in BigQuery)."""
+    where = where or ForecastFilter()
+    clauses, params = [f"run_date = {mark}run_date"], {"run_date": run_date}
+    for clause, name, value in (("date >=", "start", where.start), ("date <=", "end", where.end),
+                                ("signal =", "signal", where.signal),
+                                ("program_code =", "program_code", where.program_code)):
+        if value is not None:
+            clauses.append(f"{clause} {mark}{name}")
+            params[name] = value
+    return clauses, params
+
+
+class LedgerReads:
+    """The ledger questions, asked the same way of every engine through `_records`."""
+
+    PARAM_MARK = "$"
+
+    def _records(self, where: str = "", params: dict[str, object] | None = None) -> list[RunRecord]:
+        raise NotImplementedError
+
+    def run_record(self, run_date: dt.date) -> RunRecord | None:
+        found = self._records(f"WHERE run_date = {self.PARAM_MARK}run_date", {"run_date": run_date})
+        return found[0] if found else None
+
+    def ledger(self) -> list[RunRecord]:
+        return self._records()
+
+    def latest_published(self) -> RunRecord | None:
+        found = self._records(f"WHERE state = {self.PARAM_MARK}state", {"state": PUBLISHED})
+        return found[0] if found else None
+
+
 class Warehouse(Protocol):
     def load_run(self, load: RunLoad) -> None:
         """Replace the run's rows in every table and set its ledger row to `loaded`,
