@@ -214,10 +214,10 @@ class LocalArgo:
         def in_pod(text: str) -> str:
             return str(pod_tmp) + "/" + text[len(POD_TMP):] if text.startswith(POD_TMP) else text
 
-        argv = [substitute(a, scope) for a in container["command"] + container.get("args", [])]
+        argv = [in_pod(substitute(a, scope)) for a in container["command"] + container.get("args", [])]
         if argv[0] == "python":
-            argv[0] = sys.executable  # the image's interpreter, here the project's venv
-        argv = [in_pod(a) for a in argv]
+            # the image's interpreter, here the project's venv (which may itself live under /tmp)
+            argv[0] = sys.executable
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")}
         for var in container.get("env", []):
             if "value" in var:
