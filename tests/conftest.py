@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# ../shared beside the project; AIRTIME_SHARED_DIR points elsewhere (a clone in /tmp, say)
+SHARED = Path(os.environ.get("AIRTIME_SHARED_DIR") or ROOT.parent / "shared")
 SHARED_DATA = SHARED / "data"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

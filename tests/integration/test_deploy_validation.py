@@ -19,15 +19,15 @@ import pytest
 import yaml
 
 from airtime.settings import Settings
-from tests.conftest import ROOT, require, require_shared
+from tests.conftest import ROOT, SHARED, require, require_shared
 
 CHART = ROOT / "charts" / "airtime"
 TOOLS = Path(os.environ.get("AIRTIME_TOOLS_DIR", ROOT / ".tools"))
 HELM = TOOLS / "helm" / "helm"
 VENV_BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.33.0"
-SKAFFOLD_SCHEMA = ROOT.parent / "shared" / "schemas" / "skaffold" / "v4beta14.json"
-ARGO_SCHEMA = ROOT.parent / "shared" / "schemas" / "argo" / "schema.json"
+SKAFFOLD_SCHEMA = SHARED / "schemas" / "skaffold" / "v4beta14.json"
+ARGO_SCHEMA = SHARED / "schemas" / "argo" / "schema.json"
 NAMESPACE = "airtime"
 INSTALL = "run .ci/install-tools"
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, require_shared
+from tests.conftest import SHARED, require_shared
 from workflows.config import WorkflowConfig
 from workflows.render import render
 
-SCHEMA = ROOT.parent / "shared" / "schemas" / "argo" / "schema.json"
+SCHEMA = SHARED / "schemas" / "argo" / "schema.json"
 PREFIX = "io.argoproj.workflow.v1alpha1."
 INT_OR_STRING = ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", "io.k8s.apimachinery.pkg.api.resource.Quantity")
 
