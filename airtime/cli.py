@@ -110,7 +110,9 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
             status["ctx"].__exit__(None, None, None)
             note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
             rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
-            if step == "verify":
+            if step == "load":
+                rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
+            elif step == "verify":
                 rows = "counts and checksums match the manifests"
             out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
 
