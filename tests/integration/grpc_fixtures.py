@@ -101,6 +101,14 @@ def make_backend(kind: str, warehouse: DuckDBWarehouse) -> ForecastBackend:
     return SnapshotBackend(warehouse, reload_interval=3600.0)
 
 
+def serving_snapshot(warehouse: DuckDBWarehouse, run_date: dt.date, folder: Path) -> ForecastBackend:
+    """A snapshot backend already serving one freshly published run."""
+    publish_run(warehouse, run_date, forecast_table(run_date), folder)
+    backend = make_backend("snapshot", warehouse)
+    backend.refresh()
+    return backend
+
+
 def publish_in_subprocess(path: Path, run_date: dt.date, folder: Path, days: int = 28) -> None:
     """publish_run from another process, as the pipeline does beside a running server.
     (One process cannot hold a DuckDB file read-only and read-write at once; two can,

@@ -15,10 +15,9 @@ from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from grpc_server.convert import to_date
 from grpc_server.errors import bad_request_violations
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
-    forecast_table,
     make_backend,
-    publish_run,
     running_service,
+    serving_snapshot,
     server_settings,
     settings,
     warehouse,
@@ -30,9 +29,7 @@ D = dt.date(2026, 12, 1)
 
 @pytest.fixture
 def stub(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
-    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
-    backend = make_backend("snapshot", warehouse)
-    backend.refresh()
+    backend = serving_snapshot(warehouse, RUN, tmp_path)
     settings = server_settings(tmp_path / "home", max_range_days=31, max_page_size=50)  # noqa: F811
     with running_service(settings, backend) as service:
         channel = grpc.insecure_channel(f"127.0.0.1:{service.port}")

@@ -28,9 +28,9 @@ from grpc_server.server import SERVICE_NAME
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
     ROOT,
     forecast_table,
-    make_backend,
     publish_run,
     running_service,
+    serving_snapshot,
     settings,
     warehouse,
 )
@@ -41,10 +41,7 @@ D = dt.date(2026, 12, 1)
 
 @pytest.fixture
 def published(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
-    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
-    backend = make_backend("snapshot", warehouse)
-    backend.refresh()
-    return backend
+    return serving_snapshot(warehouse, RUN, tmp_path)
 
 
 def test_reflection_describes_the_service_and_its_messages(published, settings):  # noqa: ANN001, F811

@@ -16,10 +16,8 @@ from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from grpc_server.client import ForecastClient
 from tests.conftest import require
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
-    forecast_table,
-    make_backend,
-    publish_run,
     running_service,
+    serving_snapshot,
     server_settings,
     warehouse,
 )
@@ -29,10 +27,7 @@ RUN = dt.date(2026, 11, 30)
 
 @pytest.fixture
 def published(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
-    publish_run(warehouse, RUN, forecast_table(RUN), tmp_path)
-    backend = make_backend("snapshot", warehouse)
-    backend.refresh()
-    return backend
+    return serving_snapshot(warehouse, RUN, tmp_path)
 
 
 def _freshness(port: int, metadata=()) -> grpc.StatusCode:  # noqa: ANN001
