@@ -24,6 +24,8 @@ from airtime.errors import InputError
 
 BOM = codecs.BOM_UTF8
 MAX_SHOWN = 20
+# signal and program codes, here and in the query service's request checks
+CODE_PATTERN = r"[A-Za-z0-9_-]{1,32}"
 CODE_RULE = "must be 1-32 letters, digits, '_' or '-'"
 DATE_RULE = "must be a date as YYYY-MM-DD or DD/MM/YYYY"
 
@@ -59,7 +61,8 @@ class FileSpec:
 
 
 def _code(name: str) -> Column:
-    return Column(name, "VARCHAR", "CASE WHEN regexp_full_match({v}, '[A-Za-z0-9_-]{{1,32}}') THEN {v} END",
+    pattern = CODE_PATTERN.replace("{", "{{").replace("}", "}}")
+    return Column(name, "VARCHAR", f"CASE WHEN regexp_full_match({{v}}, '{pattern}') THEN {{v}} END",
                   CODE_RULE)
 
 

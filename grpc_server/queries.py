@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from google.type import date_pb2
 
+from airtime import validation
 from grpc_server.errors import BadRequestError
 
 # signal and program codes as the broadcaster writes them (SP1, HUCK, _999, DC60)
-CODE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+CODE_PATTERN = re.compile(validation.CODE_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _code(value: str, field: str, errors: _Violations) -> str | None:
     if not value:
         return None
     if not CODE_PATTERN.fullmatch(value):
-        errors.add(field, f"malformed code {value[:40]!r}: expected 1-32 of A-Z a-z 0-9 _ . -")
+        errors.add(field, f"malformed code {value[:40]!r}: expected 1-32 of A-Z a-z 0-9 _ -")
         return None
     return value
 
