@@ -28,7 +28,8 @@ from pathlib import Path
 from airtime.errors import AirtimeError
 from airtime.settings import Settings
 from airtime.store import ObjectStore, open_store
-from airtime.warehouse import Warehouse
+from airtime.warehouse import PUBLISHED, Warehouse
+from steps.ingest import day_prefix
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ class CatchupResult:
 def day_keys(source: ObjectStore, day: dt.date) -> list[str]:
     """The files of a day's delivery, found the way ingest finds them: directly under
     `dt=D/` when that folder exists, else directly under the root."""
-    prefix = f"dt={day.isoformat()}/"
-    if not source.list(prefix):
-        prefix = ""
+    prefix = day_prefix(source, day)
     return sorted(k for k in source.list(prefix) if "/" not in k[len(prefix):])
 
 
@@ -69,7 +68,7 @@ def missed_days(settings: Settings, run_date: dt.date, source: ObjectStore, ware
         if not source.list(f"dt={day.isoformat()}/"):
             continue
         record = warehouse.run_record(day)
-        if record is None or record.state != "published":
+        if record is None or record.state != PUBLISHED:
             missed.append(day)
     return missed
 
