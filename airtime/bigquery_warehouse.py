@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
@@ -182,7 +183,10 @@ class BigQueryWarehouse(LedgerReads):
         """Load one Parquet file into its staging table; return the table id.
 
         The job id is deterministic (dataset, table, run date, content digest): a retried
-        step submitting the same load gets Conflict and waits for the job already there."""
+        step submitting the same load gets Conflict and waits for the job already there.
+        That job only counts if its staging table still holds the file's rows: a step
+        killed mid-upload can leave a job with nothing loaded, and a committed run drops
+        its staging tables; either way the file is loaded again under a fresh job id."""
         digest = _sha256(path)[:20]
         stem = f"{table}_{run_date:%Y%m%d}_{digest}"
         staging_id = self._table(f"_staging_{stem}")
@@ -195,7 +199,6 @@ class BigQueryWarehouse(LedgerReads):
         )
         what = f"load of {path.name} into {staging_id}"
         with self._errors(what):
-            existed = self._exists(staging_id)
             staging = bigquery.Table(staging_id, schema=staging_schema(table))
             staging.expires = _now() + STAGING_EXPIRY  # a crashed load's leftovers go away
             self.client.create_table(staging, exists_ok=True, retry=self._retry)
@@ -203,18 +206,25 @@ class BigQueryWarehouse(LedgerReads):
                 job = self._submit_load(path, staging_id, job_id, config)
             except api_exceptions.Conflict:
                 log.info("load job %s exists (a retried step): waiting for it", job_id)
-                try:
-                    self.client.get_job(job_id, location=self.location,
-                                        retry=self._retry).result(retry=self._retry)
-                    if existed:
-                        return staging_id
-                    # it ran long ago and its staging table was dropped after that commit:
-                    # a deliberate re-load of the same content, under a new job id
-                except api_exceptions.GoogleAPICallError as exc:
-                    log.warning("earlier load job %s failed (%s): loading again", job_id, exc)
+                if self._earlier_load_holds(job_id, staging_id, pq.ParquetFile(path).metadata.num_rows):
+                    return staging_id
                 job = self._submit_load(path, staging_id, f"{job_id}_{time.time_ns()}", config)
             job.result(retry=self._retry)
         return staging_id
+
+    def _earlier_load_holds(self, job_id: str, staging_id: str, rows: int) -> bool:
+        """Whether the earlier job `job_id` succeeded and its staging table holds `rows`."""
+        try:
+            self.client.get_job(job_id, location=self.location, retry=self._retry).result(retry=self._retry)
+        except api_exceptions.GoogleAPICallError as exc:
+            log.warning("earlier load job %s failed (%s): loading again", job_id, exc)
+            return False
+        job = self._query(f"SELECT COUNT(*) AS n FROM `{staging_id}`", what=f"row count of {staging_id}")
+        found = next(iter(job.result(retry=self._retry)))["n"]
+        if found != rows:
+            log.warning("earlier load job %s left %s rows in %s, not %s: loading again",
+                        job_id, found, staging_id, rows)
+        return found == rows
 
     def _submit_load(self, path: Path, staging_id: str, job_id: str,
                      config: bigquery.LoadJobConfig) -> bigquery.LoadJob:

@@ -100,6 +100,28 @@ def test_staging_loads_use_deterministic_job_ids_and_a_retry_reuses_them(warehou
     assert next(iter(rows))["n"] == 120
 
 
+def test_an_earlier_job_that_left_its_staging_table_empty_is_not_trusted(warehouse, client, files,
+                                                                        tmp_path):
+    # a step killed mid-upload: the deterministic job exists, but loaded no rows
+    warehouse.ensure_schema()
+    digest = hashlib.sha256(files["forecast"].read_bytes()).hexdigest()[:20]
+    stem = f"forecast_20261201_{digest}"
+    staging_id = f"local.{warehouse.dataset}._staging_{stem}"
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(files["forecast"]).slice(0, 0), empty)
+    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
+                                    schema=bqw.staging_schema("forecast"))
+    with empty.open("rb") as fh:
+        client.load_table_from_file(fh, staging_id, job_id=f"airtime_load_{warehouse.dataset}_{stem}",
+                                    job_config=config).result()
+
+    assert warehouse._stage(D1, "forecast", files["forecast"]) == staging_id
+    rows = client.query(f"SELECT COUNT(*) AS n FROM `{staging_id}`").result()
+    assert next(iter(rows))["n"] == 120
+    warehouse.load_run(run_load(D1, files))
+    assert warehouse.figures(D1) == parquet_figures(files)
+
+
 def test_a_failing_statement_rolls_back_the_whole_load_transaction(warehouse, client, files,
                                                                    tmp_path, monkeypatch):
     warehouse.load_run(run_load(D1, files))
