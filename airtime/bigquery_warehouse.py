@@ -232,13 +232,6 @@ class BigQueryWarehouse(LedgerReads):
             return self.client.load_table_from_file(fh, staging_id, job_id=job_id,
                                                     job_config=config, location=self.location)
 
-    def _exists(self, table_id: str) -> bool:
-        try:
-            self.client.get_table(table_id, retry=self._retry)
-        except api_exceptions.NotFound:
-            return False
-        return True
-
     def load_run(self, load: RunLoad) -> None:
         self.ensure_schema()
         staged = {table: self._stage(load.run_date, table, load.files[table]) for table in TABLES}
