@@ -28,8 +28,9 @@ COPY airtime ./airtime
 COPY steps ./steps
 COPY grpc_server ./grpc_server
 COPY workflows ./workflows
+COPY cli ./cli
 RUN pip --python /opt/venv/bin/python install -c constraints.txt . \
-    && /opt/venv/bin/python -c "import airtime.cli, grpc_server, steps.ingest"
+    && /opt/venv/bin/python -c "import cli.main, grpc_server.server, steps.dag"
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \

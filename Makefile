@@ -26,7 +26,7 @@ proto: $(STAMP)
 
 # Regenerate the Argo golden YAML (tests/golden/workflows) after an intended change.
 golden: $(STAMP)
-	$(BIN)/python -m workflows.render --golden
+	$(BIN)/python -m tests.unit.test_workflows_golden
 
 # Installs the offline validators (helm, kubernetes-validate, check-jsonschema) and the
 # Google Cloud emulators, then runs every test. Outside CI an emulator that cannot be

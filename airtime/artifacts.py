@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 
 from airtime import checksum
-from airtime.manifest import Output, run_prefix
 from airtime.errors import StorageError
+from airtime.manifest import Output, run_prefix
 from airtime.store import ObjectStore, sha256_file
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
@@ -33,23 +34,23 @@ from airtime.bigquery_schema import (
     RUN_COLUMNS,
     STAGING_EXPIRY,
     TABLE_DEFINITIONS,
-    data_columns,
     staging_schema,
 )
 from airtime.errors import ConfigError, StorageError
+from airtime.schema import DATA_TABLES, FORECAST
+from airtime.settings import Settings
 from airtime.warehouse import (
     FAILED,
-    FORECAST_SCHEMA,
     LOADED,
     PUBLISHED,
-    TABLE_NAMES,
-    TABLES,
     Figures,
-    ForecastFilter,
     LedgerReads,
     RunLoad,
     RunRecord,
+    SlotFilter,
     filter_clauses,
+    ledger_row,
+    record_of,
 )
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,13 @@ class BigQueryWarehouse(LedgerReads):
         self._ensured = False
 
     @classmethod
-    def from_settings(cls, settings) -> BigQueryWarehouse:  # noqa: ANN001 - airtime Settings
+    def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
         options, credentials = None, None
         if settings.bq_api_endpoint:
             options = {"api_endpoint": settings.bq_api_endpoint}
             if settings.bq_api_endpoint.startswith("http://"):
                 if not settings.gcp_project:  # else the client would go looking for one
                     raise ConfigError("AIRTIME_GCP_PROJECT is required with an emulator endpoint")
-                from google.auth.credentials import AnonymousCredentials
-
                 credentials = AnonymousCredentials()
         try:
             client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location,
@@ -234,31 +233,20 @@ class BigQueryWarehouse(LedgerReads):
 
     def load_run(self, load: RunLoad) -> None:
         self.ensure_schema()
-        staged = {table: self._stage(load.run_date, table, load.files[table]) for table in TABLES}
+        staged = {key: self._stage(load.run_date, key, load.files[key]) for key in DATA_TABLES}
         faults.crash_point("load-before-commit")
         statements = ["BEGIN TRANSACTION;"]
-        for table in TABLES:
-            name, columns = TABLE_NAMES[table], ", ".join(data_columns(table))
+        for key, table in DATA_TABLES.items():
+            name, columns = table.name, ", ".join(table.names)
             statements.append(f"DELETE FROM {self._sql_table(name)} WHERE run_date = @run_date;")
             statements.append(f"INSERT INTO {self._sql_table(name)} (run_date, {columns})"
-                              f" SELECT @run_date, {columns} FROM `{staged[table]}`;")
-        statements.append(_REPLACE_LEDGER_ROW.format(runs=self._sql_table("runs"), columns=RUN_COLUMNS))
+                              f" SELECT @run_date, {columns} FROM `{staged[key]}`;")
+        row = {name: value for name, value in ledger_row(load, _now()).items() if value is not None}
+        statements.append(_REPLACE_LEDGER_ROW.format(
+            runs=self._sql_table("runs"), columns=", ".join(row),
+            values=", ".join(f"@{name}" for name in row)))
         statements.append("COMMIT TRANSACTION;")
-        fig = load.figures
-        self._query("\n".join(statements), {
-            "run_date": load.run_date,
-            "state": LOADED,
-            "digest": load.input_digest,
-            "a_rows": fig["audience"].rows,
-            "v_rows": fig["availability"].rows,
-            "f_rows": fig["forecast"].rows,
-            "q_rows": load.quarantined_rows,
-            "a_sum": fig["audience"].checksum,
-            "v_sum": fig["availability"].checksum,
-            "f_sum": fig["forecast"].checksum,
-            "started": load.started_at or _now(),
-            "loaded": _now(),
-        }, what=f"load transaction of run {load.run_date}")
+        self._query("\n".join(statements), row, what=f"load transaction of run {load.run_date}")
         for staging_id in staged.values():
             with contextlib.suppress(api_exceptions.GoogleAPIError):  # expiry cleans up anyway
                 self.client.delete_table(staging_id, not_found_ok=True, retry=self._retry)
@@ -293,16 +281,16 @@ class BigQueryWarehouse(LedgerReads):
     def figures(self, run_date: dt.date) -> dict[str, Figures]:
         # one job for the three tables: each SELECT reads only the run's partition
         parts = [
-            f"SELECT '{table}' AS kind, * FROM (" + checksum.bigquery_select(
-                table, self._sql_table(TABLE_NAMES[table]), "WHERE run_date = @run_date") + ")"
-            for table in TABLES
+            f"SELECT '{key}' AS kind, * FROM (" + checksum.bigquery_select(
+                key, self._sql_table(table.name), "WHERE run_date = @run_date") + ")"
+            for key, table in DATA_TABLES.items()
         ]
         job = self._query(" UNION ALL ".join(parts), {"run_date": run_date},
                           what=f"figures of run {run_date}")
         with self._errors(f"figures of run {run_date}"):
             rows = {row["kind"]: row for row in job.result(retry=self._retry)}
-        return {table: Figures(rows=int(rows[table]["rows"]), checksum=int(rows[table]["checksum"]))
-                for table in TABLES}
+        return {key: Figures(rows=int(rows[key]["rows"]), checksum=int(rows[key]["checksum"]))
+                for key in DATA_TABLES}
 
     def _records(self, where: str = "", params: dict[str, object] | None = None) -> list[RunRecord]:
         sql = (f"SELECT {RUN_COLUMNS} FROM {self._sql_table('runs')} {where}"
@@ -315,26 +303,25 @@ class BigQueryWarehouse(LedgerReads):
                 return []
             raise
         with self._errors("ledger read"):
-            return [_record(row) for row in job.result(retry=self._retry)]
+            return [record_of(row) for row in job.result(retry=self._retry)]
 
-    def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
         clauses, params = filter_clauses(run_date, where, "@")
         job = self._query(
-            f"SELECT {', '.join(FORECAST_SCHEMA.names)} FROM {self._sql_table('forecast')}"
+            f"SELECT {', '.join(FORECAST.names)} FROM {self._sql_table('forecast')}"
             f" WHERE {' AND '.join(clauses)} ORDER BY signal, program_code, date",
             params, what=f"forecast read of run {run_date}")
         with self._errors(f"forecast read of run {run_date}"):
             # the REST path: no BigQuery Storage client (the emulator has none we rely on)
             table = job.result(retry=self._retry).to_arrow(create_bqstorage_client=False)
-        return table.select(FORECAST_SCHEMA.names).cast(FORECAST_SCHEMA)
+        return table.select(FORECAST.names).cast(FORECAST.arrow_schema)
 
 
 # The ledger row is replaced (as DuckDB's INSERT OR REPLACE does) by DELETE + INSERT inside
 # the load transaction: local-bigquery cannot run MERGE inside a transaction, and both
 # statements are as atomic there as a MERGE would be, on either engine.
 _REPLACE_LEDGER_ROW = """DELETE FROM {runs} WHERE run_date = @run_date;
-INSERT INTO {runs} ({columns}) VALUES (@run_date, @state, @digest, @a_rows, @v_rows, @f_rows,
-  @q_rows, @a_sum, @v_sum, @f_sum, @started, @loaded, NULL, NULL, NULL);"""
+INSERT INTO {runs} ({columns}) VALUES ({values});"""
 
 # a failure never demotes a published run: the served data stays what verify approved
 _MERGE_FAILED = """MERGE {runs} AS r
@@ -344,22 +331,3 @@ WHEN MATCHED THEN UPDATE SET failed_step = @step, error = @error,
 WHEN NOT MATCHED THEN INSERT (run_date, state, input_digest, started_at, failed_step, error)
   VALUES (@run_date, @failed, '', @now, @step, @error)"""
 
-
-def _record(row: bigquery.Row) -> RunRecord:
-    return RunRecord(
-        run_date=row["run_date"],
-        state=row["state"],
-        input_digest=row["input_digest"],
-        audience_rows=row["audience_rows"] or 0,
-        availability_rows=row["availability_rows"] or 0,
-        forecast_rows=row["forecast_rows"] or 0,
-        quarantined_rows=row["quarantined_rows"] or 0,
-        checksums={"audience": row["audience_checksum"],
-                   "availability": row["availability_checksum"],
-                   "forecast": row["forecast_checksum"]},
-        started_at=row["started_at"],
-        loaded_at=row["loaded_at"],
-        published_at=row["published_at"],
-        failed_step=row["failed_step"],
-        error=row["error"],
-    )

@@ -9,35 +9,17 @@ in either. With the row count beside it, a lost, added or altered row changes th
 
 from __future__ import annotations
 
-from typing import Literal
+from airtime.schema import DATA_TABLES, Column, TableKey
 
-Table = Literal["audience", "availability", "forecast"]
+# a checksum kind per column kind: how a value is rendered into the row string
+_KIND = {"string": "text", "date": "date", "timestamp": "timestamp", "float64": "float",
+         "int8": "int", "int32": "int", "int64": "int"}
 
-# column -> kind; the order is the canonical order of fields in the row string
-COLUMNS: dict[Table, list[tuple[str, str]]] = {
-    "audience": [
-        ("signal", "text"),
-        ("program_code", "text"),
-        ("exhibition_date", "date"),
-        ("program_start_time", "timestamp"),
-        ("average_audience", "float"),
-    ],
-    "availability": [
-        ("signal", "text"),
-        ("program_code", "text"),
-        ("date", "date"),
-        ("available_time", "int"),
-    ],
-    "forecast": [
-        ("signal", "text"),
-        ("program_code", "text"),
-        ("date", "date"),
-        ("weekday", "int"),
-        ("available_time", "int"),
-        ("predicted_audience", "float"),
-        ("history_size", "int"),
-    ],
-}
+
+def row_fields(table: TableKey) -> list[tuple[str, str]]:
+    """(name, kind) in the table's column order: the canonical order of the row string."""
+    columns: tuple[Column, ...] = DATA_TABLES[table].columns
+    return [(c.name, _KIND[c.kind]) for c in columns]
 
 
 def _duckdb_field(name: str, kind: str) -> str:
@@ -62,19 +44,19 @@ def _bigquery_field(name: str, kind: str) -> str:
     return f"COALESCE({value}, '')"
 
 
-def duckdb_select(table: Table, relation: str, where: str = "") -> str:
+def duckdb_select(table: TableKey, relation: str, where: str = "") -> str:
     """SQL giving (rows, checksum) of `relation` in DuckDB."""
-    row = " || '|' || ".join(_duckdb_field(n, k) for n, k in COLUMNS[table])
+    row = " || '|' || ".join(_duckdb_field(n, k) for n, k in row_fields(table))
     return (
         f"SELECT count(*) AS rows, coalesce(bit_xor(('0x' || substr(md5({row}), 1, 15))::BIGINT), 0)"
         f" AS checksum FROM {relation} {where}"
     )
 
 
-def bigquery_select(table: Table, relation: str, where: str = "") -> str:
+def bigquery_select(table: TableKey, relation: str, where: str = "") -> str:
     """SQL giving (rows, checksum) of `relation` in BigQuery (GoogleSQL). ROWS is a
     reserved word there, hence the quoted alias."""
-    row = " || '|' || ".join(_bigquery_field(n, k) for n, k in COLUMNS[table])
+    row = " || '|' || ".join(_bigquery_field(n, k) for n, k in row_fields(table))
     return (
         "SELECT COUNT(*) AS `rows`, COALESCE(BIT_XOR(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5("
         f"{row})), 1, 15)) AS INT64)), 0) AS checksum FROM {relation} {where}"

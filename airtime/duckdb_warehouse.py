@@ -19,47 +19,25 @@ import pyarrow as pa
 
 from airtime import checksum, faults
 from airtime.errors import StorageError
+from airtime.schema import DATA_TABLES, FORECAST, RUNS, TABLES
 from airtime.warehouse import (
     FAILED,
     LOADED,
     PUBLISHED,
-    TABLE_NAMES,
-    TABLES,
     Figures,
-    ForecastFilter,
     LedgerReads,
     RunLoad,
     RunRecord,
+    SlotFilter,
     filter_clauses,
+    ledger_row,
+    record_of,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS raw_audience (
-    run_date DATE NOT NULL, signal VARCHAR NOT NULL, program_code VARCHAR NOT NULL,
-    exhibition_date DATE NOT NULL, program_start_time TIMESTAMPTZ NOT NULL,
-    average_audience DOUBLE NOT NULL);
-CREATE TABLE IF NOT EXISTS raw_availability (
-    run_date DATE NOT NULL, signal VARCHAR NOT NULL, program_code VARCHAR NOT NULL,
-    date DATE NOT NULL, available_time INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS forecast (
-    run_date DATE NOT NULL, signal VARCHAR NOT NULL, program_code VARCHAR NOT NULL,
-    date DATE NOT NULL, weekday TINYINT NOT NULL, available_time INTEGER NOT NULL,
-    predicted_audience DOUBLE, history_size TINYINT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_date DATE PRIMARY KEY, state VARCHAR NOT NULL, input_digest VARCHAR NOT NULL,
-    audience_rows BIGINT, availability_rows BIGINT, forecast_rows BIGINT,
-    quarantined_rows BIGINT, audience_checksum BIGINT, availability_checksum BIGINT,
-    forecast_checksum BIGINT, started_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    published_at TIMESTAMPTZ, failed_step VARCHAR, error VARCHAR);
-"""
-
-RUN_COLUMNS = (
-    "run_date, state, input_digest, audience_rows, availability_rows, forecast_rows,"
-    " quarantined_rows, audience_checksum, availability_checksum, forecast_checksum,"
-    " started_at, loaded_at, published_at, failed_step, error"
-)
+SCHEMA = "\n".join(table.duckdb_ddl() for table in TABLES)
+RUN_COLUMNS = ", ".join(RUNS.names)
 
 LOCK_WAIT_SECONDS = 60.0
 
@@ -108,35 +86,15 @@ class DuckDBWarehouse(LedgerReads):
             con.execute("BEGIN TRANSACTION")
             try:
                 params = {"run_date": load.run_date}
-                for table in TABLES:
-                    name = TABLE_NAMES[table]
-                    con.execute(f"DELETE FROM {name} WHERE run_date = $run_date", params)
+                for key, table in DATA_TABLES.items():
+                    con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date", params)
                     con.execute(
-                        f"INSERT INTO {name} BY NAME SELECT CAST($run_date AS DATE) AS run_date, *"
+                        f"INSERT INTO {table.name} BY NAME SELECT CAST($run_date AS DATE) AS run_date, *"
                         f" FROM read_parquet($path)",
-                        {**params, "path": str(load.files[table])},
+                        {**params, "path": str(load.files[key])},
                     )
                 faults.crash_point("load-before-commit")
-                fig = load.figures
-                con.execute(
-                    f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES"
-                    " ($run_date, $state, $digest, $a_rows, $v_rows, $f_rows, $q_rows,"
-                    "  $a_sum, $v_sum, $f_sum, $started, $loaded, NULL, NULL, NULL)",
-                    {
-                        **params,
-                        "state": LOADED,
-                        "digest": load.input_digest,
-                        "a_rows": fig["audience"].rows,
-                        "v_rows": fig["availability"].rows,
-                        "f_rows": fig["forecast"].rows,
-                        "q_rows": load.quarantined_rows,
-                        "a_sum": fig["audience"].checksum,
-                        "v_sum": fig["availability"].checksum,
-                        "f_sum": fig["forecast"].checksum,
-                        "started": load.started_at or _now(),
-                        "loaded": _now(),
-                    },
-                )
+                con.execute(f"INSERT OR REPLACE INTO runs BY NAME SELECT {_PARAMS}", ledger_row(load, _now()))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -185,14 +143,12 @@ class DuckDBWarehouse(LedgerReads):
     def figures(self, run_date: dt.date) -> dict[str, Figures]:
         result = {}
         with self._connect(read_only=True) as con:
-            for table in TABLES:
+            for key, table in DATA_TABLES.items():
                 rows, total = con.execute(
-                    checksum.duckdb_select(
-                        table, TABLE_NAMES[table], "WHERE run_date = $run_date"
-                    ),
+                    checksum.duckdb_select(key, table.name, "WHERE run_date = $run_date"),
                     {"run_date": run_date},
                 ).fetchone()
-                result[table] = Figures(rows=int(rows), checksum=int(total))
+                result[key] = Figures(rows=int(rows), checksum=int(total))
         return result
 
     def _records(self, where: str = "", params: dict | None = None) -> list[RunRecord]:
@@ -202,34 +158,18 @@ class DuckDBWarehouse(LedgerReads):
             rows = con.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY run_date DESC", params or {}
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [record_of(dict(zip(RUNS.names, row, strict=True))) for row in rows]
 
-    def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
         clauses, params = filter_clauses(run_date, where, "$")
         with self._connect(read_only=True) as con:
             return con.execute(
-                "SELECT signal, program_code, date, weekday, available_time, predicted_audience,"
-                f" history_size FROM forecast WHERE {' AND '.join(clauses)}"
+                f"SELECT {', '.join(FORECAST.names)} FROM forecast WHERE {' AND '.join(clauses)}"
                 " ORDER BY signal, program_code, date",
                 params,
             ).to_arrow_table()
 
 
-def _record(row: tuple) -> RunRecord:
-    (run_date, state, digest, a_rows, v_rows, f_rows, q_rows, a_sum, v_sum, f_sum,
-     started, loaded, published, failed_step, error) = row
-    return RunRecord(
-        run_date=run_date,
-        state=state,
-        input_digest=digest,
-        audience_rows=a_rows or 0,
-        availability_rows=v_rows or 0,
-        forecast_rows=f_rows or 0,
-        quarantined_rows=q_rows or 0,
-        checksums={"audience": a_sum, "availability": v_sum, "forecast": f_sum},
-        started_at=started,
-        loaded_at=loaded,
-        published_at=published,
-        failed_step=failed_step,
-        error=error,
-    )
+
+# the ledger row's values as named parameters, in column order
+_PARAMS = ", ".join(f"${name} AS {name}" for name in RUNS.names)

@@ -1,7 +1,11 @@
-"""`python -m steps.<step>`: the container entry point of one pipeline step.
+"""The one entry-point wrapper of every airtime process: each step, catch-up, notify,
+the query server and the command line.
 
-Parses the settings and arguments, wires the dependencies, runs the step and exits with
-the error's exit code, which is what Argo's retryStrategy looks at."""
+It parses the arguments and the settings (a bad setting is one line and exit 2, never a
+traceback), sets up logging and the crash drills, runs the body and turns an
+AirtimeError into its exit code: the contract Argo's retryStrategy reads
+(airtime/errors.py). Anything else is a bug: its traceback is logged and the exit is 1.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,18 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from pathlib import Path
+from collections.abc import Callable
+
+from pydantic import ValidationError
 
 from airtime import faults, logs
-from airtime.errors import AirtimeError
+from airtime.errors import AirtimeError, ConfigError
 from airtime.settings import Settings
 
-log = logging.getLogger("airtime.step")
+log = logging.getLogger("airtime")
+
+Body = Callable[[Settings, argparse.Namespace], int]
+Report = Callable[[AirtimeError], None]
 
 
 def parse_date(text: str) -> dt.date:
@@ -25,32 +34,46 @@ def parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def step_main(step: str, argv: list[str] | None = None) -> int:
-    from airtime import pipeline
+def settings_error(exc: ValidationError) -> ConfigError:
+    """One line naming each bad AIRTIME_* variable, its value and the rule it breaks."""
+    parts = []
+    for error in exc.errors():
+        name = "AIRTIME_" + "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}={error.get('input')!r}: {error['msg']}")
+    return ConfigError("bad settings: " + "; ".join(parts))
 
-    parser = argparse.ArgumentParser(prog=f"python -m steps.{step}", description=f"airtime {step} step")
-    parser.add_argument("--date", type=parse_date, help="run date (default: today in the business timezone)")
-    parser.add_argument("--source", help="source folder or gs:// prefix of the day's files")
-    parser.add_argument("--emit", type=Path, help="write the step's manifest URI to this file (Argo output)")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
-    faults.arm(settings.crash_at, settings.crash_once)
-    run_date = args.date or pipeline.today(settings)
-    extra = {"run_date": run_date.isoformat(), "step": step}
+
+def load_settings() -> Settings:
     try:
-        ctx = pipeline.make_context(settings, run_date, args.source)
-        result = pipeline.run_step(ctx, step)
-    except AirtimeError as exc:
-        log.error("%s failed: %s", step, exc, extra=extra)
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
+def log_error(exc: AirtimeError) -> None:
+    log.error("%s", exc)
+
+
+def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = None, *,
+        log_format: str | None = None, quiet: Callable[[argparse.Namespace], bool] | None = None,
+        report: Report = log_error) -> int:
+    """Parse, configure, run `body`; the process's exit code. `log_format` forces a format
+    (notify always writes JSON); `quiet(args)` shows only warnings on a text terminal (the
+    CLI prints its own progress)."""
+    args = parser.parse_args(argv)  # argparse itself exits 2 with usage on bad arguments
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"{parser.prog}: {exc}\n")
         return exc.exit_code
-    if args.emit:
-        args.emit.parent.mkdir(parents=True, exist_ok=True)
-        args.emit.write_text(result.manifest_uri)
-    log.info("%s %s in %.1fs: %s", step, "skipped (already done)" if result.skipped else "done",
-             result.seconds, result.manifest_uri, extra=extra)
-    return 0
+    fmt = log_format or settings.log_format
+    logs.configure(fmt, "WARNING" if quiet and quiet(args) and fmt == "text" else settings.log_level)
+    faults.arm(settings.crash_at, settings.crash_once)
+    try:
+        return body(settings, args)
+    except AirtimeError as exc:
+        report(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
 
-
-def run(step: str) -> None:
-    sys.exit(step_main(step))

@@ -1,7 +1,9 @@
 """One error hierarchy; each kind maps to its own process exit code.
 
 The exit codes are a contract with the orchestrator: Argo's retryStrategy retries
-transient faults (storage, warehouse) and never retries bad input or a failed check.
+transient faults (storage, warehouse) and never retries what a retry cannot fix. Each
+class says which it is (`retryable`), and the workflow's retry expression is generated
+from `NOT_RETRIED_EXIT_CODES`, so the two never drift apart.
 """
 
 from __future__ import annotations
@@ -11,24 +13,29 @@ class AirtimeError(Exception):
     """Base of every error airtime raises on purpose."""
 
     exit_code = 1
+    # a retry of the same step with the same inputs could succeed
+    retryable = True
 
 
 class ConfigError(AirtimeError):
     """Settings or command-line arguments that cannot work."""
 
     exit_code = 2
+    retryable = False
 
 
 class InputError(AirtimeError):
     """A delivered file is missing, malformed or breaks a validation rule."""
 
     exit_code = 3
+    retryable = False
 
 
 class VerificationError(AirtimeError):
     """What the warehouse holds does not match what the pipeline wrote."""
 
     exit_code = 4
+    retryable = False
 
 
 class StorageError(AirtimeError):
@@ -41,14 +48,28 @@ class NotPublishedError(AirtimeError):
     """A query needs a published run and there is none yet."""
 
     exit_code = 6
+    retryable = False
 
 
-EXIT_CODES = {
-    "ok": 0,
-    "unexpected": 1,
-    "config": ConfigError.exit_code,
-    "input": InputError.exit_code,
-    "verification": VerificationError.exit_code,
-    "storage": StorageError.exit_code,
-    "not_published": NotPublishedError.exit_code,
-}
+class UnknownProgramError(AirtimeError):
+    """The program query names a program the published run does not have."""
+
+    exit_code = 7
+    retryable = False
+
+
+class UpstreamMissingError(AirtimeError):
+    """A step was started before the steps it reads finished for its date. Retrying the
+    step alone cannot help: the workflow (or `airtime run`) must run the upstream first."""
+
+    exit_code = 8
+    retryable = False
+
+
+def _all(cls: type[AirtimeError]) -> list[type[AirtimeError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _all(child))]
+
+
+# exit codes the orchestrator must not retry
+NOT_RETRIED_EXIT_CODES: tuple[int, ...] = tuple(sorted(
+    {cls.exit_code for cls in _all(AirtimeError) if not cls.retryable}))

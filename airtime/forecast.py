@@ -1,4 +1,4 @@
-"""The one business rule, in DuckDB SQL (see DESIGN.md, "The forecast").
+"""The one business rule, in DuckDB SQL (README.md, first section: the forecast of a slot).
 
 For each slot (signal, program_code, date D): the median audience of the 4 most recent
 exhibitions of the same signal and program, strictly before D, on D's weekday.
@@ -12,11 +12,6 @@ gives the same numbers but was ~5x slower at 10M rows (bench/preprocess.py).
 """
 
 from __future__ import annotations
-
-import datetime as dt
-
-import duckdb
-import pandas as pd
 
 HISTORY_DEPTH = 4
 
@@ -88,24 +83,3 @@ def forecast_sql(history: str, availability: str) -> str:
          AND s.date > r.exhibition_date
         ORDER BY s.signal, s.program_code, s.date
     """
-
-
-def compute_forecast(history: pd.DataFrame, availability: pd.DataFrame) -> pd.DataFrame:
-    """The forecast of in-memory frames (tests, notebooks); same SQL as the step."""
-    con = duckdb.connect()
-    con.register("history_df", history)
-    con.register("availability_df", availability)
-    return con.sql(forecast_sql("history_df", "availability_df")).df()
-
-
-def merge_history(
-    previous: pd.DataFrame | None, audience: pd.DataFrame, run_date: dt.date
-) -> pd.DataFrame:
-    con = duckdb.connect()
-    con.register("audience_df", audience)
-    if previous is not None:
-        con.register("previous_df", previous)
-    sql = merged_history_sql("previous_df" if previous is not None else None, "audience_df")
-    return con.execute(
-        sql + " ORDER BY signal, program_code, exhibition_date", {"run_date": run_date}
-    ).df()

@@ -50,3 +50,8 @@ def resolve_run_date(
     if from_schedule is not None:
         return from_schedule
     return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone)).date()
+
+
+def today(timezone: str) -> dt.date:
+    """The default run date: today in the business timezone (not the machine's)."""
+    return resolve_run_date(None, None, timezone)

@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     crash_at: str | None = None
     # -- with crash_at: fire only while this marker file does not exist yet
     crash_once: Path | None = None
-    # -- days before the run date that a run also brings up to date (catch-up)
-    catchup_days: int = Field(default=0, ge=0)
+    # -- days before the run date that a scheduled run also brings up to date (steps/catchup.py)
+    catchup_days: int = Field(default=7, ge=0)
 
     # gcp profile
     gcp_project: str | None = None

@@ -1,7 +1,7 @@
 """Object stores: where source files, artifacts and manifests live.
 
-Steps only see the small `ObjectStore` protocol; `open_store` picks the implementation
-from the URI (a local folder, or `gs://bucket/prefix` for the gcp profile).
+Steps only see the small `ObjectStore` protocol; `airtime.resources.open_store` picks the
+implementation from the URI (a local folder, or `gs://bucket/prefix` for the gcp profile).
 """
 
 from __future__ import annotations
@@ -146,12 +146,3 @@ def find_one(store: ObjectStore, prefix: str, pattern: str, what: str) -> str:
                          + ", ".join(matches) + "; expected exactly one")
     return matches[0]
 
-
-def open_store(location: str | Path) -> ObjectStore:
-    """A store for a local folder or a `gs://bucket/prefix` URI."""
-    text = str(location)
-    if text.startswith("gs://"):
-        from airtime.gcs_store import GcsStore  # imported lazily: the local profile needs no GCP libs
-
-        return GcsStore.from_uri(text)
-    return LocalStore(Path(text))

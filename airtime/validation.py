@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from airtime import schema
 from airtime.errors import InputError
 
 BOM = codecs.BOM_UTF8
@@ -41,11 +42,18 @@ TIMESTAMP_SQL = """CASE
 
 @dataclass(frozen=True)
 class Column:
-    name: str
-    sql_type: str  # DuckDB type of the typed output
+    column: schema.Column  # name and type, as declared in airtime/schema.py
     parse: str  # SQL turning the trimmed text `{v}` into the typed value (NULL if it can't)
     parse_rule: str  # the rule a value breaks when `parse` gives NULL
     checks: tuple[tuple[str, str], ...] = ()  # (SQL true when the typed `{x}` is bad, rule)
+
+    @property
+    def name(self) -> str:
+        return self.column.name
+
+    @property
+    def sql_type(self) -> str:
+        return self.column.duckdb_type
 
 
 @dataclass(frozen=True)
@@ -60,49 +68,32 @@ class FileSpec:
         return [c.name for c in self.columns]
 
 
-def _code(name: str) -> Column:
-    pattern = CODE_PATTERN.replace("{", "{{").replace("}", "}}")
-    return Column(name, "VARCHAR", f"CASE WHEN regexp_full_match({{v}}, '{pattern}') THEN {{v}} END",
-                  CODE_RULE)
+_CODE = CODE_PATTERN.replace("{", "{{").replace("}", "}}")
+# how a delivered value of each column kind is parsed (every text column is a code)
+PARSE: dict[str, tuple[str, str]] = {
+    "string": (f"CASE WHEN regexp_full_match({{v}}, '{_CODE}') THEN {{v}} END", CODE_RULE),
+    "date": (DATE_SQL, DATE_RULE),
+    "timestamp": (TIMESTAMP_SQL, "must be an ISO-8601 UTC timestamp like 2020-06-05T15:01:00.000Z"),
+    "float64": ("CASE WHEN NOT regexp_full_match(lower({v}), '[+-]?(inf(inity)?|nan)') THEN try_cast({v} AS DOUBLE) END",
+                "must be a finite number"),
+    "int32": ("CASE WHEN regexp_full_match({v}, '[+-]?\\d{{1,9}}') THEN try_cast({v} AS INTEGER) END",
+              "must be a whole number of seconds"),
+}
+# what a parsed value must also satisfy, per column
+CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "average_audience": (("{x} < 0", "must be >= 0"),),
+    "available_time": (("{x} < 0 OR {x} > 3600", "must be between 0 and 3600 seconds"),),
+}
 
 
-AUDIENCE = FileSpec(
-    table="audience",
-    pattern="*program_audience*.csv",
-    columns=(
-        _code("signal"),
-        _code("program_code"),
-        Column("exhibition_date", "DATE", DATE_SQL, DATE_RULE),
-        Column("program_start_time", "TIMESTAMPTZ", TIMESTAMP_SQL,
-               "must be an ISO-8601 UTC timestamp like 2020-06-05T15:01:00.000Z"),
-        Column(
-            "average_audience", "DOUBLE",
-            "CASE WHEN NOT regexp_full_match(lower({v}), '[+-]?(inf(inity)?|nan)') THEN try_cast({v} AS DOUBLE) END",
-            "must be a finite number",
-            (("{x} < 0", "must be >= 0"),),
-        ),
-    ),
-    key=("signal", "program_code", "exhibition_date"),
-)
+def _spec(key: schema.TableKey, pattern: str) -> FileSpec:
+    table = schema.DATA_TABLES[key]
+    columns = tuple(Column(c, *PARSE[c.kind], CHECKS.get(c.name, ())) for c in table.columns)
+    return FileSpec(key, pattern, columns, table.key)
 
-AVAILABILITY = FileSpec(
-    table="availability",
-    pattern="*inventory_availability*.csv",
-    columns=(
-        _code("signal"),
-        _code("program_code"),
-        Column("date", "DATE", DATE_SQL, DATE_RULE),
-        Column(
-            "available_time", "INTEGER",
-            "CASE WHEN regexp_full_match({v}, '[+-]?\\d{{1,9}}') THEN try_cast({v} AS INTEGER) END",
-            "must be a whole number of seconds",
-            (("{x} < 0 OR {x} > 3600", "must be between 0 and 3600 seconds"),),
-        ),
-    ),
-    key=("signal", "program_code", "date"),
-)
 
-SPECS = {spec.table: spec for spec in (AUDIENCE, AVAILABILITY)}
+AUDIENCE = _spec("audience", "*program_audience*.csv")
+AVAILABILITY = _spec("availability", "*inventory_availability*.csv")
 
 
 @dataclass(frozen=True)
@@ -236,7 +227,7 @@ def read_file(path: Path, name: str, spec: FileSpec) -> FileResult:
             f"CASE WHEN raw_{c.name} = '' THEN 'is required' ELSE $rule_{c.name} END "
             f"FROM typed WHERE {c.name} IS NULL"
         )
-        for k, (bad_sql, rule) in enumerate(c.checks):
+        for bad_sql, rule in c.checks:
             checks.append(
                 f"SELECT line, '{c.name}', raw_{c.name}, '{rule}' FROM typed"
                 f" WHERE {bad_sql.format(x=c.name)}"

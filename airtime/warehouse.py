@@ -9,21 +9,14 @@ verify has compared the warehouse's figures with the manifests and marked it pub
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
 
-from airtime.checksum import Table
-
-TABLES: tuple[Table, ...] = ("audience", "availability", "forecast")
-# warehouse table name of each checksum table kind
-TABLE_NAMES: dict[Table, str] = {
-    "audience": "raw_audience",
-    "availability": "raw_availability",
-    "forecast": "forecast",
-}
+from airtime.schema import DATA_TABLES, RUNS, TableKey
 
 # run states, in the order a run goes through them
 LOADED, PUBLISHED, FAILED = "loaded", "published", "failed"
@@ -41,8 +34,8 @@ class RunLoad:
 
     run_date: dt.date
     input_digest: str  # digest of the manifests the load came from
-    files: dict[Table, Path]  # local Parquet file per table
-    figures: dict[Table, Figures]  # expected, from the manifests
+    files: dict[TableKey, Path]  # local Parquet file per table
+    figures: dict[TableKey, Figures]  # expected, from the manifests
     quarantined_rows: int = 0
     started_at: dt.datetime | None = None
 
@@ -67,18 +60,21 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class ForecastFilter:
+class SlotFilter:
+    """Which forecast slots a read wants: a date range (either end open) and, optionally,
+    one signal and one program. The one filter type of every query path."""
+
     start: dt.date | None = None
     end: dt.date | None = None
     signal: str | None = None
     program_code: str | None = None
 
 
-def filter_clauses(run_date: dt.date, where: ForecastFilter | None, mark: str
+def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str
                    ) -> tuple[list[str], dict[str, object]]:
     """WHERE clauses and bound parameters of a forecast read; `mark` is the engine's
     parameter prefix (`$` in DuckDB, `@` in BigQuery)."""
-    where = where or ForecastFilter()
+    where = where or SlotFilter()
     clauses, params = [f"run_date = {mark}run_date"], {"run_date": run_date}
     for clause, name, value in (("date >=", "start", where.start), ("date <=", "end", where.end),
                                 ("signal =", "signal", where.signal),
@@ -87,6 +83,36 @@ def filter_clauses(run_date: dt.date, where: ForecastFilter | None, mark: str
             clauses.append(f"{clause} {mark}{name}")
             params[name] = value
     return clauses, params
+
+
+def ledger_row(load: RunLoad, now: dt.datetime) -> dict[str, object]:
+    """The `runs` row a load writes (state `loaded`), by column name."""
+    row: dict[str, object] = {name: None for name in RUNS.names}
+    row |= {"run_date": load.run_date, "state": LOADED, "input_digest": load.input_digest,
+            "quarantined_rows": load.quarantined_rows, "started_at": load.started_at or now,
+            "loaded_at": now}
+    for table, figures in load.figures.items():
+        row[f"{table}_rows"], row[f"{table}_checksum"] = figures.rows, figures.checksum
+    return row
+
+
+def record_of(row: Mapping[str, object]) -> RunRecord:
+    """A ledger row (by column name, from either engine) as a RunRecord."""
+    return RunRecord(
+        run_date=row["run_date"],
+        state=row["state"],
+        input_digest=row["input_digest"],
+        audience_rows=row["audience_rows"] or 0,
+        availability_rows=row["availability_rows"] or 0,
+        forecast_rows=row["forecast_rows"] or 0,
+        quarantined_rows=row["quarantined_rows"] or 0,
+        checksums={table: row[f"{table}_checksum"] for table in DATA_TABLES},
+        started_at=row["started_at"],
+        loaded_at=row["loaded_at"],
+        published_at=row["published_at"],
+        failed_step=row["failed_step"],
+        error=row["error"],
+    )
 
 
 class LedgerReads:
@@ -115,7 +141,7 @@ class Warehouse(Protocol):
         atomically."""
         ...
 
-    def figures(self, run_date: dt.date) -> dict[Table, Figures]:
+    def figures(self, run_date: dt.date) -> dict[TableKey, Figures]:
         """Row count and checksum of each table's rows for the run, read back."""
         ...
 
@@ -135,30 +161,7 @@ class Warehouse(Protocol):
 
     def latest_published(self) -> RunRecord | None: ...
 
-    def read_forecast(self, run_date: dt.date, where: ForecastFilter | None = None) -> pa.Table:
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
         """Forecast rows of a run (columns as in the forecast Parquet), ordered by
         signal, program_code, date."""
         ...
-
-
-FORECAST_SCHEMA = pa.schema(
-    [
-        ("signal", pa.string()),
-        ("program_code", pa.string()),
-        ("date", pa.date32()),
-        ("weekday", pa.int8()),
-        ("available_time", pa.int32()),
-        ("predicted_audience", pa.float64()),
-        ("history_size", pa.int8()),
-    ]
-)
-
-
-def open_warehouse(settings) -> Warehouse:  # noqa: ANN001 - Settings, imported lazily
-    if settings.profile == "gcp":
-        from airtime.bigquery_warehouse import BigQueryWarehouse
-
-        return BigQueryWarehouse.from_settings(settings)
-    from airtime.duckdb_warehouse import DuckDBWarehouse
-
-    return DuckDBWarehouse(settings.warehouse_path)

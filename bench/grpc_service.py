@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
+from airtime.schema import FORECAST
 from airtime.v1 import forecast_service_pb2 as pb
-from airtime.warehouse import FORECAST_SCHEMA, Figures, RunLoad
+from airtime.warehouse import Figures, RunLoad
 from grpc_server.client import ForecastClient
 from grpc_server.convert import to_date
 
@@ -64,7 +65,7 @@ def build_dataset(home: Path, slots: int, signals: int = 10, days: int = 365) ->
         "available_time": pa.array(rng.integers(2, 301, n).astype(np.int32)),
         "predicted_audience": pa.array(predicted, from_pandas=True),
         "history_size": pa.array(history),
-    }, schema=FORECAST_SCHEMA)
+    }, schema=FORECAST.arrow_schema)
     availability = forecast.select(["signal", "program_code", "date", "available_time"])
     audience = pa.table({
         "signal": ["S00"], "program_code": ["P0000"], "exhibition_date": pa.array([RUN_DATE], pa.date32()),
@@ -217,7 +218,7 @@ def main() -> None:
     home.mkdir(parents=True)
     started = time.monotonic()
     n, args.program = build_dataset(home, args.slots)
-    print("load average before: %.2f %.2f %.2f (2 cores shared with other work)" % os.getloadavg())
+    print("load average before: {:.2f} {:.2f} {:.2f} (2 cores shared with other work)".format(*os.getloadavg()))
     print(f"dataset: {n:,} slots published in {time.monotonic() - started:.1f}s ({home})")
 
     grpc_port, rest_port = free_port(), free_port()
@@ -298,7 +299,7 @@ def report(results: dict[tuple[str, str], list[Result]], rss: dict[str, float], 
         ratio = median((query, "grpc"), "rps") / median((query, "rest"), "rps")
         p99_ratio = median((query, "rest"), "p99_ms") / median((query, "grpc"), "p99_ms")
         print(f"{query:8s} gRPC/REST throughput x{ratio:.1f}, REST/gRPC p99 x{p99_ratio:.1f}")
-    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"load generator: {'h2load' if use_h2load else 'Python clients in processes'}")
     print(f"peak RSS: gRPC server {rss['grpc']:.0f} MiB, REST baseline {rss['rest']:.0f} MiB")
     program_p99 = median(("program", "grpc"), "p99_ms")

@@ -35,6 +35,8 @@ TARGET_RSS_MIB = 2048.0
 
 
 # ---- the two contenders, each run in a fresh process by `--worker` ----------------------
+# Each imports its own libraries inside its function, so a worker's peak RSS holds only
+# what its contender loads.
 
 
 def run_duckdb(audience: Path, availability: Path, out: Path) -> dict:

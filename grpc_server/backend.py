@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import pyarrow as pa
+
 from airtime.errors import NotPublishedError
-from airtime.warehouse import PUBLISHED, ForecastFilter, RunRecord, Warehouse
+from airtime.settings import Settings
+from airtime.warehouse import PUBLISHED, RunRecord, SlotFilter, Warehouse
 from grpc_server.errors import NotFoundError, PageExpiredError
-from grpc_server.queries import PageRequest, RunId, SlotQuery
+from grpc_server.queries import PageRequest, RunId
 from grpc_server.snapshot import SlotColumns, Snapshot, run_id
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,12 @@ class ForecastBackend(Protocol):
 
     def served(self) -> ServedRun: ...
 
-    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage: ...
+    def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage: ...
 
-    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
         ...
 
-    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]: ...
+    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, SlotColumns]: ...
 
 
 def _now() -> dt.datetime:
@@ -188,7 +191,7 @@ class SnapshotBackend(_Listeners):
     def served(self) -> ServedRun:
         return _served(self._snapshot())
 
-    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage:
+    def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
         snapshot = self._snapshot(page.run)
         selection = snapshot.select(query)
         rows = snapshot.columns(selection.rows(page.offset, page.size))
@@ -196,7 +199,7 @@ class SnapshotBackend(_Listeners):
         return SlotPage(_served(snapshot), rows, selection.total,
                         end if end < selection.total else None)
 
-    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
         snapshot = self._snapshot()
         selection = snapshot.select(query)
 
@@ -206,7 +209,7 @@ class SnapshotBackend(_Listeners):
 
         return _served(snapshot), chunks()
 
-    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]:
+    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, SlotColumns]:
         snapshot = self._snapshot()
         if not snapshot.has_program(query.program_code or ""):
             raise NotFoundError(f"program {query.program_code!r} has no slot in run {snapshot.id.run_date}")
@@ -259,18 +262,17 @@ class WarehouseBackend(_Listeners):
             raise _page_expired(run)
         return ServedRun(record, run, _now())
 
-    def _read(self, run: ServedRun, query: SlotQuery):  # noqa: ANN202 - pa.Table
-        where = ForecastFilter(query.start, query.end, query.signal, query.program_code)
-        return self._warehouse.read_forecast(run.id.run_date, where)
+    def _read(self, run: ServedRun, query: SlotFilter) -> pa.Table:
+        return self._warehouse.read_forecast(run.id.run_date, query)
 
-    def list_slots(self, query: SlotQuery, page: PageRequest) -> SlotPage:
+    def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
         run = self.served() if page.run is None else self._pinned(page.run)
         table = self._read(run, query)
         rows = SlotColumns.from_arrow(table.slice(page.offset, page.size))
         end = page.offset + len(rows)
         return SlotPage(run, rows, table.num_rows, end if end < table.num_rows else None)
 
-    def stream_slots(self, query: SlotQuery, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
+    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[SlotColumns]]:
         run = self.served()
         table = self._read(run, query)
 
@@ -280,17 +282,17 @@ class WarehouseBackend(_Listeners):
 
         return run, chunks()
 
-    def program_slots(self, query: SlotQuery) -> tuple[ServedRun, SlotColumns]:
+    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, SlotColumns]:
         run = self.served()
         table = self._read(run, query)
         if table.num_rows == 0:
-            everywhen = SlotQuery(dt.date.min, dt.date.max, None, query.program_code)
+            everywhen = SlotFilter(program_code=query.program_code)
             if self._read(run, everywhen).num_rows == 0:
                 raise NotFoundError(f"program {query.program_code!r} has no slot in run {run.id.run_date}")
         return run, SlotColumns.from_arrow(table)
 
 
-def open_backend(settings, warehouse: Warehouse) -> ForecastBackend:  # noqa: ANN001 - Settings
+def open_backend(settings: Settings, warehouse: Warehouse) -> ForecastBackend:
     if settings.server_backend == "warehouse":
         return WarehouseBackend(warehouse, reload_interval=settings.reload_interval_seconds)
     return SnapshotBackend(warehouse, reload_interval=settings.reload_interval_seconds)

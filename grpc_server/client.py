@@ -10,33 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from airtime.errors import AirtimeError, ConfigError, NotPublishedError, StorageError
-from airtime.query import PeriodQuery, ProgramQuery, UnknownProgramError
+from airtime.errors import AirtimeError, ConfigError, NotPublishedError, StorageError, UnknownProgramError
+from airtime.schema import ForecastRow
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from grpc_server.convert import from_date, to_date
+from airtime.warehouse import SlotFilter
+from grpc_server.convert import from_date, slot_row, to_date
 from grpc_server.errors import bad_request_violations
 
 
 @dataclass(frozen=True)
-class SlotRow:
-    signal: str
-    program_code: str
-    date: dt.date
-    weekday: int  # 0 = Monday, as in the warehouse
-    available_time: int  # seconds
-    predicted_audience: float | None
-    history_size: int
-
-
-@dataclass(frozen=True)
 class SlotPage:
-    slots: list[SlotRow]
+    slots: list[ForecastRow]
     next_page_token: str
     run_date: dt.date
     total_size: int
@@ -59,18 +49,6 @@ class QueryRejectedError(ConfigError):
     def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
         super().__init__(message)
         self.violations = violations
-
-
-def slot_row(msg: pb.Slot) -> SlotRow:
-    return SlotRow(
-        signal=msg.signal,
-        program_code=msg.program_code,
-        date=from_date(msg.date),
-        weekday=msg.weekday - 1,
-        available_time=msg.available_seconds,
-        predicted_audience=msg.predicted_audience if msg.HasField("predicted_audience") else None,
-        history_size=msg.history_size,
-    )
 
 
 def _error(exc: grpc.RpcError) -> AirtimeError:
@@ -127,7 +105,7 @@ class ForecastClient:
         return SlotPage([slot_row(s) for s in response.slots], response.next_page_token,
                         from_date(response.run_date), response.total_size)
 
-    def iter_slots(self, start: dt.date, end: dt.date, **filters) -> Iterator[SlotRow]:  # noqa: ANN003
+    def iter_slots(self, start: dt.date, end: dt.date, **filters) -> Iterator[ForecastRow]:  # noqa: ANN003
         """Every slot of the period, page after page (all from the run of the first page)."""
         token = ""
         while True:
@@ -138,7 +116,7 @@ class ForecastClient:
                 return
 
     def stream_slots(self, start: dt.date, end: dt.date, *, signal: str | None = None,
-                     program_code: str | None = None) -> Iterator[SlotRow]:
+                     program_code: str | None = None) -> Iterator[ForecastRow]:
         request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
                                         signal=signal or "", program_code=program_code or "")
         try:
@@ -149,7 +127,7 @@ class ForecastClient:
             raise _error(exc) from exc
 
     def read_period(self, start: dt.date, end: dt.date, *, signal: str | None = None,
-                    program_code: str | None = None) -> tuple[dt.date, list[SlotRow]]:
+                    program_code: str | None = None) -> tuple[dt.date, list[ForecastRow]]:
         """(run date, every slot of the period), read with one stream."""
         request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
                                         signal=signal or "", program_code=program_code or "")
@@ -167,7 +145,7 @@ class ForecastClient:
 
     def program_slots(self, program_code: str, date: dt.date | None = None, *,
                       start: dt.date | None = None, end: dt.date | None = None,
-                      signal: str | None = None) -> tuple[dt.date, list[SlotRow]]:
+                      signal: str | None = None) -> tuple[dt.date, list[ForecastRow]]:
         """(run date, slots) of a program on one date, or from start to end inclusive."""
         request = pb.GetProgramSlotsRequest(program_code=program_code, signal=signal or "")
         if date is not None:
@@ -192,16 +170,16 @@ class ForecastClient:
         )
 
 
-def query_rows(target: str, query: PeriodQuery | ProgramQuery, *, token: str | None = None,
+def query_rows(target: str, where: SlotFilter, *, program: bool = False, token: str | None = None,
                tls: bool | bytes | Path = False, timeout: float | None = 60.0
-               ) -> tuple[dt.date, list[dict]]:
-    """(run date, rows) of a period or program query, the rows being the dicts the
+               ) -> tuple[dt.date, list[ForecastRow]]:
+    """(run date, rows) of a period or program query (`program=True`): the rows the
     local query (airtime.query.run_query) gives, in the same order."""
     with ForecastClient(target, token=token, tls=tls, timeout=timeout) as client:
-        if isinstance(query, PeriodQuery):
-            run_date, slots = client.read_period(query.start, query.end, signal=query.signal,
-                                                 program_code=query.program_code)
-        else:
-            run_date, slots = client.program_slots(query.program_code, start=query.start,
-                                                   end=query.end, signal=query.signal)
-    return run_date, [asdict(slot) for slot in slots]
+        if program:
+            return client.program_slots(where.program_code or "", start=where.start, end=where.end,
+                                        signal=where.signal)
+        if where.start is None or where.end is None:
+            raise ConfigError("a period query needs a start and an end date")
+        return client.read_period(where.start, where.end, signal=where.signal,
+                                  program_code=where.program_code)

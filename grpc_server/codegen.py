@@ -19,6 +19,7 @@ PACKAGE_DIR = Path("airtime") / "v1"
 INIT_TEXT = '"""Generated from proto/airtime/v1 by `python -m grpc_server.codegen`. Do not edit."""\n'
 
 
+# grpc_tools is a dev dependency (make proto), not in the image: imported where used
 def _include_paths() -> list[Path]:
     import google.type.date_pb2  # googleapis-common-protos ships the .proto beside the module
     import grpc_tools

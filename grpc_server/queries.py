@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from google.type import date_pb2
 
 from airtime import validation
+from airtime.warehouse import SlotFilter
 from grpc_server.errors import BadRequestError
 
 # signal and program codes as the broadcaster writes them (SP1, HUCK, _999, DC60)
@@ -31,17 +32,10 @@ class RunId:
     version: int  # publish time in epoch microseconds
 
 
-@dataclass(frozen=True)
-class SlotQuery:
-    start: dt.date
-    end: dt.date
-    signal: str | None = None
-    program_code: str | None = None
-
-    def digest(self) -> bytes:
-        """Fingerprint of the filters: a page token only continues the query it came from."""
-        text = f"{self.start}|{self.end}|{self.signal or ''}|{self.program_code or ''}"
-        return hashlib.blake2b(text.encode(), digest_size=8).digest()
+def filter_digest(where: SlotFilter) -> bytes:
+    """Fingerprint of the filters: a page token only continues the query it came from."""
+    text = f"{where.start}|{where.end}|{where.signal or ''}|{where.program_code or ''}"
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
 @dataclass(frozen=True)
@@ -104,8 +98,8 @@ def _range(start: dt.date | None, end: dt.date | None, prefix: str, limits: Limi
         )
 
 
-def period_query(request, limits: Limits, errors: _Violations | None = None) -> SlotQuery:
-    """SlotQuery of a ListSlotsRequest or StreamSlotsRequest."""
+def period_query(request, limits: Limits, errors: _Violations | None = None) -> SlotFilter:
+    """SlotFilter of a ListSlotsRequest or StreamSlotsRequest."""
     own = errors is None
     errors = errors or _Violations()
     start = _date(request.start_date, request.HasField("start_date"), "start_date", errors)
@@ -115,11 +109,11 @@ def period_query(request, limits: Limits, errors: _Violations | None = None) -> 
     program = _code(request.program_code, "program_code", errors)
     if own:
         errors.raise_any()
-    return SlotQuery(start, end, signal, program)  # type: ignore[arg-type]
+    return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
 
 
-def program_query(request, limits: Limits) -> SlotQuery:
-    """SlotQuery of a GetProgramSlotsRequest (program code required; a date, a range, or
+def program_query(request, limits: Limits) -> SlotFilter:
+    """SlotFilter of a GetProgramSlotsRequest (program code required; a date, a range, or
     neither for all of the program's slots)."""
     errors = _Violations()
     program = _code(request.program_code, "program_code", errors)
@@ -139,11 +133,11 @@ def program_query(request, limits: Limits) -> SlotQuery:
         # neither: every slot of the program in the run (what `airtime query program` does locally)
         start, end = dt.date.min, dt.date.max
     errors.raise_any()
-    return SlotQuery(start, end, signal, program)  # type: ignore[arg-type]
+    return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
 
 
-def list_request(request, limits: Limits) -> tuple[SlotQuery, PageRequest]:
-    """SlotQuery and page of a ListSlotsRequest."""
+def list_request(request, limits: Limits) -> tuple[SlotFilter, PageRequest]:
+    """SlotFilter and page of a ListSlotsRequest."""
     errors = _Violations()
     query = period_query(request, limits, errors)
     size = request.page_size
@@ -159,7 +153,7 @@ def list_request(request, limits: Limits) -> tuple[SlotQuery, PageRequest]:
             errors.add("page_token", "not a page token of this service")
         else:
             run, offset, digest = decoded
-            if not errors.found and digest != query.digest():
+            if not errors.found and digest != filter_digest(query):
                 errors.add("page_token", "belongs to a request with other filters")
     errors.raise_any()
     return query, PageRequest(offset=offset, size=size, run=run)
@@ -172,8 +166,8 @@ _TOKEN = struct.Struct(">BIqQ8s")
 _TOKEN_VERSION = 1
 
 
-def encode_token(run: RunId, offset: int, query: SlotQuery) -> str:
-    body = _TOKEN.pack(_TOKEN_VERSION, run.run_date.toordinal(), run.version, offset, query.digest())
+def encode_token(run: RunId, offset: int, query: SlotFilter) -> str:
+    body = _TOKEN.pack(_TOKEN_VERSION, run.run_date.toordinal(), run.version, offset, filter_digest(query))
     check = hashlib.blake2b(body, digest_size=8, person=b"airtime-page").digest()
     return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
 

@@ -18,12 +18,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from airtime import logs
-from airtime.errors import AirtimeError, ConfigError
+from airtime import entrypoint
+from airtime.errors import ConfigError
+from airtime.resources import open_warehouse
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from airtime.warehouse import open_warehouse
 from grpc_server.backend import ForecastBackend, ServedRun, WarehouseBackend, open_backend
 from grpc_server.interceptors import ServiceInterceptor
 from grpc_server.metrics import ServiceMetrics
@@ -170,18 +170,17 @@ def serve(settings: Settings, port: int | None = None) -> None:
         log.info("stopped")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the published forecast over gRPC.")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grpc_server.server",
+                                     description="Serve the published forecast over gRPC.")
     parser.add_argument("--port", type=int, default=None, help="default: AIRTIME_SERVER_PORT (50051)")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
-    try:
+
+    def body(settings: Settings, args: argparse.Namespace) -> int:
         serve(settings, args.port)
-    except AirtimeError as exc:
-        log.error("%s", exc)
-        sys.exit(exc.exit_code)
+        return 0
+
+    return entrypoint.run(parser, body, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

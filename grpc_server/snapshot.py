@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airtime.warehouse import RunRecord
-from grpc_server.queries import RunId, SlotQuery
+from airtime.schema import FORECAST
+from airtime.warehouse import RunRecord, SlotFilter
+from grpc_server.queries import RunId
 
 EPOCH = dt.date(1970, 1, 1)
 _DAY_BIAS = 2**31  # date32 days may be negative; the low 32 bits hold day + bias
@@ -25,26 +26,25 @@ _SORT = [("signal", "ascending"), ("program_code", "ascending"), ("date", "ascen
 
 @dataclass
 class SlotColumns:
-    """A batch of slots, column-wise, as plain Python values."""
+    """A batch of slots, column-wise: FORECAST's columns, in order, as Python values."""
 
-    signal: list[str]
-    program_code: list[str]
-    date: list[dt.date]
-    weekday: list[int]  # 0 = Monday
-    available_time: list[int]
-    predicted_audience: list[float | None]
-    history_size: list[int]
+    columns: tuple[list, ...]
 
     def __len__(self) -> int:
-        return len(self.signal)
+        return len(self.columns[0])
+
+    def column(self, name: str) -> list:
+        return self.columns[FORECAST.names.index(name)]
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> SlotColumns:
-        return cls(*(table.column(name).to_pylist() for name in _COLUMNS))
+        return cls(tuple(table.column(name).to_pylist() for name in FORECAST.names))
 
-
-_COLUMNS = ("signal", "program_code", "date", "weekday", "available_time",
-            "predicted_audience", "history_size")
+    @classmethod
+    def of(cls, by_name: dict[str, list]) -> SlotColumns:
+        if set(by_name) != set(FORECAST.names):
+            raise ValueError(f"slot columns {sorted(by_name)} are not the forecast's {FORECAST.names}")
+        return cls(tuple(by_name[name] for name in FORECAST.names))
 
 
 def run_id(record: RunRecord) -> RunId:
@@ -107,7 +107,7 @@ class Snapshot:
         self._by_program = _groups(self._series_program)
         self._by_pair = {
             (s, p): np.array([i], dtype=np.int64)
-            for i, (s, p) in enumerate(zip(self._series_signal, self._series_program))
+            for i, (s, p) in enumerate(zip(self._series_signal, self._series_program, strict=True))
         }
 
         self._first_day = int(days.min()) if self.rows else 0
@@ -141,7 +141,7 @@ class Snapshot:
     def has_program(self, program_code: str) -> bool:
         return program_code in self._by_program
 
-    def select(self, query: SlotQuery) -> Selection:
+    def select(self, query: SlotFilter) -> Selection:
         if query.signal and query.program_code:
             series = self._by_pair.get((query.signal, query.program_code))
         elif query.signal:
@@ -170,16 +170,16 @@ class Snapshot:
     def columns(self, rows: np.ndarray) -> SlotColumns:
         series = self._series[rows]
         predicted = self._predicted[rows].tolist()
-        return SlotColumns(
-            signal=self._series_signal[series].tolist(),
-            program_code=self._series_program[series].tolist(),
-            date=self._dates[self._days[rows] - self._first_day].tolist(),
-            weekday=self._weekday[rows].tolist(),
-            available_time=self._available[rows].tolist(),
+        return SlotColumns.of({
+            "signal": self._series_signal[series].tolist(),
+            "program_code": self._series_program[series].tolist(),
+            "date": self._dates[self._days[rows] - self._first_day].tolist(),
+            "weekday": self._weekday[rows].tolist(),
+            "available_time": self._available[rows].tolist(),
             # NaN is how the null prediction is stored; NaN != NaN finds it
-            predicted_audience=[None if p != p else p for p in predicted],
-            history_size=self._history[rows].tolist(),
-        )
+            "predicted_audience": [None if p != p else p for p in predicted],
+            "history_size": self._history[rows].tolist(),
+        })
 
 
 def _day(date: dt.date) -> int:

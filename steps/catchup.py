@@ -25,10 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airtime.errors import AirtimeError
+from airtime import entrypoint, logs
+from airtime.resources import open_store, open_warehouse, source_location
+from airtime.schedule import resolve_run_date
 from airtime.settings import Settings
-from airtime.store import ObjectStore, open_store
+from airtime.store import ObjectStore
 from airtime.warehouse import PUBLISHED, Warehouse
+from steps import runner
 from steps.ingest import day_prefix
 
 log = logging.getLogger(__name__)
@@ -80,8 +83,9 @@ def run(settings: Settings, run_date: dt.date, source_uri: str, warehouse: Wareh
     source = open_store(source_uri)
     result = CatchupResult(run_date, input_digest(source, run_date))
     for day in missed_days(settings, run_date, source, warehouse):
-        log.info("catching up %s before %s", day, run_date, extra={"run_date": day.isoformat(), "step": STEP})
-        run_day(settings, day, source_uri)
+        log.info("catching up %s before %s", day, run_date)
+        with logs.bound(run_date=day.isoformat()):
+            run_day(settings, day, source_uri)
         result.caught_up.append(day)
     return result
 
@@ -93,34 +97,29 @@ def _emit(path: Path | None, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from airtime import faults, logs, pipeline
-    from airtime.schedule import resolve_run_date
-    from airtime.warehouse import open_warehouse
-
     parser = argparse.ArgumentParser(prog="python -m steps.catchup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--date", default="", help="run date YYYY-MM-DD (wins over --scheduled-time)")
     parser.add_argument("--scheduled-time", default="", help="the cron's scheduled time, RFC 3339")
     parser.add_argument("--source", help="source folder or gs:// prefix (default: AIRTIME_SOURCE)")
     parser.add_argument("--emit-date", type=Path, help="write the resolved run date here (Argo output)")
     parser.add_argument("--emit-digest", type=Path, help="write the day's input digest here (Argo output)")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
-    faults.arm(settings.crash_at, settings.crash_once)
-    extra: dict[str, str] = {"step": STEP}
-    try:
+
+    def body(settings: Settings, args: argparse.Namespace) -> int:
+        logs.bind(step=STEP)
         run_date = resolve_run_date(args.date, args.scheduled_time, settings.timezone)
-        extra["run_date"] = run_date.isoformat()
-        source_uri = args.source or settings.source or str(pipeline.bundled_sample())
-        result = run(settings, run_date, source_uri, open_warehouse(settings), pipeline.run_day)
-    except AirtimeError as exc:
-        log.error("catch-up failed: %s", exc, extra=extra)
-        return exc.exit_code
-    _emit(args.emit_date, run_date.isoformat())
-    _emit(args.emit_digest, result.input_digest)
-    log.info("run date %s, input digest %s, caught up %d earlier day(s): %s", run_date, result.input_digest,
-             len(result.caught_up), ", ".join(map(str, result.caught_up)) or "none", extra=extra)
-    return 0
+        logs.bind(run_date=run_date.isoformat())
+        source_uri = source_location(settings, args.source)
+        result = run(settings, run_date, source_uri, open_warehouse(settings), runner.run_day)
+        _emit(args.emit_date, run_date.isoformat())
+        _emit(args.emit_digest, result.input_digest)
+        log.info("run date %s, input digest %s, caught up %d earlier day(s): %s", run_date, result.input_digest,
+                 len(result.caught_up), ", ".join(map(str, result.caught_up)) or "none")
+        return 0
+
+    def report(exc: Exception) -> None:
+        log.error("catch-up failed: %s", exc)
+
+    return entrypoint.run(parser, body, argv, report=report)
 
 
 if __name__ == "__main__":

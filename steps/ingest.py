@@ -8,44 +8,55 @@ beside the run's artifacts and counted in the manifest and the ledger.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
+import sys
+from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from airtime import faults
 from airtime.artifacts import publish_parquet, workdir
 from airtime.errors import InputError
-from airtime.manifest import Manifest, fresh_manifest, run_prefix, write_manifest
-from airtime.pipeline import Context, StepResult
-from airtime.store import ObjectStore, find_one, open_store
+from airtime.manifest import Output, run_prefix
+from airtime.resources import open_store
+from airtime.store import ObjectStore, find_one
 from airtime.validation import AUDIENCE, AVAILABILITY, FileResult, read_file, report
+from steps.entry import step_main
+from steps.scaffold import Context, Planned, Step, Upstream
 
 log = logging.getLogger(__name__)
 
-STEP = "ingest"
 RULES_VERSION = "1"  # bump when validation rules change, so finished ingests are redone
+SPECS = (AUDIENCE, AVAILABILITY)
 
 
-def day_prefix(source: ObjectStore, run_date) -> str:
+@dataclass(frozen=True)
+class Ingested:
+    audience: Output
+    availability: Output
+    quarantined_rows: int
+    sources: dict[str, str]  # table -> URI of the delivered file
+
+
+def day_prefix(source: ObjectStore, run_date: dt.date) -> str:
     """A `dt=YYYY-MM-DD/` folder holds that day's delivery; without one, the root does."""
     prefix = f"dt={run_date.isoformat()}/"
     return prefix if source.list(prefix) else ""
 
 
-def run(ctx: Context) -> StepResult:
+def plan(ctx: Context, upstream: Upstream) -> Planned[Ingested]:
     source = open_store(ctx.source)
     prefix = day_prefix(source, ctx.run_date)
-    keys = {spec.table: find_one(source, prefix, spec.pattern, spec.table) for spec in (AUDIENCE, AVAILABILITY)}
+    keys = {spec.table: find_one(source, prefix, spec.pattern, spec.table) for spec in SPECS}
     inputs = {f"source:{table}": source.identity(key) for table, key in keys.items()}
     inputs |= {"max_bad_rows": str(ctx.settings.max_bad_rows), "rules": RULES_VERSION}
+    return Planned(inputs, lambda: _ingest(ctx, source, keys))
 
-    done = fresh_manifest(ctx.artifacts, ctx.run_date, STEP, inputs)
-    if done is not None:
-        return StepResult(STEP, done, ctx.artifacts.uri(f"{run_prefix(ctx.run_date)}/{STEP}/manifest.json"), True)
 
+def _ingest(ctx: Context, source: ObjectStore, keys: dict[str, str]) -> Ingested:
     results: dict[str, FileResult] = {}
-    for spec in (AUDIENCE, AVAILABILITY):
+    for spec in SPECS:
         key = keys[spec.table]
         with source.fetch(key) as path:
             log.info("validating %s", source.uri(key))
@@ -59,24 +70,20 @@ def run(ctx: Context) -> StepResult:
             for r in results.values() if r.problem_count
         ) + (f"\n{bad} bad rows, {allowed} tolerated (AIRTIME_MAX_BAD_ROWS)" if allowed else ""))
 
-    manifest = Manifest(step=STEP, run_date=ctx.run_date, inputs=inputs)
+    outputs: dict[str, Output] = {}
     with workdir() as tmp:
         for table, result in results.items():
             local = tmp / f"{table}.parquet"
             pq.write_table(result.rows, local)
-            manifest.outputs[table] = publish_parquet(ctx.artifacts, local, ctx.run_date, STEP, table, table)
+            outputs[table] = publish_parquet(ctx.artifacts, local, ctx.run_date, STEP.name, table, table)
             if result.bad_rows is not None:
-                key = f"{run_prefix(ctx.run_date)}/{STEP}/quarantine-{table}.csv"
+                key = f"{run_prefix(ctx.run_date)}/{STEP.name}/quarantine-{table}.csv"
                 ctx.artifacts.write_bytes(key, _quarantine_csv(result))
                 log.warning("%d bad rows of %s quarantined in %s", result.bad_row_count, result.name,
                             ctx.artifacts.uri(key))
-    manifest.extra = {
-        "quarantined_rows": bad,
-        "sources": {table: source.uri(key) for table, key in keys.items()},
-    }
-    uri = write_manifest(ctx.artifacts, manifest)
-    faults.crash_point("after-ingest")
-    return StepResult(STEP, manifest, uri, False)
+    return Ingested(audience=outputs["audience"], availability=outputs["availability"],
+                    quarantined_rows=bad,
+                    sources={table: source.uri(key) for table, key in keys.items()})
 
 
 def _quarantine_csv(result: FileResult) -> bytes:
@@ -88,11 +95,7 @@ def _quarantine_csv(result: FileResult) -> bytes:
     return out.getvalue().encode()
 
 
-def main() -> None:
-    from airtime.entrypoint import run as run_entry
-
-    run_entry(STEP)
-
+STEP = Step("ingest", upstream=(), writes=Ingested, plan=plan)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(step_main(STEP))

@@ -9,65 +9,63 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
+from dataclasses import dataclass
 
-from airtime import faults
-from airtime.errors import AirtimeError
-from airtime.manifest import Manifest, digest_of, fresh_manifest, read_manifest, run_prefix, write_manifest
-from airtime.pipeline import Context, StepResult
+from airtime.manifest import Output, digest_of
+from airtime.schema import TableKey
 from airtime.warehouse import LOADED, PUBLISHED, Figures, RunLoad
-
-STEP = "load"
-SOURCES = {"audience": "ingest", "availability": "ingest", "forecast": "preprocess"}
-
-
-def upstream(ctx: Context) -> dict[str, Manifest]:
-    manifests = {step: read_manifest(ctx.artifacts, ctx.run_date, step) for step in ("ingest", "preprocess")}
-    missing = [step for step, m in manifests.items() if m is None]
-    if missing:
-        raise AirtimeError(f"load {ctx.run_date}: {', '.join(missing)} has not finished for this date")
-    return manifests
+from steps.entry import step_main
+from steps.ingest import STEP as INGEST
+from steps.ingest import Ingested
+from steps.preprocess import STEP as PREPROCESS
+from steps.preprocess import Forecasted
+from steps.scaffold import Context, Planned, Step, Upstream
 
 
-def load_inputs(manifests: dict[str, Manifest]) -> dict[str, str]:
-    return {table: manifests[step].outputs[table].sha256 for table, step in SOURCES.items()}
+@dataclass(frozen=True)
+class Loaded:
+    warehouse_digest: str  # the ledger row of this load carries it; publish must match it
+    expected: dict[str, list[int]]  # table -> [rows, checksum] loaded, for verify
 
 
-def run(ctx: Context) -> StepResult:
-    manifests = upstream(ctx)
-    inputs = load_inputs(manifests)
+def loaded_files(upstream: Upstream) -> dict[TableKey, Output]:
+    ingested, forecasted = upstream[Ingested], upstream[Forecasted]
+    return {"audience": ingested.audience, "availability": ingested.availability,
+            "forecast": forecasted.forecast}
+
+
+def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
+    outputs = loaded_files(upstream)
+    inputs = {table: out.sha256 for table, out in outputs.items()}
     digest = digest_of(inputs)
-    key = f"{run_prefix(ctx.run_date)}/{STEP}/manifest.json"
-    done = fresh_manifest(ctx.artifacts, ctx.run_date, STEP, inputs)
+    quarantined = upstream[Ingested].quarantined_rows
+
+    def work() -> Loaded:
+        started = dt.datetime.now(dt.UTC)
+        with contextlib.ExitStack() as stack:
+            files = {table: stack.enter_context(ctx.artifacts.fetch(out.key)) for table, out in outputs.items()}
+            ctx.warehouse.load_run(RunLoad(
+                run_date=ctx.run_date,
+                input_digest=digest,
+                files=files,
+                figures={table: Figures(out.rows, out.checksum) for table, out in outputs.items()},
+                quarantined_rows=quarantined,
+                started_at=started,
+            ))
+        return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()})
+
+    return Planned(inputs, work)
+
+
+def still_loaded(ctx: Context, loaded: Loaded) -> bool:
+    """The manifest alone is not enough: the warehouse must still hold this very load."""
     record = ctx.warehouse.run_record(ctx.run_date)
-    # the manifest alone is not enough: the warehouse must still hold this very load
-    if done is not None and record is not None and record.input_digest == digest \
-            and record.state in (LOADED, PUBLISHED):
-        return StepResult(STEP, done, ctx.artifacts.uri(key), True)
-
-    started = dt.datetime.now(dt.UTC)
-    outputs = {table: manifests[step].outputs[table] for table, step in SOURCES.items()}
-    with contextlib.ExitStack() as stack:
-        files = {table: stack.enter_context(ctx.artifacts.fetch(out.key)) for table, out in outputs.items()}
-        ctx.warehouse.load_run(RunLoad(
-            run_date=ctx.run_date,
-            input_digest=digest,
-            files=files,
-            figures={table: Figures(out.rows, out.checksum) for table, out in outputs.items()},
-            quarantined_rows=int(manifests["ingest"].extra.get("quarantined_rows", 0)),
-            started_at=started,
-        ))
-    manifest = Manifest(step=STEP, run_date=ctx.run_date, inputs=inputs,
-                        extra={"warehouse_digest": digest})
-    uri = write_manifest(ctx.artifacts, manifest)
-    faults.crash_point("after-load")
-    return StepResult(STEP, manifest, uri, False)
+    return record is not None and record.input_digest == loaded.warehouse_digest \
+        and record.state in (LOADED, PUBLISHED)
 
 
-def main() -> None:
-    from airtime.entrypoint import run as run_entry
-
-    run_entry(STEP)
-
+STEP = Step("load", upstream=(INGEST, PREPROCESS), writes=Loaded, plan=plan, still_done=still_loaded)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(step_main(STEP))

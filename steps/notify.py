@@ -29,6 +29,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from airtime import entrypoint, logs
+from airtime.errors import AirtimeError
+from airtime.schedule import resolve_run_date
+from airtime.settings import Settings
+
 # the alert line alone goes to `airtime.alert`: the log-based alert matches that logger
 alert_log = logging.getLogger("airtime.alert")
 log = logging.getLogger("airtime.notify")
@@ -149,7 +154,7 @@ def deliver(url: str, payload: dict, attempts: int = ATTEMPTS, backoff_seconds: 
             return True
         except Exception as exc:  # noqa: BLE001 - classified just below
             if not _retryable(exc) or attempt == attempts:
-                log.warning("webhook delivery failed after %d attempt(s): %s", attempt, exc, extra={"step": "notify"})
+                log.warning("webhook delivery failed after %d attempt(s): %s", attempt, exc)
                 return False
             log.warning("webhook attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
             time.sleep(delay)
@@ -158,11 +163,6 @@ def deliver(url: str, payload: dict, attempts: int = ATTEMPTS, backoff_seconds: 
 
 
 def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECONDS) -> int:
-    from airtime import logs
-    from airtime.errors import AirtimeError
-    from airtime.schedule import resolve_run_date
-    from airtime.settings import Settings
-
     parser = argparse.ArgumentParser(prog="python -m steps.notify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflow", default="")
     parser.add_argument("--run-date", default="")
@@ -170,27 +170,28 @@ def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECO
     parser.add_argument("--status", default="Failed")
     parser.add_argument("--failures", default="")
     parser.add_argument("--link", default="")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    # JSON whatever the settings say: this line is what the log-based alert matches
-    logs.configure("json", settings.log_level)
 
-    if args.status == "Succeeded":
-        log.info("workflow %s succeeded: nothing to alert", args.workflow)
-        return 0
-    try:
-        run_date = resolve_run_date(args.run_date, args.scheduled_time, settings.timezone).isoformat()
-    except AirtimeError:
-        run_date = args.run_date or args.scheduled_time or "unknown"
-    alert = Alert(args.workflow or "unknown", run_date, args.status, parse_failures(args.failures), args.link)
-    alert_log.error("%s: %s", alert.title, alert.summary,
-              extra={"run_date": alert.run_date, "step": alert.step, "workflow": alert.workflow})
+    def body(settings: Settings, args: argparse.Namespace) -> int:
+        if args.status == "Succeeded":
+            log.info("workflow %s succeeded: nothing to alert", args.workflow)
+            return 0
+        try:
+            run_date = resolve_run_date(args.run_date, args.scheduled_time, settings.timezone).isoformat()
+        except AirtimeError:
+            run_date = args.run_date or args.scheduled_time or "unknown"
+        logs.bind(run_date=run_date, step="notify", workflow=args.workflow or None)
+        alert = Alert(args.workflow or "unknown", run_date, args.status, parse_failures(args.failures), args.link)
+        alert_log.error("%s: %s", alert.title, alert.summary,
+                        extra={"run_date": alert.run_date, "step": alert.step, "workflow": alert.workflow})
 
-    if not settings.webhook_url:
-        log.warning("no webhook configured (AIRTIME_WEBHOOK_URL): the log line is the only alert")
+        if not settings.webhook_url:
+            log.warning("no webhook configured (AIRTIME_WEBHOOK_URL): the log line is the only alert")
+            return 0
+        deliver(settings.webhook_url, PAYLOADS[settings.webhook_format](alert), backoff_seconds=backoff_seconds)
         return 0
-    deliver(settings.webhook_url, PAYLOADS[settings.webhook_format](alert), backoff_seconds=backoff_seconds)
-    return 0
+
+    # JSON whatever the settings say: the alert line is what the log-based alert matches
+    return entrypoint.run(parser, body, argv, log_format="json")
 
 
 if __name__ == "__main__":

@@ -9,53 +9,57 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+from dataclasses import dataclass
 
 import duckdb
 
-from airtime import faults
 from airtime.artifacts import parquet_rel, publish_parquet, sql_string, workdir
-from airtime.errors import AirtimeError
 from airtime.forecast import forecast_sql, merged_history_sql
-from airtime.manifest import (
-    Manifest,
-    fresh_manifest,
-    read_manifest,
-    run_dates_with,
-    run_prefix,
-    write_manifest,
-)
-from airtime.pipeline import Context, StepResult
+from airtime.manifest import Output, run_dates_with
+from steps.entry import step_main
+from steps.ingest import STEP as INGEST
+from steps.ingest import Ingested
+from steps.scaffold import Context, Planned, Step, Upstream, read_outputs
 
 log = logging.getLogger(__name__)
 
-STEP = "preprocess"
+NAME = "preprocess"
 
 
-def previous_history(ctx: Context) -> tuple[str, Manifest | None]:
-    earlier = [d for d in run_dates_with(ctx.artifacts, STEP) if d < ctx.run_date]
+@dataclass(frozen=True)
+class Forecasted:
+    forecast: Output
+    history: Output  # every exhibition delivered up to this run: the next run starts from it
+    previous_run: str | None  # the run whose history this one extended
+
+
+def previous_history(ctx: Context) -> tuple[str, Forecasted | None, str | None]:
+    """Identity, outputs and date of the latest earlier run's history."""
+    earlier = [d for d in run_dates_with(ctx.artifacts, NAME) if d < ctx.run_date]
     if not earlier:
-        return "none", None
-    manifest = read_manifest(ctx.artifacts, earlier[-1], STEP)
-    return f"{earlier[-1].isoformat()}:{manifest.outputs['history'].sha256}", manifest
+        return "none", None, None
+    previous = read_outputs(STEP, ctx, earlier[-1])
+    if previous is None:  # written by an older version: its history file is still good
+        return "none", None, None
+    return f"{earlier[-1].isoformat()}:{previous.history.sha256}", previous, earlier[-1].isoformat()
 
 
-def run(ctx: Context) -> StepResult:
-    ingest = read_manifest(ctx.artifacts, ctx.run_date, "ingest")
-    if ingest is None:
-        raise AirtimeError(f"preprocess {ctx.run_date}: ingest has not finished for this date")
-    previous_id, previous = previous_history(ctx)
+def plan(ctx: Context, upstream: Upstream) -> Planned[Forecasted]:
+    ingested = upstream[Ingested]
+    previous_id, previous, previous_date = previous_history(ctx)
     inputs = {
-        "audience": ingest.outputs["audience"].sha256,
-        "availability": ingest.outputs["availability"].sha256,
+        "audience": ingested.audience.sha256,
+        "availability": ingested.availability.sha256,
         "previous_history": previous_id,
     }
-    done = fresh_manifest(ctx.artifacts, ctx.run_date, STEP, inputs)
-    if done is not None:
-        return StepResult(STEP, done, ctx.artifacts.uri(f"{run_prefix(ctx.run_date)}/{STEP}/manifest.json"), True)
+    return Planned(inputs, lambda: _forecast(ctx, ingested, previous, previous_date))
 
-    manifest = Manifest(step=STEP, run_date=ctx.run_date, inputs=inputs)
-    with workdir() as tmp, ctx.artifacts.fetch(ingest.outputs["audience"].key) as audience, \
-            ctx.artifacts.fetch(ingest.outputs["availability"].key) as availability:
+
+def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
+              previous_date: str | None) -> Forecasted:
+    with workdir() as tmp, ctx.artifacts.fetch(ingested.audience.key) as audience, \
+            ctx.artifacts.fetch(ingested.availability.key) as availability:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET temp_directory = {sql_string(tmp / 'spill')}")
@@ -63,7 +67,7 @@ def run(ctx: Context) -> StepResult:
         with contextlib.ExitStack() as stack:
             previous_rel = None
             if previous is not None:
-                prev = stack.enter_context(ctx.artifacts.fetch(previous.outputs["history"].key))
+                prev = stack.enter_context(ctx.artifacts.fetch(previous.history.key))
                 previous_rel = parquet_rel(prev)
             history = merged_history_sql(previous_rel, parquet_rel(audience))
             con.execute(f"COPY ({history} ORDER BY signal, program_code, exhibition_date)"
@@ -71,21 +75,14 @@ def run(ctx: Context) -> StepResult:
         forecast = forecast_sql(parquet_rel(history_file), parquet_rel(availability))
         con.execute(f"COPY ({forecast}) TO {sql_string(forecast_file)} (FORMAT parquet)")
         con.close()
-        manifest.outputs["forecast"] = publish_parquet(
-            ctx.artifacts, forecast_file, ctx.run_date, STEP, "forecast", "forecast")
-        manifest.outputs["history"] = publish_parquet(
-            ctx.artifacts, history_file, ctx.run_date, STEP, "history", None)
-    manifest.extra = {"previous_run": previous.run_date.isoformat() if previous else None}
-    uri = write_manifest(ctx.artifacts, manifest)
-    faults.crash_point("after-preprocess")
-    return StepResult(STEP, manifest, uri, False)
+        return Forecasted(
+            forecast=publish_parquet(ctx.artifacts, forecast_file, ctx.run_date, NAME, "forecast", "forecast"),
+            history=publish_parquet(ctx.artifacts, history_file, ctx.run_date, NAME, "history", None),
+            previous_run=previous_date,
+        )
 
 
-def main() -> None:
-    from airtime.entrypoint import run as run_entry
-
-    run_entry(STEP)
-
+STEP = Step(NAME, upstream=(INGEST,), writes=Forecasted, plan=plan)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(step_main(STEP))

@@ -6,12 +6,21 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the project; AIRTIME_SHARED_DIR points elsewhere (a clone in /tmp, say)
 SHARED = Path(os.environ.get("AIRTIME_SHARED_DIR") or ROOT.parent / "shared")
 SHARED_DATA = SHARED / "data"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests: quick while developing, thorough in CI (HYPOTHESIS_PROFILE overrides).
+# No deadline: a shared 2-core machine makes single-example timings meaningless.
+settings.register_profile("dev", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
 
 
 def require(condition: bool, reason: str) -> None:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def airtime(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")} | env
     full["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-m", "airtime.cli", *args], env=full, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "cli", *args], env=full, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         sys.exit(f"airtime {' '.join(args)} failed with exit {done.returncode}:\n{done.stderr}")
@@ -42,7 +42,7 @@ def main() -> int:
     day = args.date.isoformat()
     # the widest period one query may ask for (366 days), around the run date
     start, end = args.date - dt.timedelta(days=183), args.date + dt.timedelta(days=182)
-    from airtime.pipeline import bundled_sample
+    from airtime.resources import bundled_sample
 
     with tempfile.TemporaryDirectory(prefix="airtime-gcp-check-") as tmp:
         work = Path(tmp)

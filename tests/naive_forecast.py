@@ -1,4 +1,4 @@
-"""The forecast rule of DESIGN.md written the obvious way, in pure Python: the reference
+"""The forecast rule (README.md, first section) written the obvious way, in pure Python: the reference
 the DuckDB SQL is checked against (property test and the golden test on the real files)."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None, timeout: floa
     """`airtime ...` in a fresh process, as an operator (or a crash) would see it."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")}
     full_env |= {"AIRTIME_HOME": str(home), "PYTHONPATH": str(ROOT)} | (env or {})
-    return subprocess.run([sys.executable, "-m", "airtime.cli", *args], env=full_env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=full_env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airtime import checksum
-from airtime.warehouse import TABLE_NAMES, TABLES, Figures, RunLoad, Warehouse
+from airtime.schema import DATA_TABLES, TABLES
+from airtime.warehouse import Figures, RunLoad, Warehouse
 
 AUDIENCE = pa.schema([("signal", pa.string()), ("program_code", pa.string()),
                       ("exhibition_date", pa.date32()),
@@ -66,7 +67,7 @@ def parquet_figures(files: dict[str, Path]) -> dict[str, Figures]:
     """What the manifests would say: DuckDB's figures of each file."""
     con = duckdb.connect()
     figures = {}
-    for table in TABLES:
+    for table in DATA_TABLES:
         rows, total = con.execute(checksum.duckdb_select(table, "read_parquet($path)"),
                                   {"path": str(files[table])}).fetchone()
         figures[table] = Figures(int(rows), int(total))
@@ -90,7 +91,7 @@ class Backend:
 
     def execute(self, sql: str) -> None:
         """Run DML behind the warehouse's back; `{forecast}` etc. name its tables."""
-        names = {name: self._table(name) for name in [*TABLE_NAMES.values(), "runs"]}
+        names = {table.name: self._table(table.name) for table in TABLES}
         statement = sql.format(**names)
         if self.kind == "duckdb":
             con = duckdb.connect(self.spec["path"])

@@ -12,6 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
 from airtime.errors import AirtimeError, ConfigError
 from airtime.settings import Settings
 from workflows.config import WorkflowConfig
@@ -33,8 +37,6 @@ def render_command(settings: Settings, out_dir: Path) -> list[Path]:
 
 def default_api_client() -> Any:
     """In a pod, the pod's service account; elsewhere the current kubeconfig context."""
-    from kubernetes import client, config
-
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -46,8 +48,6 @@ def default_api_client() -> Any:
 
 
 def apply_document(api_client: Any, doc: dict) -> None:
-    from kubernetes import client
-
     kind, meta = doc["kind"], doc["metadata"]
     common = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY_PATCH}
     if kind == "ConfigMap":
@@ -67,8 +67,6 @@ APPLY_ORDER = {"ConfigMap": 0, "WorkflowTemplate": 1, "CronWorkflow": 2}
 def load_rendered(out_dir: Path) -> list[dict]:
     """Rendered files (reviewed, perhaps committed), in apply order: the template before
     the cron that refers to it."""
-    import yaml
-
     paths = sorted(Path(out_dir).glob("*.yaml"))
     if not paths:
         raise ConfigError(f"no rendered *.yaml in {out_dir}: run `airtime workflows render --out {out_dir}`")
@@ -79,8 +77,6 @@ def load_rendered(out_dir: Path) -> list[dict]:
 def apply_command(settings: Settings, out_dir: Path | None = None, *, api_client: Any = None) -> list[dict]:
     """Apply the files rendered into `out_dir`, or, without it, render from the settings
     and apply that."""
-    from kubernetes.client.exceptions import ApiException
-
     docs = load_rendered(out_dir) if out_dir is not None else render(WorkflowConfig.from_settings(settings))
     api_client = api_client or default_api_client()
     for doc in docs:

@@ -7,9 +7,14 @@ A frozen value object so `render()` is a pure function of it: the golden files u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from airtime.errors import ConfigError
 from airtime.settings import Settings
+
+
+def _default(name: str) -> Any:  # noqa: ANN401 - whatever type the setting has
+    return Settings.model_fields[name].default
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,14 @@ class WorkflowConfig:
     timezone: str
     webhook_secret: str
     ui_url: str
-    gcp_project: str | None = None
-    artifact_prefix: str = ""
-    bq_dataset: str = "airtime"
-    bq_location: str = "US"
-    catchup_days: int = 7
-    webhook_format: str = "slack"
-    max_bad_rows: int = 0
+    # defaults are the settings' own (airtime/settings.py): one place for each
+    gcp_project: str | None = _default("gcp_project")
+    artifact_prefix: str = _default("artifact_prefix")
+    bq_dataset: str = _default("bq_dataset")
+    bq_location: str = _default("bq_location")
+    catchup_days: int = _default("catchup_days")
+    webhook_format: str = _default("webhook_format")
+    max_bad_rows: int = _default("max_bad_rows")
     # memoized step outputs are reused for this long (argo resubmit --memoized, reruns)
     memo_max_age: str = "168h"
     retry_limit: int = 4

@@ -1,16 +1,20 @@
 """The daily job as Argo resources: a WorkflowTemplate holding the DAG, a CronWorkflow
 starting it every day, and the ConfigMap that caches memoized step outputs.
 
-    catchup -> ingest -> preprocess -> load -> verify        onExit: notify (on failure)
+    catchup -> (the DAG of steps/dag.py: ingest -> preprocess -> load -> verify)
+    onExit: notify (on failure)
 
 `catchup` goes first: it turns the cron's scheduled time into the run date in the
 business timezone, brings earlier missed days up to date, and hands the run date and the
-digest of that day's source files to the four steps (the memoize key). Each step is one
-pod running `python -m steps.<step>`; what they pass on is the URI of the manifest they
-wrote to the artifact bucket, never data.
+digest of that day's source files to the steps (the memoize key). The steps and their
+dependencies are generated from steps/dag.py, the declaration `airtime run` runs too:
+each step is one pod running `python -m steps.<step>`, and what it passes on is the URI
+of the manifest it wrote to the artifact bucket, never data.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from hera.workflows import (
     DAG,
@@ -24,20 +28,22 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from airtime.errors import NOT_RETRIED_EXIT_CODES
+from steps.dag import STEPS
+from steps.scaffold import Step
 from workflows.config import WorkflowConfig
 
-STEPS = ("ingest", "preprocess", "load", "verify")
 OUTPUTS = "/tmp/outputs"
 APP_LABELS = {"app.kubernetes.io/name": "airtime", "app.kubernetes.io/component": "pipeline"}
 
-# Exit codes (airtime/errors.py) that mean "retrying cannot help": bad settings (2), bad
-# input (3), failed verification (4), nothing published (6). Everything else is retried:
-# storage/warehouse faults (5), but also 1 (an unexpected exception, often a network error
-# deep in a client library), 137/143 (OOM kill, node preemption on Autopilot) and pods that
-# never got an exit code. A deny-list fails safe when a new transient failure mode appears;
-# an allow-list of 5 alone would leave the day failed on the first preempted node.
-NOT_RETRIED = ("2", "3", "4", "6")
-RETRY_EXPRESSION = "!(lastRetry.exitCode in [" + ", ".join(f'"{c}"' for c in NOT_RETRIED) + "])"
+# Exit codes that mean "retrying cannot help" come from the errors themselves
+# (airtime/errors.py: bad settings, bad input, failed verification, an upstream step not
+# run...). Everything else is retried: storage/warehouse faults (5), but also 1 (an
+# unexpected exception, often a network error deep in a client library), 137/143 (OOM
+# kill, node preemption on Autopilot) and pods that never got an exit code. A deny-list
+# fails safe when a new transient failure mode appears; an allow-list of 5 alone would
+# leave the day failed on the first preempted node.
+RETRY_EXPRESSION = "!(lastRetry.exitCode in [" + ", ".join(f'"{c}"' for c in NOT_RETRIED_EXIT_CODES) + "])"
 
 
 def _retry(config: WorkflowConfig) -> RetryStrategy:
@@ -126,12 +132,8 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         image=config.image,
         command=["python", "-m", f"steps.{step}"],
         args=["--date", "{{inputs.parameters.run_date}}", "--emit", f"{OUTPUTS}/manifest-uri"],
-        inputs=[
-            Parameter(name="run_date"),
-            Parameter(name="input_digest"),
-            # lineage only: the step finds its inputs by run date in the artifact bucket
-            Parameter(name="upstream_manifest", default=""),
-        ],
+        # the step finds its inputs by run date in the artifact bucket
+        inputs=[Parameter(name="run_date"), Parameter(name="input_digest")],
         outputs=[Parameter(name="manifest-uri", value_from=m.ValueFrom(path=f"{OUTPUTS}/manifest-uri"))],
         env=_env(config),
         resources=_resources(config, step),
@@ -194,6 +196,17 @@ def _notify_container(config: WorkflowConfig) -> Container:
     )
 
 
+def _ancestors(step: Step[Any]) -> set[str]:
+    return {name for up in step.upstream for name in (up.name, *_ancestors(up))}
+
+
+def _direct_upstream(step: Step[Any]) -> list[str]:
+    """The step's upstream steps less those another of them already waits for: Argo's
+    `depends` says only what the order needs (load reads ingest, but waits for preprocess)."""
+    implied = {name for up in step.upstream for name in _ancestors(up)}
+    return [up.name for up in step.upstream if up.name not in implied]
+
+
 def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
     with WorkflowTemplate(
         name=config.name,
@@ -217,11 +230,11 @@ def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
         volumes=[m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=m.Quantity(root="1Gi")))],
     ) as wt:
         catchup = _catchup_container(config)
-        steps = {step: _step_container(config, step) for step in STEPS}
+        containers = {step.name: _step_container(config, step.name) for step in STEPS}
         notify = _notify_container(config)
 
         with DAG(name="daily"):
-            previous = Task(
+            tasks = {"catchup": Task(
                 name="catchup",
                 template=catchup,
                 arguments=[
@@ -229,21 +242,19 @@ def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
                     # only set for runs the CronWorkflow started; catchup falls back to today
                     Parameter(name="scheduled_time", value="{{workflow.scheduledTime}}"),
                 ],
-            )
-            upstream = ""
+            )}
             for step in STEPS:
                 task = Task(
-                    name=step,
-                    template=steps[step],
+                    name=step.name,
+                    template=containers[step.name],
                     arguments=[
                         Parameter(name="run_date", value="{{tasks.catchup.outputs.parameters.run_date}}"),
                         Parameter(name="input_digest", value="{{tasks.catchup.outputs.parameters.input_digest}}"),
-                        Parameter(name="upstream_manifest", value=upstream),
                     ],
                 )
-                previous >> task
-                previous = task
-                upstream = f"{{{{tasks.{step}.outputs.parameters.manifest-uri}}}}"
+                upstream = [tasks[name] for name in _direct_upstream(step)] or [tasks["catchup"]]
+                upstream >> task
+                tasks[step.name] = task
 
         with DAG(name="exit-handler"):
             Task(

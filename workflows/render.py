@@ -1,21 +1,18 @@
 """Render the Argo resources to plain dicts and YAML files (one file per resource).
 
-`python -m workflows.render --golden` regenerates the checked-in golden files from
-`WorkflowConfig.example()`; `python -m workflows.render --out DIR` renders from the
-AIRTIME_* settings.
+The one way to render them: `airtime workflows render --out DIR` (from the AIRTIME_*
+settings) calls `write`; the chart's copy (deploy/chart_workflows.py) and the golden
+files of the tests call `render` and `dump`.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import yaml
 
 from workflows.config import WorkflowConfig
 from workflows.daily import cron_workflow, memo_cache, workflow_template
-
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden" / "workflows"
 
 
 def render(config: WorkflowConfig) -> list[dict]:
@@ -46,26 +43,3 @@ def write(config: WorkflowConfig, out_dir: Path) -> list[Path]:
         path.write_text(dump(doc))
         paths.append(path)
     return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workflows.render", description=__doc__)
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--golden", action="store_true", help=f"regenerate {GOLDEN_DIR}")
-    group.add_argument("--out", type=Path, help="render from the AIRTIME_* settings into this folder")
-    args = parser.parse_args(argv)
-    if args.golden:
-        for stale in GOLDEN_DIR.glob("*.yaml"):
-            stale.unlink()
-        paths = write(WorkflowConfig.example(), GOLDEN_DIR)
-    else:
-        from airtime.settings import Settings
-
-        paths = write(WorkflowConfig.from_settings(Settings()), args.out)
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

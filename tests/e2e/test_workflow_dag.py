@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from airtime.resources import open_warehouse
 from airtime.sample import generate
 from airtime.settings import Settings
-from airtime.warehouse import open_warehouse
+from steps.dag import STEPS as DAG
 from tests.e2e.argo_local import LocalArgo, Run
 from workflows.config import WorkflowConfig
-from workflows.daily import STEPS
 from workflows.render import render
 
 SCHEDULED = "2026-11-27T09:00:00Z"  # 06:00 in Sao Paulo
@@ -31,6 +31,8 @@ RUN_DATE = dt.date(2026, 11, 27)
 MISSED = RUN_DATE - dt.timedelta(days=1)  # delivered, never run: catch-up's job
 CONFIG = WorkflowConfig.example()
 WEBHOOK_SECRET = (CONFIG.webhook_secret, "url")
+
+STEPS = tuple(step.name for step in DAG)
 
 
 def template() -> dict:

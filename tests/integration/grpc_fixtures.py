@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
+from airtime.schema import FORECAST
 from airtime.settings import Settings
-from airtime.warehouse import FORECAST_SCHEMA, Figures, RunLoad, RunRecord
+from airtime.warehouse import Figures, RunLoad, RunRecord
 from grpc_server.backend import ForecastBackend, SnapshotBackend, WarehouseBackend
 from grpc_server.server import Service, build_service
 
@@ -43,7 +44,7 @@ def forecast_table(run_date: dt.date, *, days: int = 28, signals=SIGNALS, progra
     """A full grid of slots; values depend on the run date, so runs are told apart.
     Every 7th slot has no history (null prediction), and DF does not air VALE."""
     salt = run_date.toordinal() % 97
-    rows: dict[str, list] = {name: [] for name in FORECAST_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in FORECAST.arrow_schema.names}
     for s, signal in enumerate(signals):
         for p, program in enumerate(programs):
             if (signal, program) == ("DF", "VALE"):
@@ -59,7 +60,7 @@ def forecast_table(run_date: dt.date, *, days: int = 28, signals=SIGNALS, progra
                 history = 0 if n % 7 == 0 else 1 + n % 4
                 rows["history_size"].append(history)
                 rows["predicted_audience"].append(None if history == 0 else 1000.5 * (n + salt))
-    return pa.Table.from_pydict(rows, schema=FORECAST_SCHEMA)
+    return pa.Table.from_pydict(rows, schema=FORECAST.arrow_schema)
 
 
 def publish_run(warehouse: DuckDBWarehouse, run_date: dt.date, forecast: pa.Table,

@@ -18,8 +18,9 @@ import airtime.bigquery_warehouse as bqw
 from airtime.bigquery_warehouse import BigQueryWarehouse
 from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.errors import ConfigError, StorageError
+from airtime.resources import open_warehouse
 from airtime.settings import Settings
-from airtime.warehouse import RunLoad, open_warehouse
+from airtime.warehouse import RunLoad
 from tests import emulators
 from tests.warehouse_backends import parquet_figures, run_load, write_run_files
 

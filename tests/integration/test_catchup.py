@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from airtime import pipeline
 from airtime.errors import InputError
+from airtime.resources import open_warehouse
 from airtime.sample import generate
 from airtime.settings import Settings
 from airtime.store import LocalStore
-from airtime.warehouse import open_warehouse
-from steps import catchup
+from steps import catchup, runner
 from tests.conftest import ROOT
 
 RUN_DATE = dt.date(2026, 11, 27)
@@ -39,7 +38,7 @@ def run_catchup(settings: Settings, calls: list | None = None) -> catchup.Catchu
     def run_day(s: Settings, day: dt.date, source: str) -> object:
         if calls is not None:
             calls.append(day)
-        return pipeline.run_day(s, day, source)
+        return runner.run_day(s, day, source)
 
     return catchup.run(settings, RUN_DATE, settings.source, open_warehouse(settings), run_day)
 
@@ -68,7 +67,7 @@ def test_days_outside_the_look_back_or_without_files_are_left_alone(settings: Se
 def test_published_days_are_not_run_again(settings: Settings) -> None:
     day = RUN_DATE - dt.timedelta(days=1)
     deliver(Path(settings.source), day)
-    pipeline.run_day(settings, day, settings.source)
+    runner.run_day(settings, day, settings.source)
     calls: list[dt.date] = []
     assert run_catchup(settings, calls).caught_up == []
     assert calls == []

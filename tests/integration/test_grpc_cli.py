@@ -32,7 +32,7 @@ def server(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
     env = {**os.environ, "AIRTIME_HOME": str(warehouse.path.parent), "AIRTIME_METRICS_PORT": "0",
            "PYTHONPATH": str(ROOT)}
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "airtime.cli", "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
                                cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -54,7 +54,7 @@ def server(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
 
 
 def _airtime(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "airtime.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

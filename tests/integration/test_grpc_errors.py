@@ -17,8 +17,8 @@ from grpc_server.errors import bad_request_violations
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
     make_backend,
     running_service,
-    serving_snapshot,
     server_settings,
+    serving_snapshot,
     settings,
     warehouse,
 )

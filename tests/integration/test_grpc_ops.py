@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from airtime.query import UnknownProgramError
+from airtime.errors import UnknownProgramError
 from grpc_server.client import ForecastClient, QueryRejectedError
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.server import SERVICE_NAME

@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
-from airtime.query import PeriodQuery, ProgramQuery, run_query
+from airtime.query import run_query
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from airtime.warehouse import ForecastFilter
+from airtime.warehouse import SlotFilter
 from grpc_server.client import ForecastClient, query_rows
 from grpc_server.convert import to_date
 from tests.integration.grpc_fixtures import (
@@ -41,7 +41,7 @@ def served(request, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 def _expected(warehouse, start, end, signal=None, program=None) -> list[dict]:  # noqa: ANN001
-    return warehouse.read_forecast(RUN, ForecastFilter(start, end, signal, program)).to_pylist()
+    return warehouse.read_forecast(RUN, SlotFilter(start, end, signal, program)).to_pylist()
 
 
 def _dicts(rows) -> list[dict]:  # noqa: ANN001
@@ -133,11 +133,11 @@ def test_freshness_names_the_published_run(served):  # noqa: ANN001
 def test_query_rows_matches_the_local_query_row_for_row(served):  # noqa: ANN001
     service, warehouse, _ = served
     target = f"127.0.0.1:{service.port}"
-    for query in (PeriodQuery(D, D + dt.timedelta(days=6)),
-                  PeriodQuery(D, D + dt.timedelta(days=6), "SP1", "HUCK"),
-                  ProgramQuery("PTV1", D, D),
-                  ProgramQuery("PTV1", D, D + dt.timedelta(days=3), "BH")):
-        remote_run, remote = query_rows(target, query)
-        local_run, local = run_query(warehouse, query)
+    for where, program in ((SlotFilter(D, D + dt.timedelta(days=6)), False),
+                           (SlotFilter(D, D + dt.timedelta(days=6), "SP1", "HUCK"), False),
+                           (SlotFilter(D, D, program_code="PTV1"), True),
+                           (SlotFilter(D, D + dt.timedelta(days=3), "BH", "PTV1"), True)):
+        remote_run, remote = query_rows(target, where, program=program)
+        local_run, local = run_query(warehouse, where, program=program)
         assert remote_run == local_run.run_date
         assert remote == local

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from airtime.errors import ConfigError
-from airtime.warehouse import ForecastFilter
+from airtime.warehouse import SlotFilter
 from grpc_server.backend import SnapshotBackend
 from grpc_server.client import ForecastClient
 from grpc_server.server import SERVICE_NAME
@@ -30,8 +30,8 @@ D = dt.date(2026, 12, 1)
 RUN1, RUN2, RUN3 = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)
 
 
-def _all_rows(warehouse, run: dt.date) -> list[dict]:  # noqa: ANN001
-    return warehouse.read_forecast(run, ForecastFilter(D, D + dt.timedelta(days=27))).to_pylist()
+def _all_rows(store, run: dt.date) -> list[dict]:  # noqa: ANN001
+    return store.read_forecast(run, SlotFilter(D, D + dt.timedelta(days=27))).to_pylist()
 
 
 def _health(port: int, service: str = "") -> int:

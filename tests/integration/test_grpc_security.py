@@ -17,8 +17,8 @@ from grpc_server.client import ForecastClient
 from tests.conftest import require
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
     running_service,
-    serving_snapshot,
     server_settings,
+    serving_snapshot,
     warehouse,
 )
 

@@ -12,9 +12,11 @@ import time
 
 import pytest
 
-from airtime import pipeline
 from airtime.errors import ConfigError, StorageError, VerificationError
 from airtime.warehouse import PUBLISHED
+from steps import runner
+from steps.dag import STEPS, step_named
+from steps.scaffold import make_context, run_step
 from tests.gcp_helpers import GcpProfile, new_profile
 from tests.pipeline_helpers import ROOT, cli, local_settings, make_source
 
@@ -33,8 +35,8 @@ def source(tmp_path_factory):
 def local_reference(tmp_path_factory, source):
     """The local profile's result for the same files: what the gcp profile must equal."""
     settings = local_settings(tmp_path_factory.mktemp("local"), source)
-    pipeline.run_day(settings, DAY)
-    warehouse = pipeline.make_context(settings, DAY).warehouse
+    runner.run_day(settings, DAY)
+    warehouse = make_context(settings, DAY).warehouse
     return snapshot(warehouse)
 
 
@@ -64,11 +66,11 @@ def assert_same(got: dict, want: dict) -> None:
 
 
 def gcp_warehouse(gcp: GcpProfile):  # noqa: ANN201
-    return pipeline.make_context(gcp.settings(), DAY).warehouse
+    return make_context(gcp.settings(), DAY).warehouse
 
 
 def test_gcp_profile_publishes_the_same_forecast_as_the_local_profile(gcp, local_reference):
-    result = pipeline.run_day(gcp.settings(), DAY)
+    result = runner.run_day(gcp.settings(), DAY)
     assert result.record.state == PUBLISHED
     assert result.steps[-1].manifest_uri == \
         f"gs://{gcp.artifact_bucket}/airtime/runs/{DAY}/verify/manifest.json"
@@ -78,14 +80,14 @@ def test_gcp_profile_publishes_the_same_forecast_as_the_local_profile(gcp, local
 
 def test_running_a_date_twice_on_gcp_leaves_one_copy(gcp, local_reference):
     settings = gcp.settings()
-    pipeline.run_day(settings, DAY)
-    again = pipeline.run_day(settings, DAY)
+    runner.run_day(settings, DAY)
+    again = runner.run_day(settings, DAY)
     assert [s.skipped for s in again.steps] == [True] * 4
     # force a real second load and verify of the same data: still one copy
     bucket = gcp.storage().bucket(gcp.artifact_bucket)
     for step in ("load", "verify"):
         bucket.blob(f"airtime/runs/{DAY}/{step}/manifest.json").delete()
-    third = pipeline.run_day(settings, DAY)
+    third = runner.run_day(settings, DAY)
     assert [s.skipped for s in third.steps] == [True, True, False, False]
     assert_same(snapshot(gcp_warehouse(gcp)), local_reference)
     assert [r.run_date for r in gcp_warehouse(gcp).ledger()] == [DAY]
@@ -109,7 +111,7 @@ def test_kill_9_at_random_moments_on_gcp_then_resume_matches(gcp, local_referenc
     env |= gcp.env() | {"AIRTIME_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     rng = random.Random(4)
     for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-m", "airtime.cli", "run", "--date", DAY.isoformat()],
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--date", DAY.isoformat()],
                                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, 5.0))
         proc.send_signal(signal.SIGKILL)
@@ -121,33 +123,33 @@ def test_kill_9_at_random_moments_on_gcp_then_resume_matches(gcp, local_referenc
 
 def test_a_replaced_source_object_is_noticed_and_ingested_again(gcp, source):
     settings = gcp.settings()
-    first = pipeline.run_day(settings, DAY)
+    first = runner.run_day(settings, DAY)
     # the same bytes uploaded again: a new generation, so the source identity changed
     blob = gcp.storage().bucket(gcp.source_bucket).blob(f"incoming/dt={DAY}/inventory_availability.csv")
     original = blob.download_as_bytes()
     blob.upload_from_string(original)
-    second = pipeline.run_day(settings, DAY)
+    second = runner.run_day(settings, DAY)
     assert second.steps[0].skipped is False
     assert second.record.state == PUBLISHED
     # different bytes: one slot fewer is one forecast row fewer
     lines = original.split(b"\r\n")
     blob.upload_from_string(b"\r\n".join(lines[:-2]) + b"\r\n")
-    third = pipeline.run_day(settings, DAY)
+    third = runner.run_day(settings, DAY)
     assert [s.skipped for s in third.steps] == [False] * 4
     assert third.record.forecast_rows == first.record.forecast_rows - 1
 
 
 def test_a_row_altered_in_bigquery_after_load_fails_verify_and_publishes_nothing(gcp):
-    ctx = pipeline.make_context(gcp.settings(), DAY)
+    ctx = make_context(gcp.settings(), DAY)
     for step in ("ingest", "preprocess", "load"):
-        pipeline.run_step(ctx, step)
+        run_step(step_named(step), ctx)
     table = f"`local.{gcp.dataset}.forecast`"
     ctx.warehouse.client.query(
         f"UPDATE {table} SET available_time = available_time + 1 WHERE run_date = @d"
         " AND date = (SELECT MIN(date) FROM " + table + " WHERE run_date = @d)",
         job_config=_date_param(DAY)).result()
     with pytest.raises(VerificationError) as exc:
-        pipeline.run_step(ctx, "verify")
+        run_step(step_named("verify"), ctx)
     assert f"table forecast (run_date {DAY})" in str(exc.value)
     assert ctx.warehouse.latest_published() is None
     assert ctx.warehouse.run_record(DAY).failed_step == "verify"
@@ -156,15 +158,15 @@ def test_a_row_altered_in_bigquery_after_load_fails_verify_and_publishes_nothing
 
 
 def test_a_row_deleted_in_bigquery_after_load_fails_verify(gcp):
-    ctx = pipeline.make_context(gcp.settings(), DAY)
+    ctx = make_context(gcp.settings(), DAY)
     for step in ("ingest", "preprocess", "load"):
-        pipeline.run_step(ctx, step)
+        run_step(step_named(step), ctx)
     ctx.warehouse.client.query(
         f"DELETE FROM `local.{gcp.dataset}.raw_audience` WHERE run_date = @d"
         f" AND exhibition_date = (SELECT MAX(exhibition_date) FROM `local.{gcp.dataset}.raw_audience`"
         " WHERE run_date = @d)", job_config=_date_param(DAY)).result()
     with pytest.raises(VerificationError, match="table raw_audience"):
-        pipeline.run_step(ctx, "verify")
+        run_step(step_named("verify"), ctx)
     assert ctx.warehouse.latest_published() is None
 
 
@@ -191,7 +193,7 @@ def test_a_failing_bigquery_job_exits_5_with_a_clear_message(gcp, tmp_path):
 
 
 def test_step_entry_points_on_gcp_emit_gs_manifest_uris(gcp, tmp_path):
-    for step in pipeline.STEPS:
+    for step in [s.name for s in STEPS]:
         emitted = tmp_path / f"{step}.uri"
         done = subprocess.run([sys.executable, "-m", f"steps.{step}", "--date", DAY.isoformat(),
                                "--emit", str(emitted)], env=_env(gcp, tmp_path), cwd=ROOT,
@@ -204,7 +206,7 @@ def test_step_entry_points_on_gcp_emit_gs_manifest_uris(gcp, tmp_path):
 
 def test_gcp_profile_without_an_artifact_bucket_is_a_config_error(gcp):
     with pytest.raises(ConfigError, match="AIRTIME_ARTIFACT_BUCKET"):
-        pipeline.run_day(gcp.settings().model_copy(update={"artifact_bucket": None}), DAY)
+        runner.run_day(gcp.settings().model_copy(update={"artifact_bucket": None}), DAY)
 
 
 def _date_param(day: dt.date):  # noqa: ANN202

@@ -14,9 +14,11 @@ import time
 import duckdb
 import pytest
 
-from airtime import pipeline
 from airtime.errors import InputError, VerificationError
 from airtime.warehouse import PUBLISHED
+from steps import runner
+from steps.dag import STEPS, step_named
+from steps.scaffold import make_context, run_step
 from tests.pipeline_helpers import ROOT, cli, dump_warehouse, local_settings, make_source
 
 DAY = dt.date(2026, 11, 30)
@@ -31,12 +33,12 @@ def source(tmp_path_factory):
 def reference(tmp_path_factory, source):
     """The warehouse after one uninterrupted run: what every resumed run must equal."""
     home = tmp_path_factory.mktemp("reference")
-    pipeline.run_day(local_settings(home, source), DAY)
+    runner.run_day(local_settings(home, source), DAY)
     return dump_warehouse(home / "warehouse.duckdb")
 
 
 def test_a_run_publishes_one_forecast_row_per_slot(tmp_path, source, reference):
-    result = pipeline.run_day(local_settings(tmp_path, source), DAY)
+    result = runner.run_day(local_settings(tmp_path, source), DAY)
     assert result.record.state == PUBLISHED
     availability = result.steps[0].manifest.outputs["availability"].rows
     assert result.record.forecast_rows == availability == len(reference["forecast"])
@@ -45,13 +47,13 @@ def test_a_run_publishes_one_forecast_row_per_slot(tmp_path, source, reference):
 
 def test_running_a_date_twice_leaves_one_identical_copy(tmp_path, source, reference):
     settings = local_settings(tmp_path, source)
-    pipeline.run_day(settings, DAY)
-    again = pipeline.run_day(settings, DAY)
+    runner.run_day(settings, DAY)
+    again = runner.run_day(settings, DAY)
     assert [s.skipped for s in again.steps] == [True] * 4
     # force a real second load and verify of the same data: still one copy
     shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "load")
     shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "verify")
-    third = pipeline.run_day(settings, DAY)
+    third = runner.run_day(settings, DAY)
     assert [s.skipped for s in third.steps] == [True, True, False, False]
     assert dump_warehouse(settings.warehouse_path) == reference
 
@@ -70,7 +72,7 @@ def test_a_crash_at_any_step_resumes_to_the_uninterrupted_result(tmp_path, sourc
 
 def test_a_crash_mid_load_leaves_the_previous_state(tmp_path, source):
     settings = local_settings(tmp_path, source)
-    pipeline.run_day(settings, DAY - dt.timedelta(days=1))
+    runner.run_day(settings, DAY - dt.timedelta(days=1))
     before = dump_warehouse(settings.warehouse_path)
     crashed = cli(tmp_path, "run", "--date", DAY.isoformat(), "--source", str(source),
                   env={"AIRTIME_CRASH_AT": "load-before-commit"})
@@ -88,7 +90,7 @@ def test_kill_9_at_random_moments_then_resume_matches(tmp_path_factory):
     rng = random.Random(2026)
     env = {"AIRTIME_HOME": str(home), "PYTHONPATH": str(ROOT)}
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-m", "airtime.cli", "run", "--date", DAY.isoformat(),
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--date", DAY.isoformat(),
                                  "--source", str(bigger)], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 4.0))
@@ -108,7 +110,7 @@ def corrupt(source, target, line: bytes):
 
 def test_bad_input_is_refused_and_yesterday_stays_published(tmp_path, source):
     settings = local_settings(tmp_path / "home", source)
-    pipeline.run_day(settings, DAY)
+    runner.run_day(settings, DAY)
     before = dump_warehouse(settings.warehouse_path)
     bad = corrupt(source, tmp_path / "bad", b"SP1;HUCK;01/12/2026;99999")
 
@@ -120,7 +122,7 @@ def test_bad_input_is_refused_and_yesterday_stays_published(tmp_path, source):
     assert not (settings.runs_root / "runs" / (DAY + dt.timedelta(days=1)).isoformat()).exists()
     after = dump_warehouse(settings.warehouse_path)
     assert {k: v for k, v in after.items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
-    warehouse = pipeline.make_context(settings, DAY).warehouse
+    warehouse = make_context(settings, DAY).warehouse
     assert warehouse.latest_published().run_date == DAY
     failed = warehouse.run_record(DAY + dt.timedelta(days=1))
     assert failed.state == "failed" and failed.failed_step == "ingest"
@@ -128,18 +130,18 @@ def test_bad_input_is_refused_and_yesterday_stays_published(tmp_path, source):
 
 def test_bad_redelivery_of_a_published_day_keeps_it_published(tmp_path, source):
     settings = local_settings(tmp_path / "home", source)
-    pipeline.run_day(settings, DAY)
+    runner.run_day(settings, DAY)
     bad = corrupt(source, tmp_path / "bad", b"SP1;HUCK;01/12/2026")
     with pytest.raises(InputError):
-        pipeline.run_day(settings, DAY, str(bad))
-    record = pipeline.make_context(settings, DAY).warehouse.run_record(DAY)
+        runner.run_day(settings, DAY, str(bad))
+    record = make_context(settings, DAY).warehouse.run_record(DAY)
     assert record.state == PUBLISHED and record.failed_step == "ingest"
 
 
 def test_tolerated_bad_rows_are_quarantined_and_counted(tmp_path, source):
     bad = corrupt(source, tmp_path / "bad", b"SP1;HUCK;01/12/2026;-5")
     settings = local_settings(tmp_path / "home", bad, max_bad_rows=1)
-    result = pipeline.run_day(settings, DAY)
+    result = runner.run_day(settings, DAY)
     assert result.record.state == PUBLISHED and result.record.quarantined_rows == 1
     quarantine = settings.runs_root / "runs" / DAY.isoformat() / "ingest" / "quarantine-availability.csv"
     text = quarantine.read_text()
@@ -148,14 +150,14 @@ def test_tolerated_bad_rows_are_quarantined_and_counted(tmp_path, source):
 
 def test_verify_refuses_to_publish_when_the_warehouse_was_altered(tmp_path, source):
     settings = local_settings(tmp_path, source)
-    ctx = pipeline.make_context(settings, DAY)
+    ctx = make_context(settings, DAY)
     for step in ("ingest", "preprocess", "load"):
-        pipeline.run_step(ctx, step)
+        run_step(step_named(step), ctx)
     con = duckdb.connect(str(settings.warehouse_path))
     con.execute("UPDATE forecast SET available_time = available_time + 1 WHERE rowid = 0")
     con.close()
     with pytest.raises(VerificationError) as exc:
-        pipeline.run_step(ctx, "verify")
+        run_step(step_named("verify"), ctx)
     assert "table forecast (run_date 2026-11-30)" in str(exc.value)
     assert ctx.warehouse.latest_published() is None
     assert ctx.warehouse.run_record(DAY).failed_step == "verify"
@@ -165,11 +167,11 @@ def test_a_replaced_source_file_is_ingested_again(tmp_path, source):
     own = tmp_path / "src"
     shutil.copytree(source, own)
     settings = local_settings(tmp_path / "home", own)
-    first = pipeline.run_day(settings, DAY)
+    first = runner.run_day(settings, DAY)
     path = own / "inventory_availability.csv"
     lines = path.read_bytes().split(b"\r\n")
     path.write_bytes(b"\r\n".join(lines[:-2]) + b"\r\n")  # one slot fewer
-    second = pipeline.run_day(settings, DAY)
+    second = runner.run_day(settings, DAY)
     assert [s.skipped for s in second.steps] == [False] * 4
     assert second.record.forecast_rows == first.record.forecast_rows - 1
 
@@ -184,8 +186,8 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
     changed = b",".join(fields[:4] + [b"123.0"])
     audience.write_bytes(b"\r\n".join([header, changed]) + b"\r\n")  # a one-row re-delivery
     settings = local_settings(tmp_path / "home", early)
-    pipeline.run_day(settings, DAY)
-    second = pipeline.run_day(settings, DAY + dt.timedelta(days=1), str(late))
+    runner.run_day(settings, DAY)
+    second = runner.run_day(settings, DAY + dt.timedelta(days=1), str(late))
     history_key = second.steps[1].manifest.outputs["history"].key
     history = duckdb.connect().execute(
         "SELECT count(*), count(*) FILTER (average_audience = 123.0) FROM read_parquet($p)",
@@ -208,7 +210,7 @@ def test_backfill_runs_each_date_in_order_from_dated_folders(tmp_path, source):
 
 def test_step_entry_points_run_alone_and_emit_their_manifest_uri(tmp_path, source):
     env = {"AIRTIME_HOME": str(tmp_path / "home"), "AIRTIME_SOURCE": str(source), "PYTHONPATH": str(ROOT)}
-    for step in pipeline.STEPS:
+    for step in [s.name for s in STEPS]:
         emitted = tmp_path / f"{step}.uri"
         done = subprocess.run([sys.executable, "-m", f"steps.{step}", "--date", DAY.isoformat(),
                                "--emit", str(emitted)], env=env, cwd=ROOT, capture_output=True, text=True)

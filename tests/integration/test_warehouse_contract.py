@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pytest
 
 from airtime.errors import StorageError
-from airtime.warehouse import FAILED, FORECAST_SCHEMA, LOADED, PUBLISHED, ForecastFilter
+from airtime.schema import FORECAST
+from airtime.warehouse import FAILED, LOADED, PUBLISHED, SlotFilter
 from tests import emulators
 from tests.warehouse_backends import (
     Backend,
@@ -154,10 +155,10 @@ def test_read_forecast_returns_the_run_rows_typed_ordered_and_filtered(backend: 
     warehouse.load_run(run_load(D1, files))
     expected = _read(files["forecast"]).sort_by([("signal", "ascending"), ("program_code", "ascending"), ("date", "ascending")])
     table = warehouse.read_forecast(D1)
-    assert table.schema == FORECAST_SCHEMA
+    assert table.schema == FORECAST.arrow_schema
     assert table.equals(expected)
 
-    where = ForecastFilter(start=D1 + dt.timedelta(days=2), end=D1 + dt.timedelta(days=4),
+    where = SlotFilter(start=D1 + dt.timedelta(days=2), end=D1 + dt.timedelta(days=4),
                            signal="SP")
     some = warehouse.read_forecast(D1, where)
     mask = pc.and_(pc.and_(pc.greater_equal(expected["date"], where.start),
@@ -165,14 +166,14 @@ def test_read_forecast_returns_the_run_rows_typed_ordered_and_filtered(backend: 
                    pc.equal(expected["signal"], "SP"))
     assert some.equals(expected.filter(mask))
     assert some.num_rows > 0
-    assert warehouse.read_forecast(D1, ForecastFilter(program_code="KVOB0")).num_rows == 4
+    assert warehouse.read_forecast(D1, SlotFilter(program_code="KVOB0")).num_rows == 4
     assert warehouse.read_forecast(D2).num_rows == 0
 
 
 def _read(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).cast(FORECAST_SCHEMA)
+    return pq.read_table(path).cast(FORECAST.arrow_schema)
 
 
 def test_a_process_killed_mid_load_leaves_the_previous_state(backend: Backend, files, tmp_path):

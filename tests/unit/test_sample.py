@@ -96,8 +96,8 @@ def test_availability_comes_after_the_history_and_includes_pairs_without_history
     assert last_exhibition == sample.DEFAULT_END_DATE
     assert availability["date"].min() > last_exhibition
 
-    known = set(zip(audience["signal"], audience["program_code"]))
-    offered = set(zip(availability["signal"], availability["program_code"]))
+    known = set(zip(audience["signal"], audience["program_code"], strict=True))
+    offered = set(zip(availability["signal"], availability["program_code"], strict=True))
     without_history = offered - known
     assert without_history and len(without_history) < len(offered) / 2
 

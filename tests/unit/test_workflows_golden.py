@@ -1,21 +1,26 @@
 """The rendered Argo resources match the checked-in golden YAML, and read right.
 
-Regenerate after an intended change with `python -m workflows.render --golden`
-(`make golden`) and review the diff.
+Regenerate after an intended change with `make golden`
+(`python -m tests.unit.test_workflows_golden`) and review the diff.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
+from steps.dag import STEPS as DAG
 from workflows.config import WorkflowConfig
-from workflows.daily import RETRY_EXPRESSION, STEPS
-from workflows.render import GOLDEN_DIR, dump, file_name, render
+from workflows.daily import RETRY_EXPRESSION
+from workflows.render import dump, file_name, render, write
 
 MEMO_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+
+STEPS = tuple(step.name for step in DAG)
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "workflows"
 
 
 def documents() -> dict[str, dict]:
@@ -34,7 +39,7 @@ def test_golden_folder_holds_exactly_the_rendered_files() -> None:
 @pytest.mark.parametrize("doc", render(WorkflowConfig.example()), ids=file_name)
 def test_rendered_yaml_matches_golden_file(doc: dict) -> None:
     golden = GOLDEN_DIR / file_name(doc)
-    assert dump(doc) == golden.read_text(), f"stale {golden}: run `python -m workflows.render --golden`"
+    assert dump(doc) == golden.read_text(), f"stale {golden}: run `make golden`"
 
 
 def test_cron_runs_daily_in_sao_paulo_time_without_overlap() -> None:
@@ -143,3 +148,15 @@ def test_webhook_url_comes_from_a_secret_not_the_yaml() -> None:
 def test_golden_files_are_plain_yaml_documents() -> None:
     for path in GOLDEN_DIR.glob("*.yaml"):
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+def regenerate() -> None:
+    """Rewrite the golden files from `WorkflowConfig.example()` (`make golden`)."""
+    for stale in GOLDEN_DIR.glob("*.yaml"):
+        stale.unlink()
+    for path in write(WorkflowConfig.example(), GOLDEN_DIR):
+        print(path)
+
+
+if __name__ == "__main__":
+    regenerate()

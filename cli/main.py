@@ -13,20 +13,39 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
-from airtime import faults, logs
+from airtime import entrypoint, query, sample
 from airtime.entrypoint import parse_date
 from airtime.errors import AirtimeError, ConfigError
+from airtime.resources import open_warehouse
+from airtime.schedule import today
 from airtime.settings import Settings
+from airtime.warehouse import SlotFilter
+from cli.output import FORMATS, render
+from grpc_server.client import query_rows
+from grpc_server.server import serve
+from steps import runner
+from steps.scaffold import StepResult
 
 # piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
 out = Console() if Console().is_terminal else Console(width=130)
 log = logging.getLogger("airtime")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count (0 or more): {text!r}")
+    return value
+
+
 def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signal", help="only this signal (e.g. SP1)")
-    parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--limit", type=int, help="print at most this many rows")
     parser.add_argument("--server", metavar="HOST:PORT", help="ask a running `airtime serve` instead of the warehouse")
     parser.add_argument("--token", help="bearer token for --server (default: first of AIRTIME_TOKENS)")
@@ -40,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) the daily job for one date")
     run.add_argument("--date", type=parse_date, help="run date (default: today in America/Sao_Paulo)")
     run.add_argument("--source", help="folder or gs:// prefix with the day's files (default: bundled sample)")
-    run.add_argument("--max-bad-rows", type=int, help="tolerate and quarantine up to N bad rows (default 0)")
+    run.add_argument("--max-bad-rows", type=_count, help="tolerate and quarantine up to N bad rows (default 0)")
 
     backfill = sub.add_parser("backfill", help="one run per date, in order")
     backfill.add_argument("--start", type=parse_date, required=True)
@@ -81,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from airtime import pipeline
-
-    run_date = args.date or pipeline.today(settings)
+    run_date = args.date or today(settings.timezone)
     return _run_dates(settings, [run_date], args.source)
 
 
@@ -94,33 +111,41 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     return _run_dates(settings, days, args.source)
 
 
-def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
-    from airtime import pipeline
+class _Progress:
+    """A spinner while a step runs, then one line saying what it did."""
 
+    def __init__(self) -> None:
+        self._spinner = None
+
+    def __call__(self, step: str, result: StepResult | None) -> None:
+        if result is None:
+            self._spinner = out.status(f"  {step} ...")
+            self._spinner.__enter__()
+            return
+        self.stop()
+        note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
+        rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
+        if step == "load":
+            rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
+        elif step == "verify":
+            rows = "counts and checksums match the manifests"
+        out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
+
+    def stop(self) -> None:
+        if self._spinner is not None:
+            self._spinner.__exit__(None, None, None)
+            self._spinner = None
+
+
+def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
     for run_date in days:
         out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, "
                   f"source {source or settings.source or 'bundled sample'})")
-        status = {"ctx": None}
-
-        def on_step(step: str, result: pipeline.StepResult | None) -> None:
-            if result is None:
-                status["ctx"] = out.status(f"  {step} ...")
-                status["ctx"].__enter__()
-                return
-            status["ctx"].__exit__(None, None, None)
-            note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
-            rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
-            if step == "load":
-                rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
-            elif step == "verify":
-                rows = "counts and checksums match the manifests"
-            out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
-
+        progress = _Progress()
         try:
-            result = pipeline.run_day(settings, run_date, source, on_step=on_step)
+            result = runner.run_day(settings, run_date, source, on_step=progress)
         finally:
-            if status["ctx"] is not None:
-                status["ctx"].__exit__(None, None, None)
+            progress.stop()
         record = result.record
         out.print(f"  run {run_date}: [bold green]{record.state}[/bold green]; forecast "
                   f"{record.forecast_rows:,} slots, {record.quarantined_rows} rows quarantined")
@@ -128,10 +153,6 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
 
 
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from airtime.warehouse import open_warehouse
-
     table = Table(title="runs")
     for name in ("run_date", "state", "audience", "availability", "forecast", "quarantined",
                  "loaded_at (UTC)", "published_at (UTC)", "error"):
@@ -147,55 +168,47 @@ def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
-    from airtime import query as q
-
     if args.kind == "period":
-        request = q.PeriodQuery(args.start, args.end, args.signal, args.program)
+        where = SlotFilter(args.start, args.end, args.signal, args.program)
     else:
         if args.date and (args.start or args.end):
             raise ConfigError("give --date or --start/--end, not both")
         if (args.start is None) != (args.end is None):
             raise ConfigError("--start and --end go together")
         start, end = (args.date, args.date) if args.date else (args.start, args.end)
-        request = q.ProgramQuery(args.program, start, end, args.signal)
+        where = SlotFilter(start, end, args.signal, args.program)
+    program = args.kind == "program"
     if args.server:
-        from grpc_server.client import query_rows
-
         token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
         # with a private CA (or a self-signed server certificate) AIRTIME_TLS_CERT_FILE names it
         tls = (settings.tls_cert_file or True) if args.tls else False
-        run_date, rows = query_rows(args.server, request, token=token, tls=tls)
+        run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls)
     else:
-        from airtime.warehouse import open_warehouse
-
-        run, rows = q.run_query(open_warehouse(settings), request, settings.max_range_days)
+        run, rows = query.run_query(open_warehouse(settings), where, program=program,
+                                    max_days=settings.max_range_days)
         run_date = run.run_date
     total = len(rows)
     if args.limit is not None:
         rows = rows[: args.limit]
     shown = f"{len(rows)} of {total}" if len(rows) < total else str(total)
     title = f"forecast of run {run_date} ({shown} rows)"
-    sys.stdout.write(q.render(rows, args.format, title))
+    sys.stdout.write(render(rows, args.format, title))
     return 0
 
 
 def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
-    from airtime import sample
-
     audience, availability = sample.generate(args.out, rows=args.rows, seed=args.seed)
     out.print(f"wrote {audience} and {availability}")
     return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from grpc_server.server import serve
-
     serve(settings, args.port if args.port is not None else settings.server_port)
     return 0
 
 
 def cmd_workflows(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    try:  # lazy: hera and kubernetes are the optional `workflows` extra, not in the image
         from workflows import cli as wf
     except ImportError as exc:
         raise ConfigError(f"{exc.name} is not installed: pip install 'airtime[workflows]'") from None
@@ -218,27 +231,20 @@ COMMANDS = {
 }
 
 
+def _report(exc: AirtimeError) -> None:
+    # plain text, never wrapped: operators grep it and paste it into tickets
+    sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings()
+    def body(settings: Settings, args: argparse.Namespace) -> int:
         if getattr(args, "max_bad_rows", None) is not None:
             settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
-        # a terminal shows the commands' own output, not INFO lines; the server logs requests
-        quiet = settings.log_format == "text" and args.command != "serve"
-        logs.configure(settings.log_format, "WARNING" if quiet else settings.log_level)
-        faults.arm(settings.crash_at, settings.crash_once)
-        code = COMMANDS[args.command](settings, args)
-    except AirtimeError as exc:
-        # plain text, never wrapped: operators grep it and paste it into tickets
-        sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
-        return exc.exit_code
-    except ValueError as exc:  # pydantic settings validation
-        sys.stderr.write(f"settings error: {exc}\n")
-        return ConfigError.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return code
+        return COMMANDS[args.command](settings, args)
+
+    # a terminal shows the commands' own output, not INFO lines; the server logs requests
+    return entrypoint.run(build_parser(), body, argv, quiet=lambda args: args.command != "serve",
+                          report=_report)
 
 
 if __name__ == "__main__":

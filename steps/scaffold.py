@@ -1,0 +1,169 @@
+"""The one step scaffold: what every pipeline step does around its own work.
+
+A step is declared as data (`Step`): its name, the steps it reads (`upstream`), the type
+of what it writes (a dataclass, stored in its manifest), and `plan`, which names the
+identity of its inputs and returns the work still to do. `run_step` then, for every step:
+
+1. reads the upstream manifests, typed (a missing one is UpstreamMissingError: exit 8,
+   never retried, because only running the upstream step first can help);
+2. skips the step when its manifest was written for these very inputs (and `still_done`
+   agrees), which is how a re-run after a crash resumes at the first unfinished step;
+3. otherwise does the work, writes the manifest last, and passes the crash point
+   `after-<step>` (airtime/faults.py);
+4. notes a failure in the ledger (a published run stays published).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from airtime import faults
+from airtime.errors import AirtimeError, UpstreamMissingError
+from airtime.manifest import Manifest, Output, digest_of, manifest_key, read_manifest, write_manifest
+from airtime.resources import artifact_store, open_warehouse, source_location
+from airtime.settings import Settings
+from airtime.store import ObjectStore
+from airtime.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+O = TypeVar("O")  # noqa: E741 - a step's outputs type
+
+
+@dataclass
+class Context:
+    """What a step needs, wired once by the entry point."""
+
+    settings: Settings
+    run_date: dt.date
+    artifacts: ObjectStore
+    warehouse: Warehouse
+    source: str  # the source location (folder or gs:// prefix) before the dt= lookup
+
+
+def make_context(settings: Settings, run_date: dt.date, source: str | None = None) -> Context:
+    return Context(settings=settings, run_date=run_date, artifacts=artifact_store(settings),
+                   warehouse=open_warehouse(settings), source=source_location(settings, source))
+
+
+@dataclass(frozen=True)
+class Planned(Generic[O]):
+    """A step's plan for one date: the identity of what it reads, and the work to do if
+    its manifest was not written for exactly that."""
+
+    inputs: dict[str, str]
+    work: Callable[[], O]
+
+
+class Upstream:
+    """The outputs of the steps a step reads, looked up by their type."""
+
+    def __init__(self, outputs: dict[type, object]) -> None:
+        self._outputs = outputs
+
+    def __getitem__(self, kind: type[O]) -> O:
+        return typing.cast(O, self._outputs[kind])
+
+
+@dataclass(frozen=True)
+class Step(Generic[O]):
+    name: str
+    upstream: tuple[Step[Any], ...]
+    writes: type[O]  # a dataclass: Output fields go to the manifest's outputs, the rest to extra
+    plan: Callable[[Context, Upstream], Planned[O]]
+    # a step whose effect lives outside its manifest (the warehouse) checks it is still there
+    still_done: Callable[[Context, O], bool] = lambda ctx, outputs: True
+
+
+@dataclass
+class StepResult:
+    step: str
+    manifest: Manifest
+    manifest_uri: str
+    skipped: bool
+    seconds: float = 0.0
+
+
+# -- typed manifests --------------------------------------------------------------------
+
+def to_manifest(step: Step[O], ctx: Context, inputs: dict[str, str], outputs: O) -> Manifest:
+    manifest = Manifest(step=step.name, run_date=ctx.run_date, inputs=inputs)
+    for f in dataclasses.fields(step.writes):
+        value = getattr(outputs, f.name)
+        if isinstance(value, Output):
+            manifest.outputs[f.name] = value
+        else:
+            manifest.extra[f.name] = value
+    return manifest
+
+
+def from_manifest(kind: type[O], manifest: Manifest) -> O | None:
+    """The manifest's outputs as `kind`, or None when it lacks a field (written by an
+    older version: the step is then done again)."""
+    values = {}
+    for f in dataclasses.fields(kind):
+        if f.name in manifest.outputs:
+            values[f.name] = manifest.outputs[f.name]
+        elif f.name in manifest.extra:
+            values[f.name] = manifest.extra[f.name]
+        else:
+            return None
+    return kind(**values)
+
+
+def read_outputs(step: Step[O], ctx: Context, run_date: dt.date | None = None) -> O | None:
+    manifest = read_manifest(ctx.artifacts, run_date or ctx.run_date, step.name)
+    return None if manifest is None else from_manifest(step.writes, manifest)
+
+
+# -- running one step ---------------------------------------------------------------------
+
+def _upstream(step: Step[Any], ctx: Context) -> Upstream:
+    found, missing = {}, []
+    for up in step.upstream:
+        outputs = read_outputs(up, ctx)
+        if outputs is None:
+            missing.append(up.name)
+        found[up.writes] = outputs
+    if missing:
+        verb = "has" if len(missing) == 1 else "have"
+        raise UpstreamMissingError(
+            f"{step.name} {ctx.run_date}: {', '.join(missing)} {verb} not finished for this date;"
+            f" run it first (or the whole day: airtime run --date {ctx.run_date})")
+    return Upstream(found)
+
+
+def _do(step: Step[O], ctx: Context) -> StepResult:
+    plan = step.plan(ctx, _upstream(step, ctx))
+    key = manifest_key(ctx.run_date, step.name)
+    done = read_manifest(ctx.artifacts, ctx.run_date, step.name)
+    if done is not None and done.input_digest == digest_of(plan.inputs):
+        outputs = from_manifest(step.writes, done)
+        if outputs is not None and step.still_done(ctx, outputs):
+            return StepResult(step.name, done, ctx.artifacts.uri(key), True)
+    manifest = to_manifest(step, ctx, plan.inputs, plan.work())
+    uri = write_manifest(ctx.artifacts, manifest)
+    faults.crash_point(f"after-{step.name}")
+    return StepResult(step.name, manifest, uri, False)
+
+
+def run_step(step: Step[Any], ctx: Context) -> StepResult:
+    """One step, skipped when done, with its failure noted in the ledger."""
+    started = time.monotonic()
+    try:
+        result = _do(step, ctx)
+    except AirtimeError as exc:
+        try:
+            ctx.warehouse.record_failure(ctx.run_date, step.name, str(exc))
+        except AirtimeError as ledger_exc:  # the original failure matters more
+            log.warning("could not record the failure in the ledger: %s", ledger_exc)
+        raise
+    result.seconds = time.monotonic() - started
+    return result
