@@ -113,7 +113,7 @@ def should_retry(expression: str, exit_code: str) -> bool:
 
 @pytest.mark.parametrize(("exit_code", "retried"), [
     ("1", True), ("5", True), ("137", True), ("143", True), ("-1", True),
-    ("2", False), ("3", False), ("4", False), ("6", False),
+    ("2", False), ("3", False), ("4", False), ("6", False), ("8", False),  # 8: upstream step not run
 ])
 def test_retry_expression_skips_input_and_verification_failures(exit_code: str, retried: bool) -> None:
     assert should_retry(RETRY_EXPRESSION, exit_code) is retried
