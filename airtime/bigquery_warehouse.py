@@ -11,6 +11,7 @@ Every query is parameterized, capped by `maximum_bytes_billed`, and filtered on 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -37,17 +38,19 @@ from airtime.bigquery_schema import (
     staging_schema,
 )
 from airtime.errors import ConfigError, StorageError
-from airtime.schema import DATA_TABLES, FORECAST
+from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST
 from airtime.settings import Settings
 from airtime.warehouse import (
     FAILED,
     LOADED,
     PUBLISHED,
+    Attempt,
     Figures,
     LedgerReads,
     RunLoad,
     RunRecord,
     SlotFilter,
+    attempt_of,
     filter_clauses,
     ledger_row,
     record_of,
@@ -267,14 +270,43 @@ class BigQueryWarehouse(LedgerReads):
                 f"{input_digest[:12]} (loaded by another attempt?)"
             )
 
-    def record_failure(self, run_date: dt.date, step: str, message: str) -> None:
+    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
         self.ensure_schema()
         self._query(
             _MERGE_FAILED.format(runs=self._sql_table("runs")),
-            {"run_date": run_date, "failed": FAILED, "published": PUBLISHED, "now": _now(),
-             "step": step, "error": message[:2000]},
+            # `published`: the state a failure leaves alone, none when demoting
+            {"run_date": run_date, "failed": FAILED, "published": "" if demote else PUBLISHED,
+             "now": _now(), "step": step, "error": message[:2000]},
             what=f"ledger update of run {run_date}",
         )
+
+    def start_attempt(self, attempt: Attempt) -> None:
+        self.ensure_schema()
+        row = {k: v for k, v in dataclasses.asdict(attempt).items() if v is not None}
+        self._query(f"INSERT INTO {self._sql_table('attempts')} ({', '.join(row)})"
+                    f" VALUES ({', '.join('@' + name for name in row)})", row,
+                    what=f"attempt record of {attempt.step} {attempt.run_date}")
+
+    def end_attempt(self, attempt_id: str, state: str, ended_at: dt.datetime, error: str | None = None) -> None:
+        self.ensure_schema()
+        self._query(f"UPDATE {self._sql_table('attempts')} SET state = @state, ended_at = @ended_at,"
+                    " error = @error WHERE attempt_id = @attempt_id",
+                    {"attempt_id": attempt_id, "state": state, "ended_at": ended_at},
+                    extra=[bigquery.ScalarQueryParameter("error", "STRING", error)],
+                    what=f"attempt record {attempt_id}")
+
+    def attempts(self, run_date: dt.date | None = None) -> list[Attempt]:
+        where, params = ("WHERE run_date = @run_date", {"run_date": run_date}) if run_date else ("", {})
+        sql = (f"SELECT {', '.join(ATTEMPTS.names)} FROM {self._sql_table('attempts')} {where}"
+               " ORDER BY started_at DESC")
+        try:
+            job = self._query(sql, params, what="attempts read")
+        except StorageError as exc:
+            if isinstance(exc.__cause__, api_exceptions.NotFound):  # nothing run yet
+                return []
+            raise
+        with self._errors("attempts read"):
+            return [attempt_of(row) for row in job.result(retry=self._retry)]
 
     # -- reads ------------------------------------------------------------------------
 

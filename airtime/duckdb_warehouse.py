@@ -8,6 +8,7 @@ lock, so `airtime run` and a polling `airtime serve` can share the file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -19,16 +20,18 @@ import pyarrow as pa
 
 from airtime import checksum, faults
 from airtime.errors import StorageError
-from airtime.schema import DATA_TABLES, FORECAST, RUNS, TABLES
+from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES
 from airtime.warehouse import (
     FAILED,
     LOADED,
     PUBLISHED,
+    Attempt,
     Figures,
     LedgerReads,
     RunLoad,
     RunRecord,
     SlotFilter,
+    attempt_of,
     filter_clauses,
     ledger_row,
     record_of,
@@ -79,6 +82,11 @@ class DuckDBWarehouse(LedgerReads):
     def _readable(self) -> bool:
         return self.path.exists()
 
+    def _has_table(self, name: str) -> bool:
+        with self._connect(read_only=True) as con:
+            return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = $t",
+                                    {"t": name}).fetchone()[0])
+
     # -- writes ---------------------------------------------------------------------
 
     def load_run(self, load: RunLoad) -> None:
@@ -120,7 +128,7 @@ class DuckDBWarehouse(LedgerReads):
                 f"{input_digest[:12]} (loaded by another attempt?)"
             )
 
-    def record_failure(self, run_date: dt.date, step: str, message: str) -> None:
+    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
         with self._connect() as con:
             con.execute(
                 f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($run_date, $failed, '', NULL, NULL,"
@@ -131,12 +139,32 @@ class DuckDBWarehouse(LedgerReads):
                 {
                     "run_date": run_date,
                     "failed": FAILED,
-                    "published": PUBLISHED,
+                    # the state a failure leaves alone: none when demoting
+                    "published": "" if demote else PUBLISHED,
                     "now": _now(),
                     "step": step,
                     "error": message[:2000],
                 },
             )
+
+    def start_attempt(self, attempt: Attempt) -> None:
+        with self._connect() as con:
+            con.execute(f"INSERT INTO attempts BY NAME SELECT {_ATTEMPT_PARAMS}", dataclasses.asdict(attempt))
+
+    def end_attempt(self, attempt_id: str, state: str, ended_at: dt.datetime, error: str | None = None) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE attempts SET state = $state, ended_at = $ended_at, error = $error"
+                        " WHERE attempt_id = $attempt_id",
+                        {"attempt_id": attempt_id, "state": state, "ended_at": ended_at, "error": error})
+
+    def attempts(self, run_date: dt.date | None = None) -> list[Attempt]:
+        if not self._readable() or not self._has_table("attempts"):  # a file older than attempts
+            return []
+        where, params = ("WHERE run_date = $run_date", {"run_date": run_date}) if run_date else ("", {})
+        with self._connect(read_only=True) as con:
+            rows = con.execute(f"SELECT {', '.join(ATTEMPTS.names)} FROM attempts {where}"
+                               " ORDER BY started_at DESC", params).fetchall()
+        return [attempt_of(dict(zip(ATTEMPTS.names, row, strict=True))) for row in rows]
 
     # -- reads ----------------------------------------------------------------------
 
@@ -171,5 +199,6 @@ class DuckDBWarehouse(LedgerReads):
 
 
 
-# the ledger row's values as named parameters, in column order
+# a row's values as named parameters, in column order
 _PARAMS = ", ".join(f"${name} AS {name}" for name in RUNS.names)
+_ATTEMPT_PARAMS = ", ".join(f"${name} AS {name}" for name in ATTEMPTS.names)

@@ -53,8 +53,14 @@ def artifact_store(settings: Settings) -> ObjectStore:
 
 
 def source_location(settings: Settings, override: str | None = None) -> str:
-    """Where the day's files are: the command line, then AIRTIME_SOURCE, then the sample."""
-    return override or settings.source or str(bundled_sample())
+    """Where the day's files are: the command line, then AIRTIME_SOURCE; the bundled sample
+    only on the local profile (a cloud warehouse must never receive synthetic data)."""
+    if override or settings.source:
+        return str(override or settings.source)
+    if settings.profile != "local":
+        raise ConfigError(f"no source on the {settings.profile} profile: give --source or set"
+                          " AIRTIME_SOURCE (the bundled sample is for the local profile only)")
+    return str(bundled_sample())
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

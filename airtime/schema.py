@@ -145,7 +145,18 @@ RUNS = Table("runs", "Runs ledger: a run is served only once verify marked it pu
     Column("error", "string", "Message of the last failure (truncated)", nullable=True),
 ), partitioned=False, primary_key="run_date")
 
-TABLES: tuple[Table, ...] = (*DATA_TABLES.values(), RUNS)
+ATTEMPTS = Table("attempts", "Every attempt of every step, recorded before its work starts", (
+    Column("attempt_id", "string", "Unique id of the attempt"),
+    Column("run_date", "date", "Business date the step ran for"),
+    Column("step", "string", "Pipeline step"),
+    Column("state", "string", "running (or killed: no end recorded), succeeded, skipped or failed"),
+    Column("started_at", "timestamp", "When the step started"),
+    Column("ended_at", "timestamp", "When the step ended; NULL while running or after a kill", nullable=True),
+    Column("host", "string", "Host or pod that ran it", nullable=True),
+    Column("error", "string", "The failure, in full", nullable=True),
+), partitioned=False, primary_key="attempt_id")
+
+TABLES: tuple[Table, ...] = (*DATA_TABLES.values(), RUNS, ATTEMPTS)
 
 
 def _row_type(table: Table, name: str) -> type:

@@ -16,10 +16,12 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from airtime.schema import DATA_TABLES, RUNS, TableKey
+from airtime.schema import ATTEMPTS, DATA_TABLES, RUNS, TableKey
 
 # run states, in the order a run goes through them
 LOADED, PUBLISHED, FAILED = "loaded", "published", "failed"
+# attempt states: an attempt still `running` after a later one started was killed
+RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,24 @@ class RunRecord:
     published_at: dt.datetime | None = None
     failed_step: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the `attempts` table: one try of one step for one date."""
+
+    attempt_id: str
+    run_date: dt.date
+    step: str
+    state: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None = None
+    host: str | None = None
+    error: str | None = None
+
+
+def attempt_of(row: Mapping[str, object]) -> Attempt:
+    return Attempt(**{name: row[name] for name in ATTEMPTS.names})
 
 
 @dataclass(frozen=True)
@@ -149,8 +169,20 @@ class Warehouse(Protocol):
         """Mark a loaded run published (only if its ledger row has this digest)."""
         ...
 
-    def record_failure(self, run_date: dt.date, step: str, message: str) -> None:
-        """Note a failed step in the ledger; a published run stays published."""
+    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
+        """Note a failed step in the ledger. A published run stays published (a failed
+        re-run does not take away verified data) unless `demote`: a published run that
+        fails a re-check of its own rows is served no more."""
+        ...
+
+    def start_attempt(self, attempt: Attempt) -> None:
+        """Record an attempt before its work starts (a killed one stays `running`)."""
+        ...
+
+    def end_attempt(self, attempt_id: str, state: str, ended_at: dt.datetime, error: str | None = None) -> None: ...
+
+    def attempts(self, run_date: dt.date | None = None) -> list[Attempt]:
+        """Attempts, newest first; of one date, or of every date."""
         ...
 
     def run_record(self, run_date: dt.date) -> RunRecord | None: ...

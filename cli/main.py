@@ -13,20 +13,21 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from airtime import entrypoint, query, sample
 from airtime.entrypoint import parse_date
 from airtime.errors import AirtimeError, ConfigError
-from airtime.resources import open_warehouse
+from airtime.resources import bundled_sample, open_store, open_warehouse, source_location
 from airtime.schedule import today
 from airtime.settings import Settings
 from airtime.warehouse import SlotFilter
+from cli.ledger import render_runs, runs_report
 from cli.output import FORMATS, render
 from grpc_server.client import query_rows
 from grpc_server.server import serve
-from steps import runner
-from steps.scaffold import StepResult
+from steps import runner, verify
+from steps.ingest import delivery_folder
+from steps.scaffold import StepResult, make_context
 
 # piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
 out = Console() if Console().is_terminal else Console(width=130)
@@ -64,9 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="one run per date, in order")
     backfill.add_argument("--start", type=parse_date, required=True)
     backfill.add_argument("--end", type=parse_date, required=True)
-    backfill.add_argument("--source", required=True)
+    backfill.add_argument("--source", required=True, help="folder or gs:// prefix holding dt=YYYY-MM-DD/ folders")
+    backfill.add_argument("--skip-missing", action="store_true",
+                          help="go on past days without a dt=YYYY-MM-DD/ delivery (default: stop there)")
+    backfill.add_argument("--max-bad-rows", type=_count, help="tolerate and quarantine up to N bad rows a day")
 
-    sub.add_parser("runs", help="the runs ledger")
+    runs = sub.add_parser("runs", help="every run and every attempt of its steps")
+    runs.add_argument("--date", type=parse_date, help="only this run date")
+    runs.add_argument("--format", choices=("table", "json"), default="table")
+
+    verify = sub.add_parser("verify", help="re-check a loaded day against its manifests (exit 4 if it differs)")
+    verify.add_argument("--date", type=parse_date, required=True)
 
     query = sub.add_parser("query", help="the published forecast")
     kinds = query.add_subparsers(dest="kind", required=True)
@@ -89,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="the gRPC query service")
     serve.add_argument("--port", type=int, help="gRPC port (default 50051, AIRTIME_SERVER_PORT)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="Prometheus /metrics port (default 9464, AIRTIME_METRICS_PORT; 0 = off)")
 
     workflows = sub.add_parser("workflows", help="Argo resources (Hera)")
     wf = workflows.add_subparsers(dest="action", required=True)
@@ -108,6 +119,14 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise ConfigError(f"--end {args.end} is before --start {args.start}")
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+    if args.max_bad_rows is not None:
+        settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
+    if args.skip_missing:
+        source = open_store(args.source)
+        missing = [day for day in days if not source.list(delivery_folder(day))]
+        for day in missing:
+            out.print(f"[yellow]skip {day}[/yellow]: no delivery in {source.uri(delivery_folder(day))}")
+        days = [day for day in days if day not in missing]
     return _run_dates(settings, days, args.source)
 
 
@@ -138,9 +157,10 @@ class _Progress:
 
 
 def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
+    where = source_location(settings, source)  # refused before any work without a source (gcp)
     for run_date in days:
-        out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, "
-                  f"source {source or settings.source or 'bundled sample'})")
+        out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, source "
+                  f"{'bundled sample' if where == str(bundled_sample()) else where})")
         progress = _Progress()
         try:
             result = runner.run_day(settings, run_date, source, on_step=progress)
@@ -153,17 +173,14 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
 
 
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    table = Table(title="runs")
-    for name in ("run_date", "state", "audience", "availability", "forecast", "quarantined",
-                 "loaded_at (UTC)", "published_at (UTC)", "error"):
-        table.add_column(name, no_wrap=name != "error")
-    for r in open_warehouse(settings).ledger():
-        stamp = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
-        error = f"{r.failed_step}: {r.error.splitlines()[0]}" if r.error else ""
-        table.add_row(r.run_date.isoformat(), r.state, f"{r.audience_rows:,}", f"{r.availability_rows:,}",
-                      f"{r.forecast_rows:,}", str(r.quarantined_rows), stamp(r.loaded_at),
-                      stamp(r.published_at), error[:60])
-    out.print(table)
+    sys.stdout.write(render_runs(runs_report(open_warehouse(settings), args.date), args.format))
+    return 0
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    figures = verify.recheck(make_context(settings, args.date))
+    out.print(f"run {args.date}: the warehouse holds what was loaded ("
+              + ", ".join(f"{table} {f.rows:,} rows" for table, f in figures.items()) + ")")
     return 0
 
 
@@ -203,6 +220,8 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     serve(settings, args.port if args.port is not None else settings.server_port)
     return 0
 
@@ -224,6 +243,7 @@ COMMANDS = {
     "run": cmd_run,
     "backfill": cmd_backfill,
     "runs": cmd_runs,
+    "verify": cmd_verify,
     "query": cmd_query,
     "sample-data": cmd_sample,
     "serve": cmd_serve,

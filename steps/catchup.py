@@ -32,7 +32,7 @@ from airtime.settings import Settings
 from airtime.store import ObjectStore
 from airtime.warehouse import PUBLISHED, Warehouse
 from steps import runner
-from steps.ingest import day_prefix
+from steps.ingest import day_prefix, delivery_folder
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def missed_days(settings: Settings, run_date: dt.date, source: ObjectStore, ware
     missed = []
     for back in range(settings.catchup_days, 0, -1):
         day = run_date - dt.timedelta(days=back)
-        if not source.list(f"dt={day.isoformat()}/"):
+        if not source.list(delivery_folder(day)):
             continue
         record = warehouse.run_record(day)
         if record is None or record.state != PUBLISHED:

@@ -21,7 +21,7 @@ from airtime.errors import InputError
 from airtime.manifest import Output, run_prefix
 from airtime.resources import open_store
 from airtime.store import ObjectStore, find_one
-from airtime.validation import AUDIENCE, AVAILABILITY, FileResult, read_file, report
+from airtime.validation import AUDIENCE, AVAILABILITY, FileResult, FileSpec, read_file, report
 from steps.entry import step_main
 from steps.scaffold import Context, Planned, Step, Upstream
 
@@ -39,16 +39,30 @@ class Ingested:
     sources: dict[str, str]  # table -> URI of the delivered file
 
 
+def delivery_folder(run_date: dt.date) -> str:
+    return f"dt={run_date.isoformat()}/"
+
+
 def day_prefix(source: ObjectStore, run_date: dt.date) -> str:
     """A `dt=YYYY-MM-DD/` folder holds that day's delivery; without one, the root does."""
-    prefix = f"dt={run_date.isoformat()}/"
+    prefix = delivery_folder(run_date)
     return prefix if source.list(prefix) else ""
+
+
+def _find(source: ObjectStore, prefix: str, spec: FileSpec, run_date: dt.date) -> str:
+    try:
+        return find_one(source, prefix, spec.pattern, spec.table)
+    except InputError as exc:
+        if prefix:
+            raise
+        raise InputError(f"{exc} (and there is no {source.uri(delivery_folder(run_date))} folder"
+                         " for this date)") from None
 
 
 def plan(ctx: Context, upstream: Upstream) -> Planned[Ingested]:
     source = open_store(ctx.source)
     prefix = day_prefix(source, ctx.run_date)
-    keys = {spec.table: find_one(source, prefix, spec.pattern, spec.table) for spec in SPECS}
+    keys = {spec.table: _find(source, prefix, spec, ctx.run_date) for spec in SPECS}
     inputs = {f"source:{table}": source.identity(key) for table, key in keys.items()}
     inputs |= {"max_bad_rows": str(ctx.settings.max_bad_rows), "rules": RULES_VERSION}
     return Planned(inputs, lambda: _ingest(ctx, source, keys))

@@ -59,10 +59,12 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
 
 
 def still_loaded(ctx: Context, loaded: Loaded) -> bool:
-    """The manifest alone is not enough: the warehouse must still hold this very load."""
+    """The manifest alone is not enough: the warehouse must still hold this very load,
+    row for row (an altered or deleted row makes the next run load the day again)."""
     record = ctx.warehouse.run_record(ctx.run_date)
     return record is not None and record.input_digest == loaded.warehouse_digest \
-        and record.state in (LOADED, PUBLISHED)
+        and record.state in (LOADED, PUBLISHED) \
+        and ctx.warehouse.figures(ctx.run_date) == {t: Figures(*f) for t, f in loaded.expected.items()}
 
 
 STEP = Step("load", upstream=(INGEST, PREPROCESS), writes=Loaded, plan=plan, still_done=still_loaded)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import socket
 import time
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -30,7 +32,7 @@ from airtime.manifest import Manifest, Output, digest_of, manifest_key, read_man
 from airtime.resources import artifact_store, open_warehouse, source_location
 from airtime.settings import Settings
 from airtime.store import ObjectStore
-from airtime.warehouse import Warehouse
+from airtime.warehouse import FAILED, RUNNING, SKIPPED, SUCCEEDED, Attempt, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,9 @@ class Context:
 
 
 def make_context(settings: Settings, run_date: dt.date, source: str | None = None) -> Context:
+    source = source_location(settings, source)  # first: a missing source fails before any cloud call
     return Context(settings=settings, run_date=run_date, artifacts=artifact_store(settings),
-                   warehouse=open_warehouse(settings), source=source_location(settings, source))
+                   warehouse=open_warehouse(settings), source=source)
 
 
 @dataclass(frozen=True)
@@ -155,15 +158,31 @@ def _do(step: Step[O], ctx: Context) -> StepResult:
 
 
 def run_step(step: Step[Any], ctx: Context) -> StepResult:
-    """One step, skipped when done, with its failure noted in the ledger."""
+    """One step, skipped when done. The attempt is recorded before the work starts (a
+    killed one stays `running`), and a failure is noted in the ledger."""
     started = time.monotonic()
+    attempt = Attempt(uuid.uuid4().hex, ctx.run_date, step.name, RUNNING, _now(), host=socket.gethostname())
+    ctx.warehouse.start_attempt(attempt)
     try:
         result = _do(step, ctx)
     except AirtimeError as exc:
-        try:
-            ctx.warehouse.record_failure(ctx.run_date, step.name, str(exc))
-        except AirtimeError as ledger_exc:  # the original failure matters more
-            log.warning("could not record the failure in the ledger: %s", ledger_exc)
+        _record_failure(ctx, step, attempt, str(exc))
         raise
+    except Exception as exc:  # a bug: still say in the ledger that the attempt ended
+        _record_failure(ctx, step, attempt, f"{type(exc).__name__}: {exc}")
+        raise
+    ctx.warehouse.end_attempt(attempt.attempt_id, SKIPPED if result.skipped else SUCCEEDED, _now())
     result.seconds = time.monotonic() - started
     return result
+
+
+def _record_failure(ctx: Context, step: Step[Any], attempt: Attempt, message: str) -> None:
+    try:
+        ctx.warehouse.end_attempt(attempt.attempt_id, FAILED, _now(), message)
+        ctx.warehouse.record_failure(ctx.run_date, step.name, message)
+    except AirtimeError as ledger_exc:  # the original failure matters more
+        log.warning("could not record the failure in the ledger: %s", ledger_exc)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

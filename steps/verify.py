@@ -1,18 +1,23 @@
 """Verify: read back what the warehouse holds for the run, compare with what load
-loaded, and only then publish. A mismatch fails the run and publishes nothing."""
+loaded, and only then publish. A mismatch fails the run and publishes nothing.
+
+`recheck` (`airtime verify --date D`) compares a day again at any time: a published day
+whose rows no longer match is demoted (served no more: the service falls back to the
+latest day that still verifies) and the next `airtime run` for it loads it again.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 
-from airtime.errors import VerificationError
-from airtime.schema import DATA_TABLES
+from airtime.errors import UpstreamMissingError, VerificationError
+from airtime.schema import DATA_TABLES, TableKey
 from airtime.warehouse import PUBLISHED, Figures
 from steps.entry import step_main
 from steps.load import STEP as LOAD
 from steps.load import Loaded
-from steps.scaffold import Context, Planned, Step, Upstream
+from steps.scaffold import Context, Planned, Step, Upstream, read_outputs
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,8 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Verified]:
     return Planned({"load": loaded.warehouse_digest}, lambda: _verify(ctx, loaded))
 
 
-def _verify(ctx: Context, loaded: Loaded) -> Verified:
+def compare(ctx: Context, loaded: Loaded) -> dict[TableKey, Figures]:
+    """The warehouse's figures of the run, if they are what load loaded."""
     expected = {table: Figures(*figures) for table, figures in loaded.expected.items()}
     found = ctx.warehouse.figures(ctx.run_date)
     wrong = [
@@ -35,16 +41,39 @@ def _verify(ctx: Context, loaded: Loaded) -> Verified:
         for table, want in expected.items() if found[table] != want
     ]
     if wrong:
-        raise VerificationError("the warehouse does not hold what was loaded; nothing published:\n  "
-                                + "\n  ".join(wrong))
+        raise VerificationError("the warehouse does not hold what was loaded:\n  " + "\n  ".join(wrong))
+    return found
+
+
+def _verify(ctx: Context, loaded: Loaded) -> Verified:
+    try:
+        found = compare(ctx, loaded)
+    except VerificationError as exc:
+        raise VerificationError(f"{exc}\nnothing published") from None
     ctx.warehouse.publish(ctx.run_date, loaded.warehouse_digest)
     return Verified({t: [f.rows, f.checksum] for t, f in found.items()}, loaded.warehouse_digest)
 
 
 def still_published(ctx: Context, verified: Verified) -> bool:
+    """Published, from this load, and its rows still read back the same."""
     record = ctx.warehouse.run_record(ctx.run_date)
     return record is not None and record.state == PUBLISHED \
-        and record.input_digest == verified.published_digest
+        and record.input_digest == verified.published_digest \
+        and ctx.warehouse.figures(ctx.run_date) == {t: Figures(*f) for t, f in verified.figures.items()}
+
+
+def recheck(ctx: Context) -> dict[TableKey, Figures]:
+    """Compare a loaded day with its load manifest again; a mismatch demotes it."""
+    loaded = read_outputs(LOAD, ctx)
+    if loaded is None:
+        raise UpstreamMissingError(f"verify {ctx.run_date}: the day was never loaded (no load manifest)")
+    try:
+        return compare(ctx, loaded)
+    except VerificationError as exc:
+        message = (f"{exc}\nrun {ctx.run_date} is not served any more; `airtime run --date"
+                   f" {ctx.run_date}` loads it again from its artifacts")
+        ctx.warehouse.record_failure(ctx.run_date, "verify", message, demote=True)
+        raise VerificationError(message) from None
 
 
 STEP = Step("verify", upstream=(LOAD,), writes=Verified, plan=plan, still_done=still_published)

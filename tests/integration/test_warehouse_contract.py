@@ -15,7 +15,7 @@ import pytest
 
 from airtime.errors import StorageError
 from airtime.schema import FORECAST
-from airtime.warehouse import FAILED, LOADED, PUBLISHED, SlotFilter
+from airtime.warehouse import FAILED, LOADED, PUBLISHED, RUNNING, SUCCEEDED, Attempt, SlotFilter
 from tests import emulators
 from tests.warehouse_backends import (
     Backend,
@@ -128,6 +128,31 @@ def test_a_failure_never_demotes_a_published_run(backend: Backend, files, tmp_pa
     assert (record.state, record.failed_step, record.error, record.published_at) == \
         (LOADED, None, None, None)
     assert warehouse.latest_published() is None
+
+
+def test_a_published_run_that_fails_a_recheck_is_demoted(backend: Backend, files):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    warehouse.publish(D1, "digest-1")
+    warehouse.record_failure(D1, "verify", "forecast checksum differs", demote=True)
+    assert (warehouse.run_record(D1).state, warehouse.latest_published()) == (FAILED, None)
+
+
+def test_attempts_are_recorded_before_and_after_the_work_and_listed_newest_first(backend: Backend):
+    warehouse = backend.open()
+    t0 = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    killed = Attempt("a1", D1, "ingest", RUNNING, t0, host="pod-1")
+    warehouse.start_attempt(killed)  # never ended: killed
+    warehouse.start_attempt(Attempt("a2", D1, "ingest", RUNNING, t0 + dt.timedelta(minutes=5), host="pod-2"))
+    warehouse.end_attempt("a2", FAILED, t0 + dt.timedelta(minutes=6), "line 1\n" + "e" * 5000)
+    warehouse.start_attempt(Attempt("a3", D2, "ingest", RUNNING, t0 + dt.timedelta(days=1)))
+    warehouse.end_attempt("a3", SUCCEEDED, t0 + dt.timedelta(days=1, minutes=1))
+
+    assert [a.attempt_id for a in warehouse.attempts()] == ["a3", "a2", "a1"]
+    first, second = warehouse.attempts(D1)[::-1]
+    assert first == killed
+    assert (second.state, second.host, len(second.error)) == (FAILED, "pod-2", 5007)  # in full
+    assert [a.state for a in warehouse.attempts(D2)] == [SUCCEEDED]
 
 
 def test_a_loaded_run_that_fails_later_is_marked_failed(backend: Backend, files):

@@ -1,0 +1,96 @@
+"""What an operator can do by mistake or on purpose, as they would do it: from the command
+line, in fresh processes, on the local profile (and the gcp profile's refusal to start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from airtime.errors import ConfigError, UpstreamMissingError, VerificationError
+from tests.pipeline_helpers import ROOT, cli, make_source
+
+DAY = "2026-11-30"
+
+
+def test_a_gcp_run_without_a_source_is_refused_before_any_cloud_call(tmp_path: Path) -> None:
+    # every Google endpoint points at a closed port: any call would fail with exit 5, or hang
+    closed = {"AIRTIME_PROFILE": "gcp", "AIRTIME_ARTIFACT_BUCKET": "bucket", "AIRTIME_GCP_PROJECT": "p",
+              "AIRTIME_BQ_API_ENDPOINT": "http://127.0.0.1:9", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"}
+    for args in (["run", "--date", DAY], ["backfill", "--start", DAY, "--end", DAY, "--source", ""]):
+        done = cli(tmp_path, *args, env=closed, timeout=60)
+        assert done.returncode == ConfigError.exit_code, done.stderr
+        assert "--source" in done.stderr and "AIRTIME_SOURCE" in done.stderr
+        assert "Traceback" not in done.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")} | closed
+    env |= {"PYTHONPATH": str(ROOT)}
+    for module in ("steps.ingest", "steps.catchup"):
+        done = subprocess.run([sys.executable, "-m", module, "--date", DAY], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == ConfigError.exit_code, done.stderr
+        assert "AIRTIME_SOURCE" in done.stderr
+
+
+def test_verify_finds_a_forecast_value_altered_after_publishing(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    home = tmp_path / "home"
+    assert cli(home, "run", "--date", DAY, "--source", str(source)).returncode == 0
+    assert cli(home, "verify", "--date", DAY).returncode == 0
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("UPDATE forecast SET predicted_audience = predicted_audience * 2"
+                " WHERE rowid = (SELECT min(rowid) FROM forecast WHERE predicted_audience IS NOT NULL)")
+    con.close()
+    done = cli(home, "verify", "--date", DAY)
+    assert done.returncode == VerificationError.exit_code, done.stderr
+    assert "table forecast" in done.stderr and "not served any more" in done.stderr
+    # demoted: nothing is served until the day loads again
+    assert cli(home, "query", "period", "--start", DAY, "--end", "2026-12-31").returncode == 6
+    (run,) = json.loads(cli(home, "runs", "--format", "json").stdout)
+    assert (run["state"], run["failed_step"]) == ("failed", "verify")
+
+    # the next run notices the altered rows itself: it loads the day again, then verifies
+    again = cli(home, "run", "--date", DAY, "--source", str(source))
+    assert again.returncode == 0, again.stderr
+    assert "load       skipped" not in again.stdout and "verify     skipped" not in again.stdout
+    assert cli(home, "verify", "--date", DAY).returncode == 0
+
+
+def test_verify_of_a_day_never_loaded_says_so(tmp_path: Path) -> None:
+    done = cli(tmp_path, "verify", "--date", DAY)
+    assert done.returncode == UpstreamMissingError.exit_code and "never loaded" in done.stderr
+
+
+def test_a_killed_attempt_shows_beside_the_attempt_that_published_the_day(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    home = tmp_path / "home"
+    killed = cli(home, "run", "--date", DAY, "--source", str(source), env={"AIRTIME_CRASH_AT": "after-preprocess"})
+    assert killed.returncode == 137
+    assert cli(home, "run", "--date", DAY, "--source", str(source)).returncode == 0
+
+    (run,) = json.loads(cli(home, "runs", "--format", "json", "--date", DAY).stdout)
+    assert run["state"] == "published"
+    steps = [(a["step"], a["state"]) for a in run["attempts"]]
+    assert steps == [("ingest", "succeeded"), ("preprocess", "interrupted"), ("ingest", "skipped"),
+                     ("preprocess", "skipped"), ("load", "succeeded"), ("verify", "succeeded")]
+    interrupted = run["attempts"][1]
+    assert interrupted["ended_at"] is None and interrupted["host"]
+    table = cli(home, "runs").stdout
+    assert "interrupted" in table and "published" in table
+
+
+def test_backfill_skips_days_without_a_delivery_only_when_asked(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    make_source(source / "dt=2026-11-29")
+    home = tmp_path / "home"
+    stopped = cli(home, "backfill", "--start", "2026-11-28", "--end", "2026-11-29", "--source", str(source))
+    assert stopped.returncode == 3 and "dt=2026-11-28" in stopped.stderr
+    done = cli(home, "backfill", "--start", "2026-11-28", "--end", "2026-11-29", "--source", str(source),
+               "--skip-missing", "--max-bad-rows", "5")
+    assert done.returncode == 0, done.stderr
+    assert "skip 2026-11-28: no delivery in" in done.stdout and "dt=2026-11-28" in done.stdout
+    assert "run 2026-11-29: published" in done.stdout
