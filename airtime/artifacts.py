@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from airtime import checksum
-from airtime.errors import StorageError
+from airtime.errors import IntegrityError, StorageError
 from airtime.manifest import Output, run_prefix
 from airtime.store import ObjectStore, sha256_file
 
@@ -20,6 +20,26 @@ def workdir() -> Iterator[Path]:
     """Scratch space for files on their way to the artifact store."""
     with tempfile.TemporaryDirectory(prefix="airtime-") as name:
         yield Path(name)
+
+
+_REPAIR = ("remove it and the manifest beside it (runs/<date>/<step>/manifest.json), then run that"
+           " date and the later ones again")
+
+
+@contextlib.contextmanager
+def fetch_checked(store: ObjectStore, output: Output) -> Iterator[Path]:
+    """A local copy of an artifact, checked against the digest its manifest recorded: an
+    artifact altered (even into another valid Parquet file) or gone is never used."""
+    if not store.exists(output.key):
+        raise IntegrityError(f"artifact {output.uri} is missing; its manifest still names it:"
+                             f" {_REPAIR}")
+    with store.fetch(output.key) as path:
+        found = sha256_file(path)
+        if found != output.sha256:
+            raise IntegrityError(
+                f"artifact {output.uri} has sha256 {found[:16]}..., its manifest recorded"
+                f" {output.sha256[:16]}...: it was altered; {_REPAIR}")
+        yield path
 
 
 def sql_string(path: Path) -> str:

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from airtime import checksum, faults
-from airtime.errors import StorageError
+from airtime.errors import IntegrityError, StorageError
 from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES
 from airtime.warehouse import (
     FAILED,
@@ -64,6 +64,9 @@ class DuckDBWarehouse(LedgerReads):
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
+                if "not a valid duckdb database" in str(exc).lower():  # a retry cannot fix it
+                    raise IntegrityError(f"warehouse {self.path} is not a DuckDB database file (damaged?):"
+                                         " restore it from a backup, or move it away and backfill") from exc
                 # another process holds the file's lock: wait for it, up to a point
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise StorageError(f"cannot open warehouse {self.path}: {exc}") from exc

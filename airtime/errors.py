@@ -66,6 +66,15 @@ class UpstreamMissingError(AirtimeError):
     retryable = False
 
 
+class IntegrityError(AirtimeError):
+    """Stored state is not what it must be: an artifact missing or not matching the digest
+    its manifest recorded, a manifest that does not parse, a warehouse file that is not a
+    database. Permanent: a retry reads the same bytes, so a person must repair it."""
+
+    exit_code = 9
+    retryable = False
+
+
 def _all(cls: type[AirtimeError]) -> list[type[AirtimeError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _all(child))]
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from airtime import __version__
+from airtime.errors import IntegrityError
 from airtime.store import ObjectStore
 
 
@@ -71,7 +72,11 @@ def read_manifest(store: ObjectStore, run_date: dt.date, step: str) -> Manifest 
     key = manifest_key(run_date, step)
     if not store.exists(key):
         return None
-    return Manifest.from_json(store.read_bytes(key))
+    try:
+        return Manifest.from_json(store.read_bytes(key))
+    except (ValueError, KeyError, TypeError) as exc:  # JSON or fields: not a manifest of ours
+        raise IntegrityError(f"manifest {store.uri(key)} cannot be read ({type(exc).__name__}: {exc}):"
+                             " remove it and run the date again") from None
 
 
 def write_manifest(store: ObjectStore, manifest: Manifest) -> str:

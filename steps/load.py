@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from dataclasses import dataclass
 
+from airtime.artifacts import fetch_checked
 from airtime.manifest import Output, digest_of
 from airtime.schema import TableKey
 from airtime.warehouse import LOADED, PUBLISHED, Figures, RunLoad
@@ -44,7 +45,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
     def work() -> Loaded:
         started = dt.datetime.now(dt.UTC)
         with contextlib.ExitStack() as stack:
-            files = {table: stack.enter_context(ctx.artifacts.fetch(out.key)) for table, out in outputs.items()}
+            files = {table: stack.enter_context(fetch_checked(ctx.artifacts, out)) for table, out in outputs.items()}
             ctx.warehouse.load_run(RunLoad(
                 run_date=ctx.run_date,
                 input_digest=digest,

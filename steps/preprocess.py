@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from airtime.artifacts import parquet_rel, publish_parquet, sql_string, workdir
+from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, sql_string, workdir
 from airtime.forecast import forecast_sql, merged_history_sql
 from airtime.manifest import Output, run_dates_with
 from steps.entry import step_main
@@ -58,8 +58,8 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Forecasted]:
 
 def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
               previous_date: str | None) -> Forecasted:
-    with workdir() as tmp, ctx.artifacts.fetch(ingested.audience.key) as audience, \
-            ctx.artifacts.fetch(ingested.availability.key) as availability:
+    with workdir() as tmp, fetch_checked(ctx.artifacts, ingested.audience) as audience, \
+            fetch_checked(ctx.artifacts, ingested.availability) as availability:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET temp_directory = {sql_string(tmp / 'spill')}")
@@ -67,7 +67,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
         with contextlib.ExitStack() as stack:
             previous_rel = None
             if previous is not None:
-                prev = stack.enter_context(ctx.artifacts.fetch(previous.history.key))
+                prev = stack.enter_context(fetch_checked(ctx.artifacts, previous.history))
                 previous_rel = parquet_rel(prev)
             history = merged_history_sql(previous_rel, parquet_rel(audience))
             con.execute(f"COPY ({history} ORDER BY signal, program_code, exhibition_date)"

@@ -6,8 +6,9 @@ identity of its inputs and returns the work still to do. `run_step` then, for ev
 
 1. reads the upstream manifests, typed (a missing one is UpstreamMissingError: exit 8,
    never retried, because only running the upstream step first can help);
-2. skips the step when its manifest was written for these very inputs (and `still_done`
-   agrees), which is how a re-run after a crash resumes at the first unfinished step;
+2. skips the step when its manifest was written for these very inputs, its outputs are
+   still there and `still_done` agrees, which is how a re-run after a crash resumes at the
+   first unfinished step;
 3. otherwise does the work, writes the manifest last, and passes the crash point
    `after-<step>` (airtime/faults.py);
 4. notes a failure in the ledger (a published run stays published).
@@ -149,7 +150,9 @@ def _do(step: Step[O], ctx: Context) -> StepResult:
     done = read_manifest(ctx.artifacts, ctx.run_date, step.name)
     if done is not None and done.input_digest == digest_of(plan.inputs):
         outputs = from_manifest(step.writes, done)
-        if outputs is not None and step.still_done(ctx, outputs):
+        # an output removed since (by hand, by a lifecycle rule) is made again, not trusted
+        present = all(ctx.artifacts.exists(out.key) for out in done.outputs.values())
+        if outputs is not None and present and step.still_done(ctx, outputs):
             return StepResult(step.name, done, ctx.artifacts.uri(key), True)
     manifest = to_manifest(step, ctx, plan.inputs, plan.work())
     uri = write_manifest(ctx.artifacts, manifest)

@@ -11,10 +11,25 @@ from pathlib import Path
 
 import duckdb
 
-from airtime.errors import ConfigError, UpstreamMissingError, VerificationError
+from airtime.errors import (
+    NOT_RETRIED_EXIT_CODES,
+    ConfigError,
+    IntegrityError,
+    UpstreamMissingError,
+    VerificationError,
+)
 from tests.pipeline_helpers import ROOT, cli, make_source
 
 DAY = "2026-11-30"
+
+
+def run_module(home: Path, module: str, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    """`python -m module` in a fresh process, as Argo starts a step."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")} | (env or {})
+    env |= {"AIRTIME_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_a_gcp_run_without_a_source_is_refused_before_any_cloud_call(tmp_path: Path) -> None:
@@ -26,11 +41,8 @@ def test_a_gcp_run_without_a_source_is_refused_before_any_cloud_call(tmp_path: P
         assert done.returncode == ConfigError.exit_code, done.stderr
         assert "--source" in done.stderr and "AIRTIME_SOURCE" in done.stderr
         assert "Traceback" not in done.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")} | closed
-    env |= {"PYTHONPATH": str(ROOT)}
     for module in ("steps.ingest", "steps.catchup"):
-        done = subprocess.run([sys.executable, "-m", module, "--date", DAY], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        done = run_module(tmp_path, module, "--date", DAY, env=closed)
         assert done.returncode == ConfigError.exit_code, done.stderr
         assert "AIRTIME_SOURCE" in done.stderr
 
@@ -94,3 +106,51 @@ def test_backfill_skips_days_without_a_delivery_only_when_asked(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert "skip 2026-11-28: no delivery in" in done.stdout and "dt=2026-11-28" in done.stdout
     assert "run 2026-11-29: published" in done.stdout
+
+
+def _published_day(tmp_path: Path) -> tuple[Path, Path]:
+    source = tmp_path / "src"
+    make_source(source / f"dt={DAY}")
+    make_source(source / "dt=2026-12-01", seed=4)
+    home = tmp_path / "home"
+    assert cli(home, "run", "--date", DAY, "--source", str(source)).returncode == 0
+    return home, source
+
+
+def test_an_altered_history_is_never_used_by_the_next_day(tmp_path: Path) -> None:
+    home, source = _published_day(tmp_path)
+    (history,) = (home / "artifacts" / "runs" / DAY / "preprocess").glob("history-*.parquet")
+    # still valid Parquet, every audience doubled: what silently doubled a forecast before
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * REPLACE (average_audience * 2 AS average_audience) FROM '{history}')"
+                f" TO '{history}.tmp' (FORMAT parquet)")
+    Path(f"{history}.tmp").replace(history)
+    done = cli(home, "run", "--date", "2026-12-01", "--source", str(source))
+    assert done.returncode == IntegrityError.exit_code, done.stderr
+    assert IntegrityError.exit_code in NOT_RETRIED_EXIT_CODES
+    assert history.name in done.stderr and "altered" in done.stderr
+
+
+def test_missing_artifacts_damaged_manifests_and_warehouses_are_permanent_faults(tmp_path: Path) -> None:
+    home, source = _published_day(tmp_path)
+    run_dir = home / "artifacts" / "runs" / DAY
+    (forecast,) = (run_dir / "preprocess").glob("forecast-*.parquet")
+    forecast.unlink()
+    (run_dir / "load" / "manifest.json").unlink()
+    # a step started alone (as Argo starts it) finds its input gone: exit 9, not retried
+    load = run_module(home, "steps.load", "--date", DAY)
+    assert load.returncode == IntegrityError.exit_code and "missing" in load.stderr, load.stderr
+    # a whole run makes the missing output again: preprocess is not skipped any more
+    again = cli(home, "run", "--date", DAY, "--source", str(source))
+    assert again.returncode == 0 and "preprocess skipped" not in again.stdout, again.stderr
+
+    (run_dir / "preprocess" / "manifest.json").write_text("{not json")
+    done = cli(home, "run", "--date", DAY, "--source", str(source))
+    assert done.returncode == IntegrityError.exit_code, done.stderr
+    assert "preprocess/manifest.json cannot be read" in done.stderr and "Traceback" not in done.stderr
+
+    with (home / "warehouse.duckdb").open("r+b") as fh:
+        fh.write(b"\0" * 64)  # a broken header
+    done = cli(home, "runs")
+    assert done.returncode == IntegrityError.exit_code, done.stderr
+    assert "is not a DuckDB database file" in done.stderr and "Traceback" not in done.stderr
