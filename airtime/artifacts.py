@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +19,37 @@ from airtime.store import ObjectStore, sha256_file
 
 @contextlib.contextmanager
 def workdir() -> Iterator[Path]:
-    """Scratch space for files on their way to the artifact store."""
-    with tempfile.TemporaryDirectory(prefix="airtime-") as name:
+    """Scratch space for files on their way to the artifact store. Its name carries the
+    process id, so the next attempt can remove what a killed one left behind."""
+    remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix()) as name:
         yield Path(name)
+
+
+def scratch_prefix() -> str:
+    return f"airtime-{os.getpid()}-"
+
+
+def remove_stale_scratch(root: Path | None = None) -> list[Path]:
+    """Remove `airtime-<pid>-*` scratch folders whose process is gone (`kill -9` runs no
+    cleanup); a live process's folders, or ones we cannot tell about, stay."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob("airtime-*-*"):
+        pid = path.name.split("-")[1]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 _REPAIR = ("remove it and the manifest beside it (runs/<date>/<step>/manifest.json), then run that"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,7 @@ class GcsStore:
     @contextlib.contextmanager
     def fetch(self, key: str) -> Iterator[Path]:
         name = self._name(key)
-        with tempfile.TemporaryDirectory(prefix="airtime-gcs-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"airtime-{os.getpid()}-gcs-") as tmp:  # see artifacts.workdir
             path = Path(tmp) / Path(name).name
             with self._errors("read", key):
                 self._bucket.blob(name).download_to_filename(

@@ -20,6 +20,7 @@ is a WARNING, so each failed run makes exactly one ERROR line.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import re
@@ -90,19 +91,36 @@ class Alert:
         return f"airtime run {self.run_date} {self.status or 'Failed'}: {self.step} failed"
 
 
+# Delivered values (program codes, file names) reach the alert through error messages, so
+# every value is made inert before it enters markup: `<!channel>`, `<users/all>` and
+# disguised links `<https://evil|Open in Argo>` must show as text, never act.
+
+def slack_text(text: str) -> str:
+    """Slack's own escaping: exactly &, < and > as HTML entities
+    (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def chat_text(text: str) -> str:
+    """Google Chat text messages read `<users/all>` and `<url|text>` and decode no entities
+    (https://developers.google.com/workspace/chat/format-messages): angle brackets become
+    look-alike quotation marks."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 def slack_payload(alert: Alert) -> dict:
+    title, summary = slack_text(alert.title), slack_text(alert.summary)
     fields = [
-        {"type": "mrkdwn", "text": f"*Workflow*\n{alert.workflow}"},
-        {"type": "mrkdwn", "text": f"*Run date*\n{alert.run_date}"},
-        {"type": "mrkdwn", "text": f"*Failed step*\n{alert.step}"},
-        {"type": "mrkdwn", "text": f"*Status*\n{alert.status}"},
+        {"type": "mrkdwn", "text": f"*{label}*\n{slack_text(value)}"}
+        for label, value in (("Workflow", alert.workflow), ("Run date", alert.run_date),
+                             ("Failed step", alert.step), ("Status", alert.status))
     ]
     return {
-        "text": f"{alert.title}: {alert.summary} {alert.link}",  # notifications and fallbacks
+        "text": f"{title}: {summary} {alert.link}",  # notifications and fallbacks
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": alert.title[:150]}},
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             {"type": "section", "fields": fields},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Error*\n```{alert.summary[:2900]}```"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Error*\n```{summary[:2900]}```"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.link}|Open in Argo>"}},
         ],
     }
@@ -110,14 +128,16 @@ def slack_payload(alert: Alert) -> dict:
 
 def google_chat_payload(alert: Alert) -> dict:
     def item(label: str, text: str) -> dict:
-        return {"decoratedText": {"topLabel": label, "text": text}}
+        # card text reads a subset of HTML: escaped, a value stays text
+        return {"decoratedText": {"topLabel": label, "text": html.escape(text, quote=False)}}
 
     return {
-        "text": f"{alert.title}: {alert.summary}",
+        "text": chat_text(f"{alert.title}: {alert.summary}"),
         "cardsV2": [{
             "cardId": "airtime-alert",
             "card": {
-                "header": {"title": alert.title, "subtitle": alert.workflow},
+                "header": {"title": html.escape(alert.title, quote=False),
+                           "subtitle": html.escape(alert.workflow, quote=False)},
                 "sections": [{"widgets": [
                     item("Workflow", alert.workflow),
                     item("Run date", alert.run_date),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airtime.artifacts import publish_parquet
+from airtime.artifacts import publish_parquet, remove_stale_scratch, scratch_prefix
 from airtime.errors import StorageError
 from airtime.store import LocalStore
 
@@ -44,3 +46,17 @@ def test_a_create_only_write_never_replaces_an_object(tmp_path):
     with pytest.raises(StorageError, match="refusing to overwrite"):
         store.write_bytes("x", b"two", create_only=True)
     assert store.read_bytes("x") == b"one"
+
+
+def test_a_killed_processes_scratch_is_removed_and_a_live_ones_kept(tmp_path) -> None:  # noqa: ANN001
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = tmp_path / f"airtime-{dead}-abc"
+    (stale / "spill").mkdir(parents=True)
+    (stale / "spill" / "big.tmp").write_bytes(b"x" * 1024)
+    mine = tmp_path / f"{scratch_prefix()}def"
+    mine.mkdir()
+    other = tmp_path / "airtime-notapid-x"
+    other.mkdir()
+    assert remove_stale_scratch(tmp_path) == [stale]
+    assert not stale.exists() and mine.exists() and other.exists()

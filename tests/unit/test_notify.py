@@ -171,3 +171,22 @@ def test_unresolved_or_bad_failures_do_not_break_the_alert() -> None:
     assert notify.parse_failures("{{workflow.failures}}") == []
     assert notify.parse_failures("") == []
     assert notify.parse_failures("not json")[0].step == "unknown"
+
+
+HOSTILE = ("program '<!channel>' & <https://evil.example|Open in Argo> <users/all> <b>bold</b>")
+
+
+def test_delivered_values_reach_slack_as_text_never_as_mentions_or_links() -> None:
+    alert = notify.Alert("wf", "2026-11-27", "Failed", [notify.Failure("ingest", HOSTILE)], "https://argo/x")
+    body = json.dumps(notify.slack_payload(alert))
+    assert "<!channel>" not in body and "<https://evil" not in body
+    assert "&lt;!channel&gt;" in body and "&amp;" in body
+    assert "<https://argo/x|Open in Argo>" in body  # our own link still works
+
+
+def test_delivered_values_reach_google_chat_as_text() -> None:
+    alert = notify.Alert("wf", "2026-11-27", "Failed", [notify.Failure("ingest", HOSTILE)], "https://argo/x")
+    body = notify.google_chat_payload(alert)
+    assert "<users/all>" not in body["text"] and "<https://evil" not in body["text"]
+    card = json.dumps(body["cardsV2"])
+    assert "<b>" not in card and "&lt;b&gt;" in card and "&lt;users/all&gt;" in card
