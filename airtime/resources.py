@@ -52,6 +52,14 @@ def artifact_store(settings: Settings) -> ObjectStore:
     return open_store(artifact_location(settings))
 
 
+def publication_store(settings: Settings) -> ObjectStore | None:
+    """Where the publication marker is (airtime/publication.py): the artifact store, if
+    this process is told where it is; else None, and the server polls the ledger itself."""
+    if settings.profile == "gcp" and not settings.artifact_bucket:
+        return None
+    return artifact_store(settings)
+
+
 def source_location(settings: Settings, override: str | None = None) -> str:
     """Where the day's files are: the command line, then AIRTIME_SOURCE; the bundled sample
     only on the local profile (a cloud warehouse must never receive synthetic data)."""

@@ -20,8 +20,10 @@ from typing import Protocol
 import pyarrow as pa
 
 from airtime.errors import NotPublishedError
+from airtime.publication import read_marker
 from airtime.settings import Settings
-from airtime.warehouse import PUBLISHED, RunRecord, SlotFilter, Warehouse
+from airtime.store import ObjectStore
+from airtime.warehouse import FAILED, PUBLISHED, RunRecord, SlotFilter, Warehouse
 from grpc_server.errors import NotFoundError, PageExpiredError
 from grpc_server.queries import PageRequest, RunId
 from grpc_server.snapshot import SlotColumns, Snapshot, run_id
@@ -129,9 +131,18 @@ class _Listeners:
 
 
 class SnapshotBackend(_Listeners):
-    def __init__(self, warehouse: Warehouse, *, reload_interval: float = 30.0, retain: int = 2) -> None:
+    """The latest published run in memory. With a `marker` store (airtime/publication.py)
+    each poll reads the publication marker and asks the ledger only when it changed, or
+    every `ledger_check` seconds whatever it says; without one, every poll asks the ledger."""
+
+    def __init__(self, warehouse: Warehouse, *, reload_interval: float = 30.0, retain: int = 2,
+                 marker: ObjectStore | None = None, ledger_check: float = 3600.0) -> None:
         super().__init__()
         self._warehouse = warehouse
+        self._marker = marker
+        self._ledger_check = ledger_check
+        self._seen_marker: object = object()  # nothing seen yet: the first poll asks the ledger
+        self._next_ledger_check = 0.0
         # the current run plus up to retain-1 previous ones, so paging across a swap
         # continues on the run it started on
         self._retain = max(1, retain)
@@ -151,24 +162,38 @@ class SnapshotBackend(_Listeners):
 
     def refresh(self) -> bool:
         with self._load_lock:
-            latest = self._warehouse.latest_published()
-            if latest is None:
+            # read before the ledger: a publish after this read changes the marker again
+            marker = read_marker(self._marker) if self._marker is not None else None
+            if self._marker is not None and marker == self._seen_marker \
+                    and time.monotonic() < self._next_ledger_check:
                 return False
-            rid = run_id(latest)
-            if self._current is not None and self._current.id == rid:
-                return False
-            started = time.monotonic()
-            table = self._warehouse.read_forecast(latest.run_date)
-            again = self._warehouse.run_record(latest.run_date)
-            if again is None or again.state != PUBLISHED or run_id(again) != rid:
-                log.info("run %s changed while loading it; retrying next poll", latest.run_date)
-                return False
-            snapshot = Snapshot(latest, table, _now())
-            self._held[rid] = snapshot
-            while len(self._held) > self._retain:
-                self._held.popitem(last=False)
-            # one reference assignment: requests see the old snapshot or the new one
-            self._current = snapshot
+            changed = self._refresh_from_ledger()
+            if changed is not None:  # settled: until the marker changes, nothing to do
+                self._seen_marker = marker
+                self._next_ledger_check = time.monotonic() + self._ledger_check
+            return bool(changed)
+
+    def _refresh_from_ledger(self) -> bool | None:
+        """Whether the served run changed; None when it must be tried again next poll."""
+        latest = self._warehouse.latest_published()
+        if latest is None:
+            self._drop_failed_run()
+            return False
+        rid = run_id(latest)
+        if self._current is not None and self._current.id == rid:
+            return False
+        started = time.monotonic()
+        table = self._warehouse.read_forecast(latest.run_date)
+        again = self._warehouse.run_record(latest.run_date)
+        if again is None or again.state != PUBLISHED or run_id(again) != rid:
+            log.info("run %s changed while loading it; retrying next poll", latest.run_date)
+            return None
+        snapshot = Snapshot(latest, table, _now())
+        self._held[rid] = snapshot
+        while len(self._held) > self._retain:
+            self._held.popitem(last=False)
+        # one reference assignment: requests see the old snapshot or the new one
+        self._current = snapshot
         log.info(
             "serving run %s: %d slots, loaded in %.2fs", latest.run_date, snapshot.rows,
             time.monotonic() - started,
@@ -176,6 +201,20 @@ class SnapshotBackend(_Listeners):
         )
         self._notify(_served(snapshot))
         return True
+
+    def _drop_failed_run(self) -> None:
+        """No run is published. The served version stays while its day is loaded again
+        (and if that new load fails: the verified rows stay served from memory); the very
+        version served goes when a re-check demoted it (`airtime verify`)."""
+        current = self._current
+        if current is None:
+            return
+        record = self._warehouse.run_record(current.id.run_date)
+        if record is not None and record.state == FAILED and run_id(record) == current.id:
+            log.warning("run %s is not published any more (%s: %s): serving nothing",
+                        current.id.run_date, record.failed_step, (record.error or "").splitlines()[:1])
+            self._current = None
+            self._held.clear()
 
     def _snapshot(self, run: RunId | None = None) -> Snapshot:
         current = self._current
@@ -292,7 +331,9 @@ class WarehouseBackend(_Listeners):
         return run, SlotColumns.from_arrow(table)
 
 
-def open_backend(settings: Settings, warehouse: Warehouse) -> ForecastBackend:
+def open_backend(settings: Settings, warehouse: Warehouse, marker: ObjectStore | None = None
+                 ) -> ForecastBackend:
     if settings.server_backend == "warehouse":
         return WarehouseBackend(warehouse, reload_interval=settings.reload_interval_seconds)
-    return SnapshotBackend(warehouse, reload_interval=settings.reload_interval_seconds)
+    return SnapshotBackend(warehouse, reload_interval=settings.reload_interval_seconds, marker=marker,
+                           ledger_check=settings.ledger_check_seconds)

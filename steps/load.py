@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from airtime.artifacts import fetch_checked
 from airtime.manifest import Output, digest_of
+from airtime.publication import announce
 from airtime.schema import TableKey
 from airtime.warehouse import LOADED, PUBLISHED, Figures, RunLoad
 from steps.entry import step_main
@@ -54,6 +55,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
                 quarantined_rows=quarantined,
                 started_at=started,
             ))
+        announce(ctx.artifacts, ctx.run_date, LOADED)  # the served day may have changed
         return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()})
 
     return Planned(inputs, work)

@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass
 
 from airtime.errors import UpstreamMissingError, VerificationError
+from airtime.publication import announce
 from airtime.schema import DATA_TABLES, TableKey
-from airtime.warehouse import PUBLISHED, Figures
+from airtime.warehouse import FAILED, PUBLISHED, Figures
 from steps.entry import step_main
 from steps.load import STEP as LOAD
 from steps.load import Loaded
@@ -51,6 +52,7 @@ def _verify(ctx: Context, loaded: Loaded) -> Verified:
     except VerificationError as exc:
         raise VerificationError(f"{exc}\nnothing published") from None
     ctx.warehouse.publish(ctx.run_date, loaded.warehouse_digest)
+    announce(ctx.artifacts, ctx.run_date, PUBLISHED)  # the query service looks at the ledger now
     return Verified({t: [f.rows, f.checksum] for t, f in found.items()}, loaded.warehouse_digest)
 
 
@@ -73,6 +75,7 @@ def recheck(ctx: Context) -> dict[TableKey, Figures]:
         message = (f"{exc}\nrun {ctx.run_date} is not served any more; `airtime run --date"
                    f" {ctx.run_date}` loads it again from its artifacts")
         ctx.warehouse.record_failure(ctx.run_date, "verify", message, demote=True)
+        announce(ctx.artifacts, ctx.run_date, FAILED)
         raise VerificationError(message) from None
 
 
