@@ -46,6 +46,6 @@ COPY --from=builder /usr/bin/tini /usr/bin/tini
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /tmp
 USER 10001:10001
-EXPOSE 50051 9090
+EXPOSE 50051 9464
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["airtime", "serve"]

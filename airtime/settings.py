@@ -49,12 +49,16 @@ class Settings(BaseSettings):
 
     # query service
     server_port: int = 50051
-    metrics_port: int = 9090
+    # -- Prometheus /metrics over HTTP (0 = off); 9464, not Prometheus's own 9090
+    metrics_port: int = 9464
     server_backend: Literal["snapshot", "warehouse"] = "snapshot"
     # -- request threads; default 4 for the snapshot backend (fewer threads, lower p99 under
     #    the GIL), 16 for the warehouse backend (requests wait on queries)
     server_threads: int | None = Field(default=None, ge=1)
+    # -- how often the server reads the publication marker (airtime/publication.py)
     reload_interval_seconds: float = 30.0
+    # -- how often it also asks the ledger itself, marker or not (one warehouse query)
+    ledger_check_seconds: float = Field(default=3600.0, gt=0)
     max_range_days: int = 366
     max_page_size: int = 10_000
     default_page_size: int = 1_000

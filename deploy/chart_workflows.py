@@ -40,7 +40,7 @@ SCALARS = {
     "webhook_secret": "__AIRTIME_WEBHOOK_SECRET__",
 }
 SCHEDULE = "__AIRTIME_SCHEDULE__"
-# Placeholders that may sit inside a longer string (`<name>-memo`, `<ui>/workflows/...`):
+# Placeholders that may sit inside a longer string (`<ui>/workflows/...`):
 # substituted as they are, so their values must be plain names and URLs.
 EMBEDDED = {
     "name": "__AIRTIME_WORKFLOW_NAME__",
@@ -48,13 +48,14 @@ EMBEDDED = {
     "ui_url": "__AIRTIME_UI_URL__",
 }
 
-# The chart owns the memoization cache ConfigMap (templates/configmap-argo.yaml, same name).
 KINDS = {"WorkflowTemplate": "workflowtemplate.yaml", "CronWorkflow": "cronworkflow.yaml"}
 
 
 def placeholder_config() -> WorkflowConfig:
     fields: dict = {**SCALARS, **EMBEDDED}
-    return WorkflowConfig(schedules=(SCHEDULE,), resources=DEFAULT_RESOURCES, **fields)
+    # rendered with Spot on: templates/workflows.yaml drops the nodeSelectors when the
+    # release sets workflow.spot.enabled=false
+    return WorkflowConfig(schedules=(SCHEDULE,), resources=DEFAULT_RESOURCES, spot=True, **fields)
 
 
 def files() -> dict[str, str]:

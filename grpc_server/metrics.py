@@ -1,11 +1,16 @@
 """Prometheus metrics of the query service, in a registry of its own (one per server,
-so several servers in one test process do not collide)."""
+so several servers in one test process do not collide), and the plaintext HTTP port that
+serves them beside the kubelet's health checks (see `serve_http`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from grpc_server.backend import ServedRun
 
@@ -49,9 +54,13 @@ class ServiceMetrics:
         self.slots.set(run.record.forecast_rows)
         self.swaps.inc()
 
-    def serve_http(self, port: int, addr: str = "0.0.0.0") -> int:
-        """Expose /metrics on port (0 = a free one); returns the port bound."""
-        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+    def serve_http(self, port: int, addr: str = "0.0.0.0", *,
+                   checks: Mapping[str, Callable[[], bool]] | None = None) -> int:
+        """Expose /metrics, and each path of `checks` (200 when its check says True, else
+        503), on port (0 = a free one); returns the port bound. A taken port raises
+        OSError before anything is served."""
+        server = _HTTPServer((addr, port), self.registry, dict(checks or {}))
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         self._http = server
         return server.server_port
 
@@ -60,3 +69,39 @@ class ServiceMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck scrape never holds up shutdown
+
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry,
+                 checks: dict[str, Callable[[], bool]]) -> None:
+        self.registry = registry
+        self.checks = checks
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = 10  # a client that never finishes its request line frees the thread
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept"))
+            self._reply(200, content_type, encoder(self.server.registry))
+        elif path in self.server.checks:
+            ok = self.server.checks[path]()
+            self._reply(200 if ok else 503, "text/plain; charset=utf-8", b"ok\n" if ok else b"unavailable\n")
+        else:
+            self._reply(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        pass  # probes and scrapes every few seconds would drown the service's own log

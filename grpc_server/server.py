@@ -2,6 +2,14 @@
 
 `python -m grpc_server.server [--port P]` (or `airtime serve`) serves the latest published
 run of the warehouse named by the AIRTIME_* settings.
+
+Kubernetes probes the process over plain HTTP on the metrics port (`/healthz`, `/readyz`), not
+with native gRPC probes on the gRPC port: the kubelet's gRPC probe takes no TLS parameters
+("Built-in probes do not support any authentication parameters (like -tls)",
+https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#define-a-grpc-liveness-probe;
+KEP-2727: "the kubelet probe will not allow use of client certificates nor verify the
+certificate on the container", https://github.com/kubernetes/enhancements/tree/master/keps/sig-node/2727-grpc-probe),
+so with AIRTIME_TLS_CERT_FILE set a gRPC probe would fail its handshake and get the pod killed.
 """
 
 from __future__ import annotations
@@ -9,10 +17,11 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from airtime import entrypoint
 from airtime.errors import ConfigError
-from airtime.resources import open_warehouse
+from airtime.resources import open_warehouse, publication_store
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
@@ -41,6 +50,9 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 # leaving threads for streams, which hold theirs until the client has read everything.
 # Warehouse answers mostly wait on I/O, so that backend gets more.
 DEFAULT_THREADS = {"snapshot": 4, "warehouse": 16}
+# HTTP paths of the kubelet's probes on the metrics port (charts/airtime/templates/deployment.yaml)
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
 
 
 @dataclass
@@ -50,10 +62,26 @@ class Service:
     backend: ForecastBackend
     health: health.HealthServicer
     metrics: ServiceMetrics
+    started: threading.Event = field(default_factory=threading.Event)
+    # the first look at the ledger is over: a run is loaded, or none is published yet
+    checked: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)
+
+    def live(self) -> bool:
+        """Liveness and startup: the process is up and its gRPC server started. Never
+        whether a run is published: a restart cannot publish one."""
+        return self.started.is_set()
+
+    def ready(self) -> bool:
+        """Readiness: able to answer, not draining. With no run published yet the pod is
+        still ready (queries answer UNAVAILABLE, the ForecastService health says
+        NOT_SERVING): otherwise `helm --wait` could never finish a first install."""
+        return self.started.is_set() and self.checked.is_set() and not self.draining.is_set()
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish (up to grace seconds), stop polling."""
-        self.health.enter_graceful_shutdown()  # probes see NOT_SERVING while draining
+        self.draining.set()  # /readyz fails: the endpoints controller stops sending calls
+        self.health.enter_graceful_shutdown()  # gRPC health says NOT_SERVING while draining
         self.server.stop(grace).wait()
         self.backend.close()
         self.metrics.close()
@@ -89,7 +117,7 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
     backend starts polling the ledger (first load included) in the background; without,
     the caller drives backend.refresh()."""
     if backend is None:
-        backend = open_backend(settings, open_warehouse(settings))
+        backend = open_backend(settings, open_warehouse(settings), publication_store(settings))
     metrics = metrics or ServiceMetrics()
     if max_workers is None:
         max_workers = DEFAULT_THREADS["warehouse" if isinstance(backend, WarehouseBackend) else "snapshot"]
@@ -124,12 +152,15 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     credentials = _credentials(settings)
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # recent grpc raises where older versions returned 0
+        port = 0
     if port == 0:
-        raise ConfigError(f"cannot listen on {address}")
+        raise ConfigError(f"cannot listen for gRPC on {address}: the port is taken or not allowed")
     if poll:
         backend.start()
     return Service(server, port, backend, health_servicer, metrics)
@@ -144,13 +175,60 @@ def create_server(address: str, *, settings: Settings, backend: ForecastBackend 
     return service.server, service.port
 
 
+def check_port_free(port: int, name: str, flag: str) -> None:
+    """ConfigError in one line when the port cannot be listened on (taken, privileged).
+    For the gRPC port this runs before grpc binds: grpc's C core logs its own error lines
+    on stderr before Python sees the failure."""
+    if port == 0:
+        return
+    try:
+        try:  # the wildcard both servers bind: [::] (dual stack), or 0.0.0.0 without IPv6
+            probe, host = socket.socket(socket.AF_INET6), "::"
+        except OSError:
+            probe, host = socket.socket(socket.AF_INET), "0.0.0.0"
+        with probe:
+            if probe.family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            # as grpc and http.server do: a port left in TIME_WAIT by a restart is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on the {name} port {port}: {exc.strerror} ({flag})") from None
+
+
+def _first_check(service: Service) -> None:
+    """Look at the ledger once (loading the latest run, if any), then start polling."""
+    try:
+        service.backend.refresh()
+    except Exception:  # noqa: BLE001 - the poller retries; queries answer UNAVAILABLE meanwhile
+        log.warning("first look at the ledger failed; retrying every poll", exc_info=True)
+    finally:
+        service.checked.set()
+    service.backend.start()
+
+
 def serve(settings: Settings, port: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain running calls and stop."""
-    service = build_service(f"[::]:{settings.server_port if port is None else port}",
-                            settings=settings, max_workers=settings.server_threads)
+    port = settings.server_port if port is None else port
+    check_port_free(port, "gRPC", "AIRTIME_SERVER_PORT or --port")
     if settings.metrics_port:
-        service.metrics.serve_http(settings.metrics_port)
-    service.server.start()
+        check_port_free(settings.metrics_port, "metrics", "AIRTIME_METRICS_PORT or --metrics-port")
+    service = build_service(f"[::]:{port}", settings=settings,
+                            max_workers=settings.server_threads, poll=False)
+    try:
+        if settings.metrics_port:
+            try:
+                service.metrics.serve_http(settings.metrics_port, checks={
+                    LIVENESS_PATH: service.live, READINESS_PATH: service.ready})
+            except OSError as exc:  # taken since the check above
+                raise ConfigError(f"cannot listen on the metrics port {settings.metrics_port}:"
+                                  f" {exc.strerror} (AIRTIME_METRICS_PORT or --metrics-port)") from None
+        service.server.start()
+    except BaseException:
+        service.stop(None)
+        raise
+    service.started.set()
+    threading.Thread(target=_first_check, args=(service,), name="first-check", daemon=True).start()
     log.info("serving airtime.v1.ForecastService on port %d (%s backend)", service.port,
              settings.server_backend, extra={"port": service.port})
     stopping = threading.Event()

@@ -1,9 +1,9 @@
 """`airtime workflows render|apply`: the Argo resources from the settings.
 
 `apply` is a server-side apply (PATCH, application/apply-patch+yaml) under the field
-manager `airtime`: re-applying is idempotent, fields other managers own (Argo's cache
-entries in the memo ConfigMap, the CronWorkflow's status) are left alone, and `force`
-takes over fields a hand `kubectl edit` changed, so the rendered YAML stays the truth.
+manager `airtime`: re-applying is idempotent, fields other managers own (the
+CronWorkflow's status) are left alone, and `force` takes over fields a hand
+`kubectl edit` changed, so the rendered YAML stays the truth.
 """
 
 from __future__ import annotations
@@ -50,9 +50,7 @@ def default_api_client() -> Any:
 def apply_document(api_client: Any, doc: dict) -> None:
     kind, meta = doc["kind"], doc["metadata"]
     common = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY_PATCH}
-    if kind == "ConfigMap":
-        client.CoreV1Api(api_client).patch_namespaced_config_map(meta["name"], meta["namespace"], doc, **common)
-    elif kind in ARGO_PLURALS:
+    if kind in ARGO_PLURALS:
         group, version = doc["apiVersion"].split("/")
         client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
             group, version, meta["namespace"], ARGO_PLURALS[kind], meta["name"], doc, **common
@@ -61,7 +59,7 @@ def apply_document(api_client: Any, doc: dict) -> None:
         raise ConfigError(f"do not know how to apply a {kind}")
 
 
-APPLY_ORDER = {"ConfigMap": 0, "WorkflowTemplate": 1, "CronWorkflow": 2}
+APPLY_ORDER = {"WorkflowTemplate": 0, "CronWorkflow": 1}
 
 
 def load_rendered(out_dir: Path) -> list[dict]:

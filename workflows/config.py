@@ -46,8 +46,6 @@ class WorkflowConfig:
     catchup_days: int = _default("catchup_days")
     webhook_format: str = _default("webhook_format")
     max_bad_rows: int = _default("max_bad_rows")
-    # memoized step outputs are reused for this long (argo resubmit --memoized, reruns)
-    memo_max_age: str = "168h"
     retry_limit: int = 4
     workflow_deadline_seconds: int = 4 * 3600
     step_deadline_seconds: int = 3600
@@ -55,13 +53,14 @@ class WorkflowConfig:
     ttl_after_success_seconds: int = 3 * 24 * 3600
     ttl_after_failure_seconds: int = 7 * 24 * 3600
     resources: dict[str, StepResources] = field(default_factory=dict)
+    # Spot Pods for the templates that have a retryStrategy (catchup and the steps): a
+    # preempted step exits 143/137 or loses its pod, and the retry redoes it safely (each
+    # step skips itself when its manifest already matches its inputs). The exit handler
+    # stays on standard nodes: an alert is not retried.
+    spot: bool = True
 
     def resources_for(self, step: str) -> StepResources:
         return self.resources.get(step, StepResources())
-
-    @property
-    def memo_cache(self) -> str:
-        return f"{self.name}-memo"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkflowConfig:
@@ -119,8 +118,16 @@ class WorkflowConfig:
         )
 
 
-# preprocess holds the history and the forecast in DuckDB's memory: it gets more
+# Peak RSS measured with /usr/bin/time -v on the local profile (docs/operations-argo.md,
+# "Pod sizes"): at 1M audience rows ingest peaks at 885 MiB, the whole day in one process
+# (what catchup runs per missed day) at 888 MiB, preprocess 307, load 225, verify 181 MiB;
+# ingest grows ~70 MiB per 100k rows. Limits = requests on Autopilot, so a peak above the
+# request is an OOM kill (137, retried, and killed again): ~1.7x headroom over 1M rows.
 DEFAULT_RESOURCES = {
-    "preprocess": StepResources(cpu="1", memory="2Gi", ephemeral_storage="2Gi"),
+    "catchup": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="1Gi"),
+    "ingest": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="1Gi"),
+    "preprocess": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="1Gi"),
+    "load": StepResources(cpu="250m", memory="512Mi", ephemeral_storage="1Gi"),
+    "verify": StepResources(cpu="250m", memory="512Mi", ephemeral_storage="1Gi"),
     "notify": StepResources(cpu="250m", memory="256Mi", ephemeral_storage="100Mi"),
 }

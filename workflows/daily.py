@@ -1,15 +1,18 @@
-"""The daily job as Argo resources: a WorkflowTemplate holding the DAG, a CronWorkflow
-starting it every day, and the ConfigMap that caches memoized step outputs.
+"""The daily job as Argo resources: a WorkflowTemplate holding the DAG and a CronWorkflow
+starting it every day.
 
     catchup -> (the DAG of steps/dag.py: ingest -> preprocess -> load -> verify)
     onExit: notify (on failure)
 
 `catchup` goes first: it turns the cron's scheduled time into the run date in the
-business timezone, brings earlier missed days up to date, and hands the run date and the
-digest of that day's source files to the steps (the memoize key). The steps and their
-dependencies are generated from steps/dag.py, the declaration `airtime run` runs too:
-each step is one pod running `python -m steps.<step>`, and what it passes on is the URI
-of the manifest it wrote to the artifact bucket, never data.
+business timezone, brings earlier missed days up to date, and hands the run date to the
+steps. The steps and their dependencies are generated from steps/dag.py, the declaration
+`airtime run` runs too: each step is one pod running `python -m steps.<step>`, and what it
+passes on is the URI of the manifest it wrote to the artifact bucket, never data.
+
+No template `memoize`: resuming is the steps' own job (each skips itself when its manifest
+was written for exactly its current inputs, steps/scaffold.py) and Argo's `retry` and
+`resubmit --memoized` reuse the succeeded nodes; docs/operations-argo.md says why.
 """
 
 from __future__ import annotations
@@ -116,14 +119,15 @@ def _pod_security() -> m.PodSecurityContext:
     )
 
 
-def _memoize(config: WorkflowConfig, step: str) -> m.Memoize:
-    # run date + digest of the day's source files: a re-delivered file changes the key.
-    # The step name keeps the four steps' entries apart in the one cache ConfigMap.
-    return m.Memoize(
-        key=f"{step}-{{{{inputs.parameters.run_date}}}}-{{{{inputs.parameters.input_digest}}}}",
-        max_age=config.memo_max_age,
-        cache=m.Cache(config_map=m.LocalObjectReference(name=config.memo_cache)),
-    )
+# GKE Autopilot schedules a Pod that selects this label on Spot capacity and adds the
+# matching toleration itself; on preemption the Pod gets at most 25 s of grace
+# (https://cloud.google.com/kubernetes-engine/docs/how-to/autopilot-spot-pods). A step
+# needs none: it is safe to kill anywhere (the load is one transaction) and is retried.
+SPOT_NODE_SELECTOR = {"cloud.google.com/gke-spot": "true"}
+
+
+def _node_selector(config: WorkflowConfig) -> dict[str, str] | None:
+    return dict(SPOT_NODE_SELECTOR) if config.spot else None
 
 
 def _step_container(config: WorkflowConfig, step: str) -> Container:
@@ -133,7 +137,7 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         command=["python", "-m", f"steps.{step}"],
         args=["--date", "{{inputs.parameters.run_date}}", "--emit", f"{OUTPUTS}/manifest-uri"],
         # the step finds its inputs by run date in the artifact bucket
-        inputs=[Parameter(name="run_date"), Parameter(name="input_digest")],
+        inputs=[Parameter(name="run_date")],
         outputs=[Parameter(name="manifest-uri", value_from=m.ValueFrom(path=f"{OUTPUTS}/manifest-uri"))],
         env=_env(config),
         resources=_resources(config, step),
@@ -142,7 +146,7 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
         retry_strategy=_retry(config),
-        memoize=_memoize(config, step),
+        node_selector=_node_selector(config),
         active_deadline_seconds=config.step_deadline_seconds,
     )
 
@@ -156,13 +160,9 @@ def _catchup_container(config: WorkflowConfig) -> Container:
             "--date", "{{inputs.parameters.run_date}}",
             "--scheduled-time", "{{inputs.parameters.scheduled_time}}",
             "--emit-date", f"{OUTPUTS}/run-date",
-            "--emit-digest", f"{OUTPUTS}/input-digest",
         ],
         inputs=[Parameter(name="run_date", default=""), Parameter(name="scheduled_time", default="")],
-        outputs=[
-            Parameter(name="run_date", value_from=m.ValueFrom(path=f"{OUTPUTS}/run-date")),
-            Parameter(name="input_digest", value_from=m.ValueFrom(path=f"{OUTPUTS}/input-digest")),
-        ],
+        outputs=[Parameter(name="run_date", value_from=m.ValueFrom(path=f"{OUTPUTS}/run-date"))],
         env=_env(config),
         resources=_resources(config, "catchup"),
         security_context=_container_security(),
@@ -170,6 +170,7 @@ def _catchup_container(config: WorkflowConfig) -> Container:
         termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
         retry_strategy=_retry(config),
+        node_selector=_node_selector(config),
         # catch-up runs whole days: the workflow deadline bounds it, not the step one
         active_deadline_seconds=config.workflow_deadline_seconds,
     )
@@ -247,10 +248,7 @@ def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
                 task = Task(
                     name=step.name,
                     template=containers[step.name],
-                    arguments=[
-                        Parameter(name="run_date", value="{{tasks.catchup.outputs.parameters.run_date}}"),
-                        Parameter(name="input_digest", value="{{tasks.catchup.outputs.parameters.input_digest}}"),
-                    ],
+                    arguments=[Parameter(name="run_date", value="{{tasks.catchup.outputs.parameters.run_date}}")],
                 )
                 upstream = [tasks[name] for name in _direct_upstream(step)] or [tasks["catchup"]]
                 upstream >> task
@@ -289,17 +287,3 @@ def cron_workflow(config: WorkflowConfig) -> CronWorkflow:
         failed_jobs_history_limit=5,
         workflow_template_ref=m.WorkflowTemplateRef(name=config.name),
     )
-
-
-def memo_cache(config: WorkflowConfig) -> dict:
-    """The memoization cache. Argo creates it on first use too; rendering it gives it the
-    label Argo looks for and lets the service account do without `create` on ConfigMaps."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": config.memo_cache,
-            "namespace": config.namespace,
-            "labels": {**APP_LABELS, "workflows.argoproj.io/configmap-type": "Cache"},
-        },
-    }

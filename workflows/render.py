@@ -12,16 +12,12 @@ from pathlib import Path
 import yaml
 
 from workflows.config import WorkflowConfig
-from workflows.daily import cron_workflow, memo_cache, workflow_template
+from workflows.daily import cron_workflow, workflow_template
 
 
 def render(config: WorkflowConfig) -> list[dict]:
     """The resources in apply order: the template before the cron that refers to it."""
-    return [
-        memo_cache(config),
-        workflow_template(config).to_dict(),
-        cron_workflow(config).to_dict(),
-    ]
+    return [workflow_template(config).to_dict(), cron_workflow(config).to_dict()]
 
 
 def file_name(doc: dict) -> str:

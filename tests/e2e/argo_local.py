@@ -1,13 +1,39 @@
-"""Execute a rendered WorkflowTemplate's DAG on this machine, the way Argo would.
+"""Execute a rendered WorkflowTemplate's DAG on this machine, the way Argo Workflows v4 does.
 
-Each DAG task runs, in dependency order, as a subprocess: the container's command and
-args with Argo's `{{...}}` parameters substituted, its env (secrets from a dict), and a
-private folder standing in for the pod's `/tmp` emptyDir, from which the output
-parameters are read (`valueFrom.path`). What Argo adds around that is modelled too:
-`retryStrategy` (limit and expression; backoff is not waited for), `memoize` (a cache
-dict shared across runs, keys checked against Argo's pattern), the `onExit` handler
-with `when`, and `retry()` re-running only the failed nodes and their dependents.
-Only the features the rendered templates use are supported: anything else raises.
+Each DAG task runs, in dependency order, as a subprocess: the container's command and args
+with Argo's `{{...}}` parameters substituted, its env (secrets from a dict), and a private
+folder standing in for the pod's `/tmp` emptyDir, from which the output parameters are read
+(`valueFrom.path`). Around that, what Argo does is reproduced from its source at v4.1.2
+(https://github.com/argoproj/argo-workflows/tree/v4.1.2, paths below are in that tree),
+failure modes included:
+
+- `depends`: a bare task name holds when that task Succeeded, was Skipped or is Daemoned
+  (docs/enhanced-depends-logic.md, "Depends"); a task whose `depends` does not hold is
+  Omitted and never runs (workflow/controller/dag.go:597). `when` false: Skipped.
+- `retryStrategy`: the policy says which phases may be retried (Always: Failed and Error;
+  OnFailure: Failed; OnError: Error), then the limit counts attempts (`len(children) > limit`
+  fails the node), then the expression must hold too (workflow/controller/operator.go:1154-1201,
+  processNodeRetries; docs/retries.md: "Both must be true to retry"). With an expression and
+  no policy the policy is Always (pkg/apis/workflow/v1alpha1/workflow_types.go:2396,
+  RetryPolicyActual). `lastRetry.exitCode` is the exit code as a string, "-1" when the pod
+  never reported one (operator.go:2159-2163, buildRetryStrategyLocalScope).
+- a pod lost with no exit code (a preempted Spot node, a deleted pod) is an Error node, not a
+  Failed one: `lose_pod` injects that at the true boundary, the node.
+- `onExit`: the exit handler runs once the DAG is complete, whatever its phase
+  (operator.go:500-505), its tasks' `when` seeing `{{workflow.status}}`.
+- `argo retry` (`retry`): only a Failed or Errored workflow without `--restart-successful` (workflow/util/util.go:1267-1275);
+  the failed nodes and everything downstream of them are deleted and the exit handler's
+  nodes too, so they all run again, while succeeded nodes keep their outputs and do not run
+  (util.go:1266 FormulateRetryWorkflow, onExit nodes dropped at util.go:1398).
+- `argo resubmit --memoized` (`resubmit_memoized`): a new workflow, only from a Failed or
+  Errored one (util.go:763-768); each succeeded pod node is copied as Skipped with its
+  outputs (util.go:861-864), failed ones become Pending (util.go:868-870), omitted ones with
+  no succeeded descendant are dropped (util.go:865-867), exit-handler nodes are not copied
+  (util.go:834-836) (util.go:749 FormulateResubmitWorkflow). It does not read any memoization
+  cache: the reuse is of the old workflow's node statuses.
+
+Not modelled: backoff waits (nothing sleeps), `maxDuration`, deadlines, parallelism, pod GC.
+Anything else a template asks for (`memoize` included) raises NotImplementedError.
 """
 
 from __future__ import annotations
@@ -23,8 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 VARIABLE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-MEMO_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 POD_TMP = "/tmp/"
+DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+MODELLED_TEMPLATE_KEYS = {
+    "name", "inputs", "outputs", "container", "dag", "retryStrategy", "activeDeadlineSeconds", "nodeSelector",
+}
 
 
 def substitute(text: str, scope: dict[str, str]) -> str:
@@ -33,12 +62,27 @@ def substitute(text: str, scope: dict[str, str]) -> str:
     return VARIABLE.sub(lambda m: scope.get(m.group(1), m.group(0)), text)
 
 
-def should_retry(expression: str, exit_code: int) -> bool:
+def expression_holds(expression: str, exit_code: str) -> bool:
     """The retry expression, for the expr forms the templates use: `!(x in [..])`."""
-    python = expression.replace("!(", "not (").replace("lastRetry.exitCode", repr(str(exit_code)))
+    python = expression.replace("!(", "not (").replace("lastRetry.exitCode", repr(exit_code))
     if re.search(r"[A-Za-z_]\w*\.", python):
         raise NotImplementedError(f"retry expression not modelled: {expression}")
     return bool(eval(python, {"__builtins__": {}}))  # noqa: S307 - from our own template
+
+
+def should_retry(strategy: dict, attempts: int, phase: str, exit_code: str) -> bool:
+    """Whether Argo starts another attempt after `attempts` ended with this phase
+    (operator.go:1154-1201, in that order: policy, limit, expression)."""
+    expression = strategy.get("expression", "")
+    policy = strategy.get("retryPolicy") or ("Always" if expression else "OnFailure")
+    retried_phases = {"Always": {"Failed", "Error"}, "OnFailure": {"Failed"}, "OnError": {"Error"}}
+    if policy not in retried_phases:
+        raise NotImplementedError(f"retryPolicy not modelled: {policy}")
+    if phase not in retried_phases[policy]:
+        return False
+    if "limit" in strategy and attempts > int(strategy["limit"]):
+        return False
+    return not expression or expression_holds(expression, exit_code)
 
 
 def evaluate_when(expression: str) -> bool:
@@ -46,15 +90,19 @@ def evaluate_when(expression: str) -> bool:
     return (left == right) if op == "==" else (left != right)
 
 
+class ArgoRefused(Exception):
+    """What the Argo server answers with a 400 (a retry of a running workflow...)."""
+
+
 @dataclass
 class Node:
     task: str
     template: str
-    phase: str = "Pending"  # Succeeded | Failed | Skipped
+    phase: str = "Pending"  # Succeeded | Failed | Error | Skipped | Omitted
     exit_code: int | None = None
     attempts: int = 0
     outputs: dict[str, str] = field(default_factory=dict)
-    memoized: bool = False
+    message: str = ""
     log: str = ""
 
 
@@ -64,7 +112,7 @@ class Run:
     parameters: dict[str, str]
     scheduled_time: str | None
     nodes: dict[str, Node] = field(default_factory=dict)
-    executed: list[str] = field(default_factory=list)  # task of every process started, in order
+    executed: list[str] = field(default_factory=list)  # task of every pod started, in order
     status: str = "Running"
     exit_nodes: dict[str, Node] = field(default_factory=dict)
 
@@ -76,55 +124,91 @@ class LocalArgo:
         workdir: Path,
         env_overrides: dict[str, str] | None = None,
         secrets: dict[tuple[str, str], str] | None = None,
-        honour_retries: bool = True,
     ) -> None:
         assert template["kind"] == "WorkflowTemplate"
         self.spec = template["spec"]
         self.namespace = template["metadata"]["namespace"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
+        for t in self.templates.values():
+            if set(t) - MODELLED_TEMPLATE_KEYS:
+                raise NotImplementedError(f"template {t['name']}: {sorted(set(t) - MODELLED_TEMPLATE_KEYS)} not modelled")
         self.workdir = workdir
-        self.env_overrides = env_overrides or {}
+        # mutable on purpose: a test "fixes the cause" between a failed run and `argo retry`
+        self.env_overrides = dict(env_overrides or {})
         self.secrets = secrets or {}
-        self.honour_retries = honour_retries
-        self.memo_cache: dict[str, dict[str, str]] = {}
+        # task -> how many of its next pods lose their node before reporting an exit code
+        self.lost_pods: dict[str, int] = {}
         self.root = Path(__file__).resolve().parents[2]
 
-    # -- running -------------------------------------------------------------------
+    def lose_pod(self, task: str, times: int = 1) -> None:
+        self.lost_pods[task] = self.lost_pods.get(task, 0) + times
+
+    # -- the three ways a workflow runs ------------------------------------------------
 
     def submit(self, name: str, parameters: dict[str, str] | None = None, scheduled_time: str | None = None) -> Run:
         defaults = {p["name"]: p.get("value", "") for p in self.spec.get("arguments", {}).get("parameters", [])}
         run = Run(name, {**defaults, **(parameters or {})}, scheduled_time)
-        self._run_dag(run, self.spec["entrypoint"], run.nodes)
-        run.status = "Succeeded" if all(n.phase in ("Succeeded", "Skipped") for n in run.nodes.values()) else "Failed"
-        self._exit_handler(run)
-        return run
+        return self._complete(run)
 
     def retry(self, run: Run) -> Run:
-        """`argo retry`: failed nodes and everything downstream run again; succeeded ones keep
-        their outputs."""
-        for node in run.nodes.values():
-            if node.phase != "Succeeded":
-                node.phase, node.exit_code, node.attempts = "Pending", None, 0
+        """`argo retry`: the same workflow; failed nodes, what is downstream of them and the
+        exit handler run again (util.go:1266-1398)."""
+        self._require_failed(run, "retry")
+        self._drop_failed_and_downstream(run)
         run.exit_nodes = {}
-        self._run_dag(run, self.spec["entrypoint"], run.nodes)
-        run.status = "Succeeded" if all(n.phase == "Succeeded" for n in run.nodes.values()) else "Failed"
-        self._exit_handler(run)
-        return run
+        return self._complete(run)
 
-    def _exit_handler(self, run: Run) -> None:
+    def resubmit_memoized(self, run: Run, name: str) -> Run:
+        """`argo resubmit --memoized`: a new workflow seeded with the old one's nodes
+        (util.go:749-895); the old run is left as it was."""
+        self._require_failed(run, "resubmit --memoized")
+        new = Run(name, dict(run.parameters), run.scheduled_time)
+        for task, old in run.nodes.items():
+            if old.phase == "Succeeded":
+                new.nodes[task] = Node(task, old.template, "Skipped", outputs=dict(old.outputs),
+                                       message=f"original pod: {run.name}-{task}")
+            elif old.phase in ("Failed", "Error"):
+                new.nodes[task] = Node(task, old.template)
+            # Omitted (and Pending) nodes are not copied: they are scheduled afresh
+        return self._complete(new)
+
+    @staticmethod
+    def _require_failed(run: Run, verb: str) -> None:
+        if run.status not in ("Failed", "Error"):
+            raise ArgoRefused(f"cannot {verb} a workflow in phase {run.status}")
+
+    def _drop_failed_and_downstream(self, run: Run) -> None:
+        tasks = {t["name"]: t for t in self.templates[self.spec["entrypoint"]]["dag"]["tasks"]}
+        dropped = {name for name, node in run.nodes.items() if node.phase in ("Failed", "Error", "Omitted")}
+        changed = True
+        while changed:
+            downstream = {n for n in run.nodes if set(self._depends(tasks[n])) & dropped}
+            changed = bool(downstream - dropped)
+            dropped |= downstream
+        for name in dropped:
+            del run.nodes[name]
+
+    def _complete(self, run: Run) -> Run:
+        run.status = "Running"
+        self._run_dag(run, self.spec["entrypoint"], run.nodes)
+        phases = {n.phase for n in run.nodes.values()}
+        run.status = "Error" if "Error" in phases else "Failed" if "Failed" in phases else "Succeeded"
         if self.spec.get("onExit"):
             self._run_dag(run, self.spec["onExit"], run.exit_nodes)
+        return run
+
+    # -- the DAG -------------------------------------------------------------------------
 
     def _global_scope(self, run: Run) -> dict[str, str]:
         scope = {f"workflow.parameters.{k}": v for k, v in run.parameters.items()}
         scope |= {"workflow.name": run.name, "workflow.namespace": self.namespace, "workflow.status": run.status}
         if run.scheduled_time is not None:
             scope["workflow.scheduledTime"] = run.scheduled_time
-        failed = [n for n in run.nodes.values() if n.phase == "Failed"]
+        failed = [n for n in run.nodes.values() if n.phase in ("Failed", "Error")]
         if failed:
             scope["workflow.failures"] = json.dumps([
-                {"displayName": n.task, "message": f"Error (exit code {n.exit_code})", "templateName": n.template,
-                 "phase": "Failed", "podName": f"{run.name}-{n.task}-{n.attempts}",
+                {"displayName": n.task, "message": n.message, "templateName": n.template,
+                 "phase": n.phase, "podName": f"{run.name}-{n.task}-{n.attempts}",
                  "finishedAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
                 for n in failed
             ])
@@ -134,11 +218,11 @@ class LocalArgo:
         tasks = self.templates[template_name]["dag"]["tasks"]
         for task in self._ordered(tasks):
             node = nodes.setdefault(task["name"], Node(task["name"], task["template"]))
-            if node.phase == "Succeeded":
+            if node.phase in DONE:
                 continue
             upstream = [nodes[d] for d in self._depends(task)]
-            if any(u.phase != "Succeeded" for u in upstream):
-                node.phase = "Skipped" if all(u.phase in ("Succeeded", "Skipped") for u in upstream) else "Omitted"
+            if not all(u.phase in ("Succeeded", "Skipped") for u in upstream):
+                node.phase, node.message = "Omitted", "omitted: depends condition not met"
                 continue
             scope = self._global_scope(run)
             for other in nodes.values():
@@ -171,6 +255,8 @@ class LocalArgo:
                 pending.remove(t)
         return [next(t for t in tasks if t["name"] == name) for name in done]
 
+    # -- one node: its pods, retried ----------------------------------------------------
+
     def _run_node(self, run: Run, node: Node, template: dict, arguments: dict[str, str], scope: dict[str, str]) -> None:
         inputs = {}
         for param in template.get("inputs", {}).get("parameters", []):
@@ -181,30 +267,28 @@ class LocalArgo:
             else:
                 raise ValueError(f"{node.task}: input {param['name']} has no value")
         local = scope | {f"inputs.parameters.{k}": v for k, v in inputs.items()}
-
-        memo = template.get("memoize")
-        if memo:
-            key = substitute(memo["key"], local)
-            assert MEMO_KEY.match(key), f"memoize key {key!r} breaks Argo's pattern"
-            if key in self.memo_cache:
-                node.outputs, node.phase, node.memoized = dict(self.memo_cache[key]), "Succeeded", True
-                return
-
-        retry = template.get("retryStrategy") or {}
-        limit = int(retry.get("limit", 0)) if self.honour_retries else 0
+        strategy = template.get("retryStrategy")
         while True:
             node.attempts += 1
-            code, outputs, log = self._execute(run, node, template, local)
-            run.executed.append(node.task)
+            phase, code, outputs, log = self._pod(run, node, template, local)
             node.exit_code, node.log = code, log
-            if code == 0:
-                node.outputs, node.phase = outputs, "Succeeded"
-                if memo:
-                    self.memo_cache[key] = dict(outputs)
+            if phase == "Succeeded":
+                node.outputs, node.phase, node.message = outputs, "Succeeded", ""
                 return
-            if node.attempts > limit or not should_retry(retry.get("expression", "true"), code):
-                node.phase = "Failed"
+            exit_code = "-1" if code is None else str(code)
+            node.message = "pod deleted" if code is None else f"Error (exit code {code})"
+            if not strategy or not should_retry(strategy, node.attempts, phase, exit_code):
+                node.phase = phase
                 return
+
+    def _pod(self, run: Run, node: Node, template: dict, scope: dict[str, str]) -> tuple[str, int | None, dict, str]:
+        """One attempt: (phase, exit code or None, outputs, log)."""
+        if self.lost_pods.get(node.task):
+            self.lost_pods[node.task] -= 1
+            return "Error", None, {}, "node preempted before the container reported an exit code"
+        run.executed.append(node.task)
+        code, outputs, log = self._execute(run, node, template, scope)
+        return ("Succeeded" if code == 0 else "Failed"), code, outputs, log
 
     def _execute(self, run: Run, node: Node, template: dict, scope: dict[str, str]) -> tuple[int, dict[str, str], str]:
         container = template["container"]
@@ -240,3 +324,4 @@ class LocalArgo:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir / "pods", ignore_errors=True)
+

@@ -1,9 +1,12 @@
-"""The rendered WorkflowTemplate's DAG, executed here task by task as subprocesses
-(tests/e2e/argo_local.py), on the local profile and on the gcp profile against the
-emulators: a clean scheduled run; a step killed once and retried; a failed run alerted
-on a local webhook then finished by `argo retry` (only the failed node and its
-dependents run again) or `argo resubmit --memoized`; bad input not retried. Every
-recovered run ends in the same warehouse state as a clean run."""
+"""The rendered WorkflowTemplate's DAG, executed here task by task as subprocesses the way
+Argo runs it (tests/e2e/argo_local.py, which cites the Argo source it reproduces), on the
+local profile and on the gcp profile against the emulators: a clean scheduled run; a step
+killed once and retried; a pod lost with its Spot node and retried; a step that keeps
+failing until the retry limit fails the workflow, alerts, and is then finished by
+`argo retry` (only the failed node and what is downstream run again) or by
+`argo resubmit --memoized` (a new workflow reusing the succeeded nodes); bad input failing
+once, unretried, stopping the DAG and alerting. Every recovered run publishes the same
+answer as a clean run."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from airtime.resources import open_warehouse
 from airtime.sample import generate
 from airtime.settings import Settings
 from steps.dag import STEPS as DAG
-from tests.e2e.argo_local import LocalArgo, Run
+from tests.e2e.argo_local import ArgoRefused, LocalArgo, Run
 from workflows.config import WorkflowConfig
 from workflows.render import render
 
@@ -138,6 +141,26 @@ def crash_once(marker: Path) -> dict[str, str]:
     return {"AIRTIME_CRASH_AT": "load-before-commit", "AIRTIME_CRASH_ONCE": str(marker)}
 
 
+CRASH_EVERY_TIME = {"AIRTIME_CRASH_AT": "load-before-commit"}
+
+
+def retry_limit() -> int:
+    return int(next(t for t in template()["spec"]["templates"] if t["name"] == "load")["retryStrategy"]["limit"])
+
+
+def fail_load_until_the_retry_limit(local: LocalArgo, name: str) -> Run:
+    """Every load attempt killed before its commit (exit 137, retried) until the limit is
+    spent: the workflow fails. Then the cause is fixed, as an operator would."""
+    run = local.submit(name, scheduled_time=SCHEDULED)
+    assert run.status == "Failed", logs(run)
+    assert run.nodes["load"].phase == "Failed" and run.nodes["load"].exit_code == 137
+    assert run.nodes["load"].attempts == retry_limit() + 1
+    assert run.nodes["verify"].phase == "Omitted"
+    for key in CRASH_EVERY_TIME:
+        local.env_overrides.pop(key)
+    return run
+
+
 def warehouse_state(settings: Settings) -> dict:
     """What a client could observe: the ledger's figures and each run's forecast."""
     warehouse = open_warehouse(settings)
@@ -187,16 +210,25 @@ def test_step_killed_once_is_retried_and_ends_like_a_clean_run(profiles, tmp_pat
     assert warehouse_state(target.settings) == clean_state
 
 
-def test_failed_run_alerts_then_argo_retry_reruns_only_the_failed_node_and_dependents(
+def test_pod_lost_with_its_spot_node_is_retried_and_ends_like_a_clean_run(profiles, tmp_path, clean_state) -> None:
+    # a preempted node takes the pod before any exit code: an Error node, which
+    # retryPolicy Always retries (an OnFailure policy would not)
+    target = profiles.target(tmp_path / "preempted")
+    local = argo(target, tmp_path, **NO_CATCHUP)
+    local.lose_pod("preprocess")
+    run = local.submit("airtime-daily-spot", scheduled_time=SCHEDULED)
+    assert run.status == "Succeeded", logs(run)
+    assert run.nodes["preprocess"].attempts == 2
+    assert run.executed == ["catchup", *STEPS]  # the lost pod never ran the step
+    assert warehouse_state(target.settings) == clean_state
+
+
+def test_exhausted_retries_fail_and_alert_then_argo_retry_reruns_only_the_failed_node_and_dependents(
     profiles, tmp_path, webhook, clean_state
 ) -> None:
     target = profiles.target(tmp_path / "faulty")
-    marker = tmp_path / "crashed-once"
-    local = argo(target, tmp_path, webhook, **crash_once(marker), **NO_CATCHUP)
-    local.honour_retries = False  # as if the retry limit were spent: the workflow fails
-    run = local.submit("airtime-daily-3", scheduled_time=SCHEDULED)
-    assert run.status == "Failed"
-    assert run.nodes["load"].exit_code == 137 and run.nodes["verify"].phase == "Omitted"
+    local = argo(target, tmp_path, webhook, **CRASH_EVERY_TIME, **NO_CATCHUP)
+    run = fail_load_until_the_retry_limit(local, "airtime-daily-3")
 
     (alert,) = webhook.bodies
     text = json.dumps(alert)
@@ -208,24 +240,40 @@ def test_failed_run_alerts_then_argo_retry_reruns_only_the_failed_node_and_depen
     assert run.status == "Succeeded", logs(run)
     assert run.executed[len(before):] == ["load", "verify"]
     assert warehouse_state(target.settings) == clean_state
-    assert len(webhook.bodies) == 1  # the successful retry raises no alert
+    assert run.exit_nodes["notify"].phase == "Skipped" and len(webhook.bodies) == 1  # no alert for the success
+    with pytest.raises(ArgoRefused):
+        local.retry(run)  # a succeeded workflow is not retried
 
 
-def test_resubmit_memoized_reuses_finished_steps_and_ends_like_a_clean_run(profiles, tmp_path, clean_state) -> None:
+def test_resubmit_memoized_reuses_the_succeeded_nodes_and_ends_like_a_clean_run(profiles, tmp_path, clean_state) -> None:
     target = profiles.target(tmp_path / "faulty")
-    marker = tmp_path / "crashed-once"
-    local = argo(target, tmp_path, **crash_once(marker), **NO_CATCHUP)
-    local.honour_retries = False
-    assert local.submit("airtime-daily-4", scheduled_time=SCHEDULED).status == "Failed"
+    local = argo(target, tmp_path, **CRASH_EVERY_TIME, **NO_CATCHUP)
+    failed = fail_load_until_the_retry_limit(local, "airtime-daily-4")
 
-    again = local.submit("airtime-daily-5", scheduled_time=SCHEDULED)  # a new workflow, same memo cache
+    again = local.resubmit_memoized(failed, "airtime-daily-4-x7k2p")  # a new workflow
     assert again.status == "Succeeded", logs(again)
-    assert again.executed == ["catchup", "load", "verify"]
-    assert again.nodes["ingest"].memoized and again.nodes["preprocess"].memoized
+    # catchup, ingest and preprocess are copied as Skipped with their outputs: no pod
+    assert again.executed == ["load", "verify"]
+    assert {t: again.nodes[t].phase for t in ("catchup", "ingest", "preprocess")} == dict.fromkeys(
+        ("catchup", "ingest", "preprocess"), "Skipped")
+    assert again.nodes["verify"].outputs["manifest-uri"].endswith(f"runs/{RUN_DATE}/verify/manifest.json")
+    assert failed.status == "Failed"  # the old workflow is left as it was
     assert warehouse_state(target.settings) == clean_state
 
 
-def test_bad_input_fails_once_without_retries_and_alerts(deliveries, request, tmp_path, webhook) -> None:
+def test_a_fresh_submit_of_a_published_day_reruns_every_pod_but_changes_nothing(profiles, tmp_path, clean_state) -> None:
+    # no Argo memoization: a resubmitted day starts every pod, and each step skips itself
+    # on its manifest (steps/scaffold.py)
+    target = profiles.target(tmp_path / "twice")
+    local = argo(target, tmp_path, **NO_CATCHUP)
+    assert local.submit("airtime-daily-7", scheduled_time=SCHEDULED).status == "Succeeded"
+    again = local.submit("airtime-daily-8", scheduled_time=SCHEDULED)
+    assert again.status == "Succeeded", logs(again)
+    assert again.executed == ["catchup", *STEPS]
+    assert warehouse_state(target.settings) == clean_state
+
+
+def test_bad_input_fails_once_without_retries_stops_the_dag_and_alerts(deliveries, request, tmp_path, webhook) -> None:
     # exit codes and the retry rule do not depend on the profile: the local one is enough
     profiles = Profiles("local", deliveries, request)
     bad = tmp_path / "bad-source"
@@ -239,5 +287,8 @@ def test_bad_input_fails_once_without_retries_and_alerts(deliveries, request, tm
     run = argo(target, tmp_path, webhook, AIRTIME_SOURCE=str(bad)).submit("airtime-daily-6", scheduled_time=SCHEDULED)
     assert run.status == "Failed"
     assert run.nodes["ingest"].exit_code == 3 and run.nodes["ingest"].attempts == 1
+    assert {t: run.nodes[t].phase for t in STEPS[1:]} == dict.fromkeys(STEPS[1:], "Omitted")
+    assert run.executed == ["catchup", "ingest", "notify"]  # the exit handler ran
+    assert run.exit_nodes["notify"].phase == "Succeeded"
     (alert,) = webhook.bodies
     assert "ingest" in alert["text"] and "exit code 3" in alert["text"]

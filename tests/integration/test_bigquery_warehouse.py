@@ -52,7 +52,7 @@ def test_tables_are_created_once_with_schemas_partitions_clustering_and_labels(w
     assert dataset.labels["app"] == "airtime"
     assert dataset.description
     names = sorted(t.table_id for t in client.list_tables(dataset))
-    assert names == ["forecast", "raw_audience", "raw_availability", "runs"]
+    assert names == ["attempts", "forecast", "raw_audience", "raw_availability", "runs"]
     for name in ("raw_audience", "raw_availability", "forecast"):
         table = client.get_table(f"local.{warehouse.dataset}.{name}")
         assert table.time_partitioning.type_ == "DAY"

@@ -102,11 +102,6 @@ Names of the ConfigMaps and Secrets the server and the workflow share.
 {{- printf "%s-settings" (include "airtime.fullname" .) }}
 {{- end }}
 
-{{- define "airtime.memoizationCacheName" -}}
-{{- /* the name workflows/ gives it in the Memoize of every step */}}
-{{- printf "%s-memo" .Values.workflow.name }}
-{{- end }}
-
 {{- define "airtime.artifactRepositoryName" -}}
 {{- .Values.workflow.artifactRepository.configMapName }}
 {{- end }}
