@@ -57,6 +57,13 @@ def status_of(exc: BaseException) -> status_pb2.Status:
         packed = any_pb2.Any()
         packed.Pack(detail)
         return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
+    if isinstance(exc, PageExpiredError):
+        detail = error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type="RUN_NOT_SERVED", subject="page_token", description=str(exc))])
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
     if isinstance(exc, ServiceError):
         return status_pb2.Status(code=exc.code, message=str(exc))
     if isinstance(exc, NotPublishedError):
@@ -73,6 +80,15 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
         # unexpected: the client only learns "internal", the log keeps the traceback
         log.error("unexpected error answering a request", exc_info=exc)
     context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+async def abort_async(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+    """`abort` for the grpc.aio server."""
+    status = status_of(exc)
+    if status.code == code_pb2.INTERNAL:
+        log.error("unexpected error answering a request", exc_info=exc)
+    await context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 

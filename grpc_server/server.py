@@ -3,6 +3,11 @@
 `python -m grpc_server.server [--port P]` (or `airtime serve`) serves the latest published
 run of the warehouse named by the AIRTIME_* settings.
 
+The server is grpc.aio on one event loop thread (`event_loop`), so no call holds a thread:
+a slow reader or an idle health Watch is a suspended coroutine (docs/query-service.md,
+"Under load and attack"). `SyncServer` and `Health` keep the synchronous API that `serve`,
+the CLI and the tests use.
+
 Kubernetes probes the process over plain HTTP on the metrics port (`/healthz`, `/readyz`), not
 with native gRPC probes on the gRPC port: the kubelet's gRPC probe takes no TLS parameters
 ("Built-in probes do not support any authentication parameters (like -tls)",
@@ -15,25 +20,30 @@ so with AIRTIME_TLS_CERT_FILE set a gRPC probe would fail its handshake and get 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Coroutine
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1._async import HealthServicer as AioHealthServicer
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from airtime import entrypoint
 from airtime.errors import ConfigError
 from airtime.resources import open_warehouse, publication_store
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
-from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from grpc_server.backend import ForecastBackend, ServedRun, WarehouseBackend, open_backend
+from grpc_server import servicer
+from grpc_server.auth import Tokens
+from grpc_server.backend import ForecastBackend, ServedRun, open_backend
 from grpc_server.interceptors import ServiceInterceptor
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.queries import Limits
@@ -45,23 +55,95 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ForecastService"].full_name
 MAX_RECEIVE_BYTES = 1 * 1024 * 1024  # requests are a few dozen bytes
 MAX_SEND_BYTES = 32 * 1024 * 1024  # a max-size page is well under this
 SHUTDOWN_GRACE_SECONDS = 10.0
-# Snapshot answers are pure CPU under one GIL: a few threads keep the tail latency low
-# (16 threads measured ~1.6x the p99 of 2-4 at 8 concurrent clients), while still
-# leaving threads for streams, which hold theirs until the client has read everything.
-# Warehouse answers mostly wait on I/O, so that backend gets more.
-DEFAULT_THREADS = {"snapshot": 4, "warehouse": 16}
+# Threads for backends that wait on I/O (the warehouse backend: a query per request).
+# The snapshot backend answers on the event loop itself: a few microseconds of CPU a call.
+DEFAULT_WAREHOUSE_THREADS = 16
 # HTTP paths of the kubelet's probes on the metrics port (charts/airtime/templates/deployment.yaml)
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
+# Connection hygiene (grpc core channel arguments, https://grpc.github.io/grpc/core/group__grpc__arg__keys.html)
+KEEPALIVE_OPTIONS = (
+    ("grpc.keepalive_time_ms", 60_000),  # ping a quiet client every minute...
+    ("grpc.keepalive_timeout_ms", 20_000),  # ...and drop its connection when no answer in 20 s
+    ("grpc.keepalive_permit_without_calls", 1),
+    # clients may ping at most every 30 s; more often twice: GOAWAY "too_many_pings"
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.max_connection_idle_ms", 300_000),  # a connection with no call for 5 min is closed
+)
+
+T = TypeVar("T")
+
+
+# -- the event loop every grpc.aio server of the process runs on ------------------------
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: threading.Thread | None = None
+_loop_lock = threading.Lock()
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, on a daemon thread, shared by every server it creates
+    (grpc.aio objects belong to the loop they were made on): the rest of the process
+    (the poller, the probes' HTTP server, `serve`'s signal wait, tests) stays synchronous."""
+    global _loop, _loop_thread
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            _loop_thread = threading.Thread(target=_loop.run_forever, name="grpc-aio", daemon=True)
+            _loop_thread.start()
+        return _loop
+
+
+def on_loop(coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
+    """Run a coroutine on the event loop from another thread and wait for its result."""
+    if threading.current_thread() is _loop_thread:
+        raise RuntimeError("on_loop called from the event loop itself")
+    return asyncio.run_coroutine_threadsafe(coro, event_loop()).result(timeout)
+
+
+class SyncServer:
+    """A started-later grpc.aio server with grpc.Server's synchronous start/stop."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.aio = server
+
+    def start(self) -> None:
+        on_loop(self.aio.start())
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop taking calls; the event is set once running calls ended (grace seconds
+        at most; None: cancel them now)."""
+        done = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(self.aio.stop(grace), event_loop())
+        future.add_done_callback(lambda _f: done.set())
+        return done
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return on_loop(self.aio.wait_for_termination(timeout), None)
+
+
+class Health:
+    """The aio health servicer, set from synchronous code (the poller's thread)."""
+
+    def __init__(self, servicer: AioHealthServicer) -> None:
+        self.servicer = servicer
+
+    def set(self, name: str, status: int) -> None:
+        on_loop(self.servicer.set(name, status))
+
+    def enter_graceful_shutdown(self) -> None:
+        on_loop(self.servicer.enter_graceful_shutdown())
 
 
 @dataclass
 class Service:
-    server: grpc.Server
+    server: SyncServer
     port: int
     backend: ForecastBackend
-    health: health.HealthServicer
+    health: Health
     metrics: ServiceMetrics
+    executor: futures.ThreadPoolExecutor | None = None
     started: threading.Event = field(default_factory=threading.Event)
     # the first look at the ledger is over: a run is loaded, or none is published yet
     checked: threading.Event = field(default_factory=threading.Event)
@@ -85,17 +167,13 @@ class Service:
         self.server.stop(grace).wait()
         self.backend.close()
         self.metrics.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
 
 
-def load_tokens(settings: Settings) -> list[str]:
-    tokens = [t.strip() for t in (settings.tokens or "").split(",") if t.strip()]
-    if settings.tokens_file is not None:
-        try:
-            lines = settings.tokens_file.read_text().splitlines()
-        except OSError as exc:
-            raise ConfigError(f"cannot read tokens file {settings.tokens_file}: {exc}") from exc
-        tokens += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    return tokens
+def load_tokens(settings: Settings) -> Tokens:
+    """The bearer tokens the settings configure (ConfigError when configured but empty)."""
+    return Tokens.from_settings(settings)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -110,66 +188,88 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
         raise ConfigError(f"cannot read TLS certificate or key: {exc}") from exc
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+        ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ("grpc.so_reuseport", 0),  # port 0 must mean a port of our own
+        ("grpc.max_concurrent_streams", settings.server_max_streams_per_connection),
+        # connections end after an age (+-10% jitter, grpc's), so the clients of a
+        # ClusterIP Service, which balances connections and not calls, spread again
+        # over the replicas, new ones included (docs/query-service.md)
+        ("grpc.max_connection_age_ms", int(settings.server_max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.server_max_connection_age_grace_seconds * 1000)),
+        *KEEPALIVE_OPTIONS,
+    ]
+
+
 def build_service(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
                   metrics: ServiceMetrics | None = None, max_workers: int | None = None,
                   poll: bool = True) -> Service:
     """Everything wired, not yet serving (call service.server.start()). With poll, the
     backend starts polling the ledger (first load included) in the background; without,
-    the caller drives backend.refresh()."""
+    the caller drives backend.refresh(). max_workers: threads for a backend that waits
+    on I/O (the snapshot backend needs none)."""
+    tokens = load_tokens(settings)  # fail closed before anything listens
+    credentials = _credentials(settings)
     if backend is None:
         backend = open_backend(settings, open_warehouse(settings), publication_store(settings))
     metrics = metrics or ServiceMetrics()
-    if max_workers is None:
-        max_workers = DEFAULT_THREADS["warehouse" if isinstance(backend, WarehouseBackend) else "snapshot"]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[ServiceInterceptor(tokens=load_tokens(settings), metrics=metrics)],
-        options=[
-            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-            ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            ("grpc.so_reuseport", 0),  # port 0 must mean a port of our own
-        ],
-    )
+    executor = None
+    if getattr(backend, "blocking", True):
+        executor = futures.ThreadPoolExecutor(max_workers=max_workers or DEFAULT_WAREHOUSE_THREADS,
+                                              thread_name_prefix="grpc")
     limits = Limits(settings.max_range_days, settings.default_page_size, settings.max_page_size)
-    pb_grpc.add_ForecastServiceServicer_to_server(ForecastServicer(backend, limits), server)
+    forecast = ForecastServicer(backend, limits, stream_idle_seconds=settings.server_stream_idle_seconds,
+                                executor=executor)
 
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    async def build() -> tuple[grpc.aio.Server, AioHealthServicer, int]:
+        server = grpc.aio.server(options=server_options(settings),
+                                 maximum_concurrent_rpcs=settings.server_max_concurrent_calls)
+        # every service is registered through the wrapper: auth, access log, metrics
+        registrar = ServiceInterceptor(tokens=tokens, metrics=metrics).registrar(server)
+        servicer.add_to_server(forecast, registrar)
+        health_servicer = AioHealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+        for name in ("", SERVICE_NAME):  # nothing to answer from until a run is loaded
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
+        except RuntimeError:  # recent grpc raises where older versions returned 0
+            port = 0
+        return server, health_servicer, port
+
+    server, health_servicer, port = on_loop(build())
+    if port == 0:
+        if executor is not None:
+            executor.shutdown(wait=False)
+        raise ConfigError(f"cannot listen for gRPC on {address}: the port is taken or not allowed")
+    health_facade = Health(health_servicer)
 
     def serving(run: ServedRun | None = None) -> None:
         for name in ("", SERVICE_NAME):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            health_facade.set(name, health_pb2.HealthCheckResponse.SERVING)
         if run is not None:
             metrics.run_served(run)
 
-    for name in ("", SERVICE_NAME):  # nothing to answer from until a run is loaded
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     backend.add_listener(serving)
     if backend.ready():
         serving(backend.served())
-
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    credentials = _credentials(settings)
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError:  # recent grpc raises where older versions returned 0
-        port = 0
-    if port == 0:
-        raise ConfigError(f"cannot listen for gRPC on {address}: the port is taken or not allowed")
     if poll:
         backend.start()
-    return Service(server, port, backend, health_servicer, metrics)
+    return Service(SyncServer(server), port, backend, health_facade, metrics, executor)
 
 
 def create_server(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
                   metrics: ServiceMetrics | None = None, max_workers: int | None = None,
-                  poll: bool = True) -> tuple[grpc.Server, int]:
-    """The server (not started) and the port it is bound to (address may say port 0)."""
+                  poll: bool = True) -> tuple[SyncServer, int]:
+    """The server (not started; start() and stop(grace).wait() as grpc.Server's) and the
+    port it is bound to (address may say port 0)."""
     service = build_service(address, settings=settings, backend=backend, metrics=metrics,
                             max_workers=max_workers, poll=poll)
     return service.server, service.port

@@ -1,77 +1,126 @@
-"""ForecastService: validate, ask the backend, convert. Nothing else lives here."""
+"""ForecastService on grpc.aio: validate, ask the backend, send. Nothing else lives here.
+
+Answers are bytes: the slots come wire-encoded from the backend (wire.py) and the other
+few fields are serialized by protobuf, so the methods are registered with a
+pass-through response serializer (`add_to_server`).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
 from airtime.v1 import forecast_service_pb2 as pb
-from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from grpc_server import convert, errors, queries
 from grpc_server.backend import ForecastBackend, ServedRun
 
 STREAM_CHUNK_SLOTS = 1_000
+SERVICE = pb.DESCRIPTOR.services_by_name["ForecastService"]
+
+T = TypeVar("T")
 
 
-class ForecastServicer(pb_grpc.ForecastServiceServicer):
+class ForecastServicer:
     def __init__(self, backend: ForecastBackend, limits: queries.Limits,
-                 stream_chunk: int = STREAM_CHUNK_SLOTS) -> None:
+                 stream_chunk: int = STREAM_CHUNK_SLOTS, *, stream_idle_seconds: float = 30.0,
+                 executor: concurrent.futures.Executor | None = None) -> None:
         self._backend = backend
         self._limits = limits
         self._stream_chunk = stream_chunk
+        self._stream_idle = stream_idle_seconds
+        # a backend that waits on I/O answers from threads; a snapshot answers inline
+        self._executor = executor if getattr(backend, "blocking", True) else None
 
-    def ListSlots(self, request: pb.ListSlotsRequest, context: grpc.ServicerContext) -> pb.ListSlotsResponse:
+    async def _ask(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def ListSlots(self, request: pb.ListSlotsRequest, context: grpc.aio.ServicerContext) -> bytes:
         try:
             query, page = queries.list_request(request, self._limits)
-            result = self._backend.list_slots(query, page)
-        except Exception as exc:  # noqa: BLE001 - errors.abort decides the status
-            errors.abort(context, exc)
+            result = await self._ask(self._backend.list_slots, query, page)
+        except Exception as exc:  # noqa: BLE001 - errors.abort_async decides the status
+            await errors.abort_async(context, exc)
         token = ""
         if result.next_offset is not None:
             token = queries.encode_token(result.run.id, result.next_offset, query)
-        response = pb.ListSlotsResponse(
+        head = pb.ListSlotsResponse(
             next_page_token=token,
             run_date=convert.to_date(result.run.id.run_date),
             total_size=result.total,
         )
-        convert.add_slots(response.slots, result.slots)
-        return response
+        return result.slots.message(head.SerializeToString())
 
-    def StreamSlots(self, request: pb.StreamSlotsRequest, context: grpc.ServicerContext):  # noqa: ANN201
+    async def StreamSlots(self, request: pb.StreamSlotsRequest, context: grpc.aio.ServicerContext) -> None:
         try:
             query = queries.period_query(request, self._limits)
-            run, chunks = self._backend.stream_slots(query, self._stream_chunk)
+            run, chunks = await self._ask(self._backend.stream_slots, query, self._stream_chunk)
         except Exception as exc:  # noqa: BLE001
-            errors.abort(context, exc)
-        run_date = convert.to_date(run.id.run_date)
+            await errors.abort_async(context, exc)
+        head = pb.StreamSlotsResponse(run_date=convert.to_date(run.id.run_date)).SerializeToString()
         sent = False
         for chunk in chunks:
-            if not context.is_active():  # cancelled or past its deadline: stop producing
-                return
-            response = pb.StreamSlotsResponse(run_date=run_date)
-            convert.add_slots(response.slots, chunk)
+            await self._write(context, chunk.message(head))
             sent = True
-            yield response
         if not sent:  # an empty answer still says which run it comes from
-            yield pb.StreamSlotsResponse(run_date=run_date)
+            await self._write(context, head)
 
-    def GetProgramSlots(self, request: pb.GetProgramSlotsRequest,
-                        context: grpc.ServicerContext) -> pb.GetProgramSlotsResponse:
+    async def _write(self, context: grpc.aio.ServicerContext, message: bytes) -> None:
+        """Send one message; a reader that takes none for stream_idle seconds is dropped.
+        Waiting costs the event loop nothing, but the call would hold its buffers and a
+        place among the server's concurrent calls for as long as the client likes."""
+        write = asyncio.ensure_future(context.write(message))
+        done, _pending = await asyncio.wait((write,), timeout=self._stream_idle)
+        if not done:
+            # The status cannot overtake the data the client does not read (HTTP/2 trailers
+            # queue behind it): the client gets DEADLINE_EXCEEDED when it reads again, or
+            # loses the call with its connection (keepalive, max connection age + grace).
+            # Meanwhile this call produces nothing more and holds no thread.
+            write.cancel()
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"the client read nothing for {self._stream_idle:g}s")
+        write.result()
+
+    async def GetProgramSlots(self, request: pb.GetProgramSlotsRequest,
+                              context: grpc.aio.ServicerContext) -> bytes:
         try:
             query = queries.program_query(request, self._limits)
-            run, slots = self._backend.program_slots(query)
+            run, slots = await self._ask(self._backend.program_slots, query)
         except Exception as exc:  # noqa: BLE001
-            errors.abort(context, exc)
-        response = pb.GetProgramSlotsResponse(run_date=convert.to_date(run.id.run_date))
-        convert.add_slots(response.slots, slots)
-        return response
+            await errors.abort_async(context, exc)
+        head = pb.GetProgramSlotsResponse(run_date=convert.to_date(run.id.run_date))
+        return slots.message(head.SerializeToString())
 
-    def GetFreshness(self, request: pb.GetFreshnessRequest,
-                     context: grpc.ServicerContext) -> pb.GetFreshnessResponse:
+    async def GetFreshness(self, request: pb.GetFreshnessRequest,
+                           context: grpc.aio.ServicerContext) -> pb.GetFreshnessResponse:
         try:
-            run = self._backend.served()
+            run = await self._ask(self._backend.served)
         except Exception as exc:  # noqa: BLE001
-            errors.abort(context, exc)
+            await errors.abort_async(context, exc)
         return pb.GetFreshnessResponse(run=run_message(run), load_time=convert.to_timestamp(run.loaded_at))
+
+
+def _passthrough(message: bytes | object) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()  # type: ignore[attr-defined]
+
+
+def add_to_server(servicer: ForecastServicer, server) -> None:  # noqa: ANN001 - grpc.aio.Server or interceptors.Registrar
+    """Register the service's methods, answers already bytes (or messages)."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request = getattr(pb, method.input_type.name)
+        factory = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                   else grpc.unary_unary_rpc_method_handler)
+        handlers[method.name] = factory(getattr(servicer, method.name),
+                                        request_deserializer=request.FromString,
+                                        response_serializer=_passthrough)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)  # as generated code does
 
 
 def run_message(run: ServedRun) -> pb.Run:

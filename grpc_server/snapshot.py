@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from airtime.schema import FORECAST
 from airtime.warehouse import RunRecord, SlotFilter
 from grpc_server.queries import RunId
+from grpc_server.wire import EncodedSlots, encode_slots
 
 EPOCH = dt.date(1970, 1, 1)
 _DAY_BIAS = 2**31  # date32 days may be negative; the low 32 bits hold day + bias
@@ -73,8 +74,24 @@ class Selection:
         series_first_rank = self.cum[which] - self.counts[which]
         return self.lo[which] + (ranks - series_first_rank)
 
+    def segments(self, offset: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """The same rows as `rows(offset, limit)`, as contiguous row ranges [starts, ends):
+        one per series touched, so a page costs O(series), not O(rows)."""
+        end = min(offset + limit, self.total)
+        if offset >= end:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        first = int(np.searchsorted(self.cum, offset, side="right"))
+        last = int(np.searchsorted(self.cum, end - 1, side="right"))
+        starts = self.lo[first : last + 1].copy()
+        ends = starts + self.counts[first : last + 1]
+        starts[0] += offset - (self.cum[first] - self.counts[first])
+        ends[-1] = self.lo[last] + (end - (self.cum[last] - self.counts[last]))
+        return starts, ends
+
 
 class Snapshot:
+    # series up to which few_slots loops in Python rather than calling numpy
+    FEW_SERIES = 32
     # cells of the per-day index (days x series, int32) we afford; past it, binary search
     MAX_DAY_INDEX_CELLS = 64 * 1024 * 1024
 
@@ -123,7 +140,10 @@ class Snapshot:
         self._predicted = pc.fill_null(predicted, np.nan).to_numpy()
         self._history = table.column("history_size").to_numpy().astype(np.int64)
         self._starts = starts.astype(np.int64)
+        self._starts_list = self._starts.tolist()
         self._day_index = self._build_day_index(series, days, last_day, max_day_index_cells)
+        # every row in its wire encoding, once per run: answers are slices of it (wire.py)
+        self._blob = encode_slots(table)
 
     def _build_day_index(self, series: np.ndarray, days: np.ndarray, last_day: int,
                          max_cells: int) -> np.ndarray | None:
@@ -140,6 +160,35 @@ class Snapshot:
 
     def has_program(self, program_code: str) -> bool:
         return program_code in self._by_program
+
+    def _series_of(self, query: SlotFilter) -> np.ndarray | None:
+        if query.signal and query.program_code:
+            return self._by_pair.get((query.signal, query.program_code))
+        if query.signal:
+            return self._by_signal.get(query.signal)
+        if query.program_code:
+            return self._by_program.get(query.program_code)
+        return self._all
+
+    def few_slots(self, query: SlotFilter) -> EncodedSlots:
+        """Every slot of a query on a few series (a program: one series per signal),
+        wire-encoded. The same rows as `encoded(select(query))`, in a plain loop: for a
+        dozen series that beats the vectorised path's dozen numpy calls (a program query's
+        backend time measured 37 us that way, 9 us this way)."""
+        series = self._series_of(query)
+        if series is None or self._day_index is None or len(series) > self.FEW_SERIES:
+            return self.encoded(self.select(query))
+        last = self._day_index.shape[0] - 1
+        lo = self._day_index[min(max(_day(query.start) - self._first_day, 0), last)]
+        hi = self._day_index[min(max(_day(query.end) - self._first_day + 1, 0), last)]
+        view, offsets, starts = memoryview(self._blob.data), self._blob.offsets, self._starts_list
+        parts, count = [], 0
+        for s in series.tolist():
+            a, b = lo[s], hi[s]
+            if b > a:
+                parts.append(view[offsets[starts[s] + a]:offsets[starts[s] + b]])
+                count += int(b - a)
+        return EncodedSlots(parts, count)
 
     def select(self, query: SlotFilter) -> Selection:
         if query.signal and query.program_code:
@@ -166,6 +215,11 @@ class Snapshot:
         lo = np.searchsorted(self._key, base + (_day(query.start) + _DAY_BIAS), side="left")
         hi = np.searchsorted(self._key, base + (_day(query.end) + _DAY_BIAS), side="right")
         return Selection(lo, hi - lo)
+
+    def encoded(self, selection: Selection, offset: int = 0, limit: int | None = None) -> EncodedSlots:
+        """Rows offset .. offset+limit-1 of a selection, wire-encoded."""
+        limit = selection.total if limit is None else limit
+        return self._blob.ranges(*selection.segments(offset, limit))
 
     def columns(self, rows: np.ndarray) -> SlotColumns:
         series = self._series[rows]

@@ -1,0 +1,134 @@
+"""Bearer tokens: where they come from, fail-closed loading, rotation, comparison.
+
+- Fail closed: a configured source (AIRTIME_TOKENS, AIRTIME_TOKENS_FILE) that yields no
+  token (",,,", a file of comments and blank lines) is a ConfigError at start, never
+  "authentication off". Auth is off only when neither setting is given at all.
+- Rotation: a Kubernetes Secret mounted as a volume changes in place (the kubelet swaps
+  the `..data` symlink: new inode, new mtime). The file is stat-ed at most once per
+  `recheck` seconds and re-read when its identity changed. A re-read that fails or finds
+  no token keeps the previous tokens (logged): a botched rotation must neither open the
+  service nor lock every client out.
+- Comparison: SHA-256 of the given and of each configured token, compared with
+  hmac.compare_digest against every token without stopping early: the time taken says
+  neither which token matched nor how long the configured ones are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from airtime.errors import ConfigError
+from airtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 1.0
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
+
+
+def parse_inline(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_file(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+class Tokens:
+    """The accepted bearer tokens; `enabled` is False only when none are configured."""
+
+    def __init__(self, inline: str | None = None, file: Path | None = None, *,
+                 recheck: float = RECHECK_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._inline = parse_inline(inline) if inline is not None else []
+        self._file = file
+        self._recheck = recheck
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.enabled = inline is not None or file is not None
+        self._seen: tuple | None = None
+        self._next_check = 0.0
+        file_tokens = self._read_file() if file is not None else []
+        tokens = self._inline + file_tokens
+        if self.enabled and not tokens:
+            sources = " and ".join(name for name, given in (
+                ("AIRTIME_TOKENS", inline is not None), (f"AIRTIME_TOKENS_FILE ({file})", file is not None))
+                if given)
+            raise ConfigError(f"{sources} yield no bearer token: refusing to serve without"
+                              " authentication (unset them to run without tokens)")
+        self._digests = [_digest(t.encode()) for t in tokens]
+        self._next_check = clock() + recheck
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tokens:
+        return cls(settings.tokens, settings.tokens_file)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def _identity(self) -> tuple:
+        assert self._file is not None
+        st = os.stat(self._file)  # follows the Secret volume's symlinks
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _read_file(self) -> list[str]:
+        assert self._file is not None
+        try:
+            identity = self._identity()
+            text = self._file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read tokens file {self._file}: {exc}") from exc
+        self._seen = identity
+        return parse_file(text)
+
+    def _maybe_reload(self) -> None:
+        now = self._clock()
+        if self._file is None or now < self._next_check:
+            return
+        with self._lock:
+            if now < self._next_check:
+                return
+            self._next_check = now + self._recheck
+            try:
+                if self._identity() == self._seen:
+                    return
+                tokens = self._inline + self._read_file()
+            except (OSError, ConfigError) as exc:
+                log.error("tokens file unreadable, keeping the previous tokens: %s", exc)
+                return
+            if not tokens:
+                log.error("tokens file %s now holds no token: keeping the previous %d",
+                          self._file, len(self._digests))
+                return
+            self._digests = [_digest(t.encode()) for t in tokens]
+            log.info("tokens file %s re-read: %d tokens", self._file, len(tokens))
+
+    def accepts(self, given: bytes) -> bool:
+        """Whether `given` is one of the tokens (False for b"")."""
+        self._maybe_reload()
+        if not given:
+            return False
+        wanted = _digest(given)
+        ok = False
+        for digest in self._digests:
+            ok |= hmac.compare_digest(digest, wanted)
+        return ok
+
+
+def bearer(metadata) -> bytes:  # noqa: ANN001 - sequence of (key, value)
+    """The token of an `authorization: Bearer <token>` header, or b""."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value if isinstance(value, str) else value.decode(errors="replace")
+            if text.startswith("Bearer "):
+                return text[len("Bearer "):].strip().encode()
+    return b""
