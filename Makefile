@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-grpc clean
+.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ test: $(STAMP)
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
 	$(BIN)/python -m pytest -q
 
+# The whole day (`airtime run` from the CSVs) at 10M audience rows against a pandas script
+# reading the same CSVs, side by side; `--steps` adds each step's peak RSS alone.
 bench: $(STAMP)
+	$(BIN)/python -m bench.day --steps
+
+# The forecast alone (typed Parquet in) against a pandas groupby-apply baseline.
+bench-preprocess: $(STAMP)
 	$(BIN)/python -m bench.preprocess
 
 # gRPC query service vs a FastAPI + pandas baseline, 1M slots (needs h2load: nghttp2-client).

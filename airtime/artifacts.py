@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from airtime import checksum
 from airtime.errors import IntegrityError, StorageError
@@ -72,6 +73,26 @@ def fetch_checked(store: ObjectStore, output: Output) -> Iterator[Path]:
         yield path
 
 
+# What a scratch DuckDB connection may hold in memory before it spills to disk; the
+# default of Settings.duckdb_memory_limit (airtime/settings.py), which steps pass in.
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+
+def scratch_connection(spill: Path | None = None, memory_limit: str | None = None, *,
+                       keep_order: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for a step's work: UTC, a memory limit, and a spill
+    folder (inside the step's `workdir()`) for what does not fit, so a large day is slower
+    instead of OOM-killed. Results come in no particular order unless the SQL has an ORDER
+    BY (or `keep_order`): DuckDB then writes in parallel and buffers less."""
+    config: dict[str, str | bool] = {"memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+                                     "preserve_insertion_order": keep_order}
+    if spill is not None:
+        config["temp_directory"] = str(spill)
+    con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def sql_string(path: Path) -> str:
     """A file path as a SQL string literal (COPY targets cannot be bound parameters)."""
     return "'" + str(path).replace("'", "''") + "'"
@@ -82,8 +103,8 @@ def parquet_rel(path: Path) -> str:
 
 
 def figures_of_parquet(path: Path, table: checksum.Table) -> tuple[int, int]:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    """(rows, checksum): one streaming aggregate, it holds little memory at any size."""
+    con = scratch_connection()
     rows, total = con.execute(
         checksum.duckdb_select(table, "read_parquet($path)"), {"path": str(path)}
     ).fetchone()
@@ -112,4 +133,5 @@ def publish_parquet(
 
 
 def _count(path: Path) -> int:
-    return int(duckdb.connect().execute("SELECT count(*) FROM read_parquet($p)", {"p": str(path)}).fetchone()[0])
+    """From the Parquet footer: no data is read."""
+    return int(pq.ParquetFile(path).metadata.num_rows)

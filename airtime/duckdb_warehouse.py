@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from airtime import checksum, faults
+from airtime.artifacts import DEFAULT_MEMORY_LIMIT
 from airtime.errors import IntegrityError, StorageError
 from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES
 from airtime.warehouse import (
@@ -50,8 +51,11 @@ def _now() -> dt.datetime:
 
 
 class DuckDBWarehouse(LedgerReads):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = Path(path)
+        # past it, a load or a checksum spills beside the file (<file>.tmp/) instead of
+        # growing the process: Settings.duckdb_memory_limit
+        self.memory_limit = memory_limit
 
     @contextlib.contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -61,7 +65,11 @@ class DuckDBWarehouse(LedgerReads):
             try:
                 if not read_only:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                # rows of a table have no order (every read has an ORDER BY): without
+                # preserving it, a load inserts in parallel and needs no checkpoint rewrite
+                con = duckdb.connect(str(self.path), read_only=read_only,
+                                     config={"memory_limit": self.memory_limit,
+                                             "preserve_insertion_order": False})
                 break
             except duckdb.IOException as exc:
                 if "not a valid duckdb database" in str(exc).lower():  # a retry cannot fix it

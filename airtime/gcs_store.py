@@ -28,6 +28,7 @@ from google.cloud.storage import exceptions as storage_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from airtime.errors import ConfigError, StorageError
+from airtime.store import BucketKeys, parse_bucket_uri
 
 # Transient faults are retried by the client for a while; past that the step fails
 # with StorageError (exit 5) and the orchestrator's retryStrategy takes over.
@@ -37,15 +38,12 @@ CHECKSUM = "crc32c"
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
     """`gs://bucket/some/prefix` -> ("bucket", "some/prefix")."""
-    if not uri.startswith("gs://"):
-        raise ConfigError(f"not a gs:// URI: {uri!r}")
-    bucket, _, prefix = uri[len("gs://"):].partition("/")
-    if not bucket:
-        raise ConfigError(f"no bucket in {uri!r}; expected gs://bucket[/prefix]")
-    return bucket, prefix.strip("/")
+    return parse_bucket_uri(uri, "gs")
 
 
-class GcsStore:
+class GcsStore(BucketKeys):
+    scheme = "gs"
+
     def __init__(self, client: storage.Client, bucket: str, prefix: str = "",
                  *, retry_timeout: float = RETRY_TIMEOUT_SECONDS) -> None:
         self.client = client
@@ -68,13 +66,6 @@ class GcsStore:
         return cls(client, bucket, prefix)
 
     # -- naming -----------------------------------------------------------------------
-
-    def _name(self, key: str) -> str:
-        key = key.lstrip("/")
-        return f"{self.prefix}/{key}" if self.prefix and key else (self.prefix or key)
-
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket_name}/{self._name(key)}"
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -134,17 +125,10 @@ class GcsStore:
     def list(self, prefix: str = "") -> list[str]:
         """Keys under `prefix`, read as a folder as LocalStore does: "runs" lists
         "runs/..." (or the object "runs" itself), never "runs-old/..."."""
-        root = f"{self.prefix}/" if self.prefix else ""
-        wanted = prefix.strip("/")
         with self._errors("list", prefix):
-            names = [
-                blob.name
-                for blob in self.client.list_blobs(self.bucket_name,
-                                                   prefix=root + wanted, retry=self._retry)
-            ]
-        keys = (name[len(root):] for name in names if not name.endswith("/"))  # skip "folders"
-        return sorted(key for key in keys
-                      if not wanted or key == wanted or key.startswith(wanted + "/"))
+            names = [blob.name for blob in self.client.list_blobs(
+                self.bucket_name, prefix=self._list_prefix(prefix), retry=self._retry)]
+        return self._folder_keys(names, prefix)
 
     def identity(self, key: str) -> str:
         with self._errors("stat", key):

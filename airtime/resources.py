@@ -7,9 +7,9 @@ the implementations; everything else takes an `ObjectStore` or a `Warehouse`.
     local    folder  <home>/artifacts               DuckDB file <home>/warehouse.duckdb
     gcp      gs://<artifact_bucket>/<prefix>        BigQuery dataset <bq_dataset>
 
-Sources follow their URI, whatever the profile: `gs://...` on Cloud Storage, else a folder.
-The Google clients are imported only when a gcp resource is opened, so the local profile
-runs (and starts) without loading them.
+Sources follow their URI, whatever the profile: `gs://...` on Cloud Storage, `s3://...` on
+S3, else a folder. The Google and AWS clients are imported only when such a resource is
+opened, so the local profile runs (and starts) without loading them.
 """
 
 from __future__ import annotations
@@ -30,12 +30,16 @@ def bundled_sample() -> Path:
 
 
 def open_store(location: str | Path) -> ObjectStore:
-    """A store for a local folder or a `gs://bucket/prefix` URI."""
+    """A store for a local folder, a `gs://bucket/prefix` or an `s3://bucket/prefix` URI."""
     text = str(location)
     if text.startswith("gs://"):
         from airtime.gcs_store import GcsStore  # lazy: keeps the Google clients optional locally
 
         return GcsStore.from_uri(text)
+    if text.startswith("s3://"):
+        from airtime.s3_store import S3Store  # lazy: keeps boto3 optional for local runs
+
+        return S3Store.from_uri(text)
     return LocalStore(Path(text))
 
 
@@ -76,4 +80,4 @@ def open_warehouse(settings: Settings) -> Warehouse:
         from airtime.bigquery_warehouse import BigQueryWarehouse  # lazy: see the module docstring
 
         return BigQueryWarehouse.from_settings(settings)
-    return DuckDBWarehouse(settings.warehouse_path)
+    return DuckDBWarehouse(settings.warehouse_path, memory_limit=settings.duckdb_memory_limit)

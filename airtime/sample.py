@@ -14,15 +14,16 @@ days after the last exhibition, including (signal, program) pairs with no histor
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from airtime.progress import Progress
 
 AUDIENCE_FILE = "program_audience.csv"
 AVAILABILITY_FILE = "inventory_availability.csv"
@@ -72,12 +73,18 @@ class _Block:
     pair_slots: np.ndarray  # availability rows per pair, in pair order
 
 
+def run_date_for(end_date: dt.date = DEFAULT_END_DATE) -> dt.date:
+    """The delivery day the files fit: the day before their availability starts."""
+    return end_date + dt.timedelta(days=AVAILABILITY_GAP_DAYS - 1)
+
+
 def generate(
     out_dir: Path,
     *,
     rows: int = DEFAULT_ROWS,
     seed: int = DEFAULT_SEED,
     end_date: dt.date = DEFAULT_END_DATE,
+    progress: Progress | None = None,
 ) -> tuple[Path, Path]:
     """Write exactly `rows` audience rows (last exhibition on or before `end_date`) and the
     matching availability; return (audience_path, availability_path)."""
@@ -91,6 +98,8 @@ def generate(
         for block in _blocks(rows, seed, end_date):
             _write_csv(audience, _audience_table(block.audience), ",")
             _write_csv(availability, _availability_table(block.availability), ";")
+            if progress is not None:
+                progress.add(len(block.audience["pair"]))
     return audience_path, availability_path
 
 
@@ -286,31 +295,3 @@ def _write_csv(sink, table: pa.Table, delimiter: str) -> None:
             include_header=False, delimiter=delimiter, quoting_style="none", eol="\r\n"
         ),
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`airtime sample-data OUT [--rows N] [--seed S] [--end-date D]`."""
-    parser = argparse.ArgumentParser(
-        prog="airtime sample-data",
-        description="Write synthetic audience and availability files in the real formats.",
-    )
-    parser.add_argument("out", type=Path, help="folder to write the two CSV files into")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="audience rows")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument(
-        "--end-date",
-        type=dt.date.fromisoformat,
-        default=DEFAULT_END_DATE,
-        help="date of the last exhibition (availability starts a few days later)",
-    )
-    args = parser.parse_args(argv)
-    if args.rows < 1:
-        parser.error("--rows must be positive")
-    audience, availability = generate(args.out, rows=args.rows, seed=args.seed, end_date=args.end_date)
-    print(audience)
-    print(availability)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

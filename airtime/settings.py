@@ -29,12 +29,28 @@ class Settings(BaseSettings):
     # -- log lines: "text" for a terminal, "json" (Cloud Logging fields) in containers
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # -- off a terminal, a long step logs how far it got this often
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
     # -- resilience drills: die like `kill -9` at this point (see airtime/faults.py)
     crash_at: str | None = None
     # -- with crash_at: fire only while this marker file does not exist yet
     crash_once: Path | None = None
+    # -- data-quality gate (steps/gate.py), against the latest earlier published delivery:
+    #    hold a file with fewer rows than this share of the previous one's
+    dq_min_rows_ratio: float = Field(default=0.5, ge=0, le=1)
+    # -- hold when more signals than this have no availability any more
+    dq_max_vanished_signals: int = Field(default=0, ge=0)
+    # -- hold when a larger share of the (signal, program) series has no availability any more
+    dq_max_vanished_series_ratio: float = Field(default=0.3, ge=0, le=1)
+    # -- hold when the audience rewrites a larger share of the exhibitions history already held
+    dq_max_rewritten_ratio: float = Field(default=0.1, ge=0, le=1)
     # -- days before the run date that a scheduled run also brings up to date (steps/catchup.py)
     catchup_days: int = Field(default=7, ge=0)
+    # -- memory a DuckDB connection of a step (ingest, preprocess, the local warehouse) may
+    #    hold before it spills to the step's scratch folder: a day of any size then fits its
+    #    pod, only slower. Keep it 400 MiB or more under the pod's memory (Python and Arrow come on
+    #    top; docs/operations-argo.md, "Pod sizes"). DuckDB syntax: "512MB", "2GB".
+    duckdb_memory_limit: str = "512MB"
 
     # gcp profile
     gcp_project: str | None = None
@@ -52,8 +68,8 @@ class Settings(BaseSettings):
     # -- Prometheus /metrics over HTTP (0 = off); 9464, not Prometheus's own 9090
     metrics_port: int = 9464
     server_backend: Literal["snapshot", "warehouse"] = "snapshot"
-    # -- request threads; default 4 for the snapshot backend (fewer threads, lower p99 under
-    #    the GIL), 16 for the warehouse backend (requests wait on queries)
+    # -- threads answering warehouse-backend requests (they wait on queries; default 16);
+    #    the snapshot backend answers on the server's event loop and uses none
     server_threads: int | None = Field(default=None, ge=1)
     # -- how often the server reads the publication marker (airtime/publication.py)
     reload_interval_seconds: float = 30.0
@@ -66,6 +82,17 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     tokens_file: Path | None = None
     tokens: str | None = None  # comma-separated bearer tokens
+    # -- calls served at once, all connections together (past it: RESOURCE_EXHAUSTED);
+    #    each open stream holds at most ~100 KB (one chunk plus the HTTP/2 window)
+    server_max_concurrent_calls: int = Field(default=1000, ge=1)
+    # -- concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS)
+    server_max_streams_per_connection: int = Field(default=100, ge=1)
+    # -- a StreamSlots reader that takes no message for this long is dropped
+    server_stream_idle_seconds: float = Field(default=30.0, gt=0)
+    # -- connections are closed (GOAWAY) after this age, so clients reconnect and a
+    #    Service spreads them over new replicas; then calls get the grace to finish
+    server_max_connection_age_seconds: float = Field(default=300.0, gt=0)
+    server_max_connection_age_grace_seconds: float = Field(default=30.0, ge=0)
 
     # alerts
     webhook_url: str | None = None

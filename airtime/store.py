@@ -11,11 +11,11 @@ import fnmatch
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from airtime.errors import InputError, StorageError
+from airtime.errors import ConfigError, InputError, StorageError
 
 
 class ObjectStore(Protocol):
@@ -61,6 +61,15 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / key
 
+    def _readable(self, key: str) -> Path:
+        """The file of `key`, refused when it resolves outside the root (a symbolic link
+        in a source folder must not hand out /etc/passwd as a delivery)."""
+        path = self._path(key)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise InputError(f"{path}: refused, it resolves outside {self.root.resolve()}"
+                             " (a symbolic link?); copy the file into the folder instead")
+        return path
+
     def uri(self, key: str) -> str:
         return str(self._path(key).resolve())
 
@@ -68,8 +77,9 @@ class LocalStore:
         return self._path(key).is_file()
 
     def read_bytes(self, key: str) -> bytes:
+        path = self._readable(key)
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror or exc}") from exc
 
@@ -109,7 +119,7 @@ class LocalStore:
 
     @contextlib.contextmanager
     def fetch(self, key: str) -> Iterator[Path]:
-        path = self._path(key)
+        path = self._readable(key)
         if not path.is_file():
             raise StorageError(f"missing object {path}")
         yield path
@@ -128,7 +138,44 @@ class LocalStore:
         return sorted(keys)
 
     def identity(self, key: str) -> str:
-        return "sha256:" + sha256_file(self._path(key))
+        return "sha256:" + sha256_file(self._readable(key))
+
+
+def parse_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
+    """`<scheme>://bucket/some/prefix` -> ("bucket", "some/prefix")."""
+    if not uri.startswith(f"{scheme}://"):
+        raise ConfigError(f"not a {scheme}:// URI: {uri!r}")
+    bucket, _, prefix = uri[len(scheme) + 3:].partition("/")
+    if not bucket:
+        raise ConfigError(f"no bucket in {uri!r}; expected {scheme}://bucket[/prefix]")
+    return bucket, prefix.strip("/")
+
+
+class BucketKeys:
+    """Keys of a store that lives under `<scheme>://bucket/prefix` (GCS, S3): how a key is
+    named there, and how a listing is read as a folder, as LocalStore reads one."""
+
+    scheme: str
+    bucket_name: str
+    prefix: str
+
+    def _name(self, key: str) -> str:
+        key = key.lstrip("/")
+        return f"{self.prefix}/{key}" if self.prefix and key else (self.prefix or key)
+
+    def uri(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket_name}/{self._name(key)}"
+
+    def _list_prefix(self, prefix: str) -> str:
+        """The object-name prefix to list for the folder `prefix`."""
+        return (f"{self.prefix}/" if self.prefix else "") + prefix.strip("/")
+
+    def _folder_keys(self, names: Iterable[str], prefix: str) -> list[str]:
+        """Keys under `prefix` of the object names listed: "runs" lists "runs/..." (or the
+        object "runs" itself), never "runs-old/..."; "folder" placeholder objects skipped."""
+        root, wanted = (f"{self.prefix}/" if self.prefix else ""), prefix.strip("/")
+        keys = (name[len(root):] for name in names if not name.endswith("/"))
+        return sorted(key for key in keys if not wanted or key == wanted or key.startswith(wanted + "/"))
 
 
 def find_one(store: ObjectStore, prefix: str, pattern: str, what: str) -> str:

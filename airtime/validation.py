@@ -4,31 +4,58 @@ Both real formats are accepted: UTF-8 with or without a BOM, `,` or `;` (taken f
 header), dates as `YYYY-MM-DD` or `DD/MM/YYYY`, UTC ISO-8601 start times. Every
 problem is reported with file, line, column, value and the rule it breaks.
 
-Each physical line is read as one string (pyarrow keeps the order, so the line number
-is the row index plus 2) and split and checked in DuckDB, which keeps 10M-row files
-fast without losing the line numbers a person needs to fix the file.
+Two passes, one of them usually enough:
+- the fast pass streams the file through pyarrow's CSV reader (native, multi-threaded,
+  one block at a time, so memory stays bounded) with the low-cardinality columns
+  dictionary-encoded, types each block with the PARSE/CHECKS SQL below (on the distinct
+  values of a dictionary column, on every value otherwise) and writes the good rows to
+  Parquet as it goes, in file order; rows are in file order, so a row's line number is
+  its index plus 2 and a suspect row keeps it;
+- only the lines the fast pass set aside (and, when a row has the wrong number of fields,
+  the whole file again single-threaded, where pyarrow knows each line number) go through
+  the exact line checker (`_check_lines`), which splits, unquotes, trims and checks each
+  line as one string and names every problem. Duplicate keys are looked for over all good
+  rows (a distinct count of key hashes; the exact report only when it finds any).
+A row the fast pass accepts is one the exact checker accepts with the same values: both
+apply the same PARSE SQL, the fast pass to the untrimmed value, and every PARSE anchors
+the whole value (a regular expression or a strict cast) so nothing to trim or unquote
+gets through it.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from airtime import schema
+from airtime.artifacts import scratch_connection
 from airtime.errors import InputError
 
 BOM = codecs.BOM_UTF8
 MAX_SHOWN = 20
+MAX_QUOTED = 200  # characters of a delivered value a report quotes (a CR-only file is one "line")
+BLOCK_BYTES = 1 << 23  # CSV read unit: bounds the memory of the fast pass
 # signal and program codes, here and in the query service's request checks
 CODE_PATTERN = r"[A-Za-z0-9_-]{1,32}"
 CODE_RULE = "must be 1-32 letters, digits, '_' or '-'"
 DATE_RULE = "must be a date as YYYY-MM-DD or DD/MM/YYYY"
+# The largest audience accepted. A real one is at most the world's population (~1e10); the
+# bound also keeps every audience, and every median of them, exact in the checksum's
+# integer thousandths (1e15 < 2**53, the largest integer a double holds exactly).
+MAX_AUDIENCE = 1e12
 
 # value -> DATE, accepting both delivered formats; NULL when it is neither or invalid
 DATE_SQL = """CASE
@@ -55,6 +82,12 @@ class Column:
     def sql_type(self) -> str:
         return self.column.duckdb_type
 
+    @property
+    def few_values(self) -> bool:
+        """Columns with few distinct values per block: read dictionary-encoded and parsed
+        once per distinct value (codes, dates, start times: a day has 1,440 minutes)."""
+        return self.column.kind in ("string", "date", "timestamp")
+
 
 @dataclass(frozen=True)
 class FileSpec:
@@ -67,6 +100,10 @@ class FileSpec:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return schema.DATA_TABLES[self.table].arrow_schema
+
 
 _CODE = CODE_PATTERN.replace("{", "{{").replace("}", "}}")
 # how a delivered value of each column kind is parsed (every text column is a code)
@@ -74,14 +111,16 @@ PARSE: dict[str, tuple[str, str]] = {
     "string": (f"CASE WHEN regexp_full_match({{v}}, '{_CODE}') THEN {{v}} END", CODE_RULE),
     "date": (DATE_SQL, DATE_RULE),
     "timestamp": (TIMESTAMP_SQL, "must be an ISO-8601 UTC timestamp like 2020-06-05T15:01:00.000Z"),
-    "float64": ("CASE WHEN NOT regexp_full_match(lower({v}), '[+-]?(inf(inity)?|nan)') THEN try_cast({v} AS DOUBLE) END",
+    # inf, nan and what overflows a double (1e309) are not finite
+    "float64": ("CASE WHEN isfinite(try_cast({v} AS DOUBLE)) THEN try_cast({v} AS DOUBLE) END",
                 "must be a finite number"),
     "int32": ("CASE WHEN regexp_full_match({v}, '[+-]?\\d{{1,9}}') THEN try_cast({v} AS INTEGER) END",
               "must be a whole number of seconds"),
 }
 # what a parsed value must also satisfy, per column
 CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
-    "average_audience": (("{x} < 0", "must be >= 0"),),
+    "average_audience": (("{x} < 0", "must be >= 0"),
+                         (f"{{x}} > {MAX_AUDIENCE:.0f}", f"must be at most {MAX_AUDIENCE:.0e}")),
     "available_time": (("{x} < 0 OR {x} > 3600", "must be between 0 and 3600 seconds"),),
 }
 
@@ -94,6 +133,13 @@ def _spec(key: schema.TableKey, pattern: str) -> FileSpec:
 
 AUDIENCE = _spec("audience", "*program_audience*.csv")
 AVAILABILITY = _spec("availability", "*inventory_availability*.csv")
+
+
+def quoted(value: str) -> str:
+    """A delivered value as a report shows it: repr, at most MAX_QUOTED characters."""
+    if len(value) > MAX_QUOTED:
+        return repr(value[:MAX_QUOTED]) + f"... ({len(value):,} characters)"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -111,7 +157,7 @@ class Problem:
         if self.column is not None:
             where.append(f"column {self.column}")
         if self.value is not None:
-            where.append(f"value {self.value!r}")
+            where.append(f"value {quoted(self.value)}")
         return f"{self.file}: {', '.join(where)}: {self.rule}" if where else f"{self.file}: {self.rule}"
 
 
@@ -119,10 +165,20 @@ class Problem:
 class FileResult:
     spec: FileSpec
     name: str
-    rows: pa.Table  # typed good rows, ordered by key
+    parquet: Path | None  # the typed good rows, in file order (None: held in `rows`)
+    row_count: int
     problems: list[Problem] = field(default_factory=list)  # first MAX_SHOWN
     problem_count: int = 0
     bad_rows: pa.Table | None = None  # line, raw text, rules: for the quarantine file
+    table: pa.Table | None = None
+
+    @property
+    def rows(self) -> pa.Table:
+        """The good rows in memory (small files and tests; the pipeline reads `parquet`)."""
+        if self.table is None:
+            assert self.parquet is not None
+            self.table = pq.read_table(self.parquet)
+        return self.table
 
     @property
     def bad_row_count(self) -> int:
@@ -164,8 +220,12 @@ def _check_encoding(path: Path, name: str) -> None:
 def _header(path: Path, name: str, spec: FileSpec) -> str:
     """Check the header; returns the delimiter it uses."""
     with path.open("rb") as fh:
-        first = fh.readline()
-    text = first.removeprefix(BOM).decode("utf-8").rstrip("\r\n")
+        first = fh.readline(1 << 16)  # a file without line breaks is not read whole
+    try:
+        text = first.removeprefix(BOM).decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        _check_encoding(path, name)
+        raise
     if not text.strip():
         raise _fail(name, "is empty: expected a header line " + ",".join(spec.names), line=1)
     delimiter = ";" if text.count(";") > text.count(",") else ","
@@ -176,46 +236,178 @@ def _header(path: Path, name: str, spec: FileSpec) -> str:
     return delimiter
 
 
-def _lines(path: Path) -> pa.Table:
-    """Every line after the header as one string, in file order, with its line number."""
-    table = pacsv.read_csv(
+def _sql_string(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+# ---- the fast pass ----------------------------------------------------------------------
+
+
+class _NeedsLineNumbers(Exception):
+    """A row with the wrong number of fields, met while reading multi-threaded (pyarrow
+    knows line numbers only single-threaded)."""
+
+
+@dataclass
+class _Scan:
+    seen: int = 0  # rows pyarrow gave (blank lines included), in file order
+    written: int = 0
+    suspect_index: list[np.ndarray] = field(default_factory=list)  # indices among `seen`
+    suspect_text: list[pa.Array] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, text): wrong field count
+
+    def suspects(self, delimiter: str, n_fields: int, path: Path) -> pa.Table:
+        """(line, text) of every line the exact checker must look at, by line."""
+        index = np.concatenate(self.suspect_index) if self.suspect_index else np.zeros(0, np.int64)
+        text = pa.concat_arrays(self.suspect_text) if self.suspect_text else pa.array([], pa.string())
+        invalid_lines = np.array(sorted(line for line, _ in self.invalid), dtype=np.int64)
+        lines = _line_of(index, invalid_lines)
+        # a blank line and a line of empty fields look alike once split: read those again
+        empty = np.flatnonzero(pc.equal(text, delimiter * (n_fields - 1)).to_numpy(zero_copy_only=False))
+        if len(empty):
+            physical = _physical_lines(path, set(lines[empty].tolist()))
+            replaced = text.to_pylist()
+            for i in empty.tolist():
+                replaced[i] = physical[int(lines[i])]
+            text = pa.array(replaced, pa.string())
+        table = pa.table({"line": pa.array(lines, pa.int64()), "text": text})
+        if self.invalid:
+            table = pa.concat_tables([table, pa.table({
+                "line": pa.array([line for line, _ in self.invalid], pa.int64()),
+                "text": pa.array([text for _, text in self.invalid], pa.string()),
+            })])
+        return table.sort_by("line")
+
+
+def _line_of(index: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Line numbers of the rows at `index` (0-based, in file order, data starting on line 2)
+    among the lines that are not `excluded` (sorted)."""
+    before = excluded - 2 - np.arange(len(excluded))  # kept rows before each excluded line
+    return index + 2 + np.searchsorted(before, index, side="right")
+
+
+def _parse(con: duckdb.DuckDBPyConnection, values: pa.Array, column: Column) -> tuple[pa.Array, np.ndarray]:
+    """The typed values and, per value, whether it breaks a rule (NULL = unparseable)."""
+    con.register("block_values", pa.table({"v": values}))
+    bad = " OR ".join(f"({sql.format(x='x')})" for sql, _ in column.checks) or "false"
+    typed = con.execute(
+        f"SELECT x, x IS NULL OR coalesce({bad}, true) AS bad"
+        f" FROM (SELECT CAST({column.parse.format(v='v')} AS {column.sql_type}) AS x FROM block_values)"
+    ).to_arrow_table()
+    con.unregister("block_values")
+    return (typed.column(0).combine_chunks().cast(column.column.arrow_type),
+            typed.column(1).to_numpy())
+
+
+def _scan(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded: bool,
+          on_rows: Callable[[int], None] | None = None) -> _Scan:
+    scan = _Scan()
+    try:
+        _read_blocks(path, spec, delimiter, out, threaded, scan, on_rows)
+    except pa.ArrowInvalid:
+        if threaded and scan.invalid:
+            raise _NeedsLineNumbers from None
+        raise
+    return scan
+
+
+def _read_blocks(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded: bool, scan: _Scan,
+                 on_rows: Callable[[int], None] | None) -> None:
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        if threaded:
+            scan.invalid.append((0, row.text))
+            return "error"  # pyarrow cannot raise our exception through its reader
+        scan.invalid.append((row.number, row.text))
+        return "skip"
+
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(skip_rows=1, column_names=["text"], block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(column_types={"text": pa.string()}, strings_can_be_null=False),
+        read_options=pacsv.ReadOptions(skip_rows=1, column_names=spec.names, block_size=BLOCK_BYTES,
+                                       use_threads=threaded),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
+                                         invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c.name: dictionary if c.few_values else pa.string() for c in spec.columns},
+            strings_can_be_null=False),
     )
-    numbers = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
-    return table.append_column("line", numbers)
+    con = scratch_connection(keep_order=True)  # a block's values come back in its row order
+    # codes go to Parquet as the reader's dictionary arrays (a valid code is its own typed
+    # value); without the Arrow schema in the file, they read back as plain strings
+    written = pa.schema([pa.field(c.name, dictionary if c.column.kind == "string" else c.column.arrow_type)
+                         for c in spec.columns])
+    with pq.ParquetWriter(out, written, store_schema=False) as writer:
+        for block in reader:
+            typed, bad = [], np.zeros(block.num_rows, dtype=bool)
+            for c in spec.columns:
+                raw = block.column(c.name)
+                if c.few_values:
+                    values, bad_values = _parse(con, raw.dictionary, c)
+                    typed.append(raw if c.column.kind == "string" else values.take(raw.indices))
+                    bad |= bad_values[raw.indices.to_numpy()]
+                else:
+                    values, bad_values = _parse(con, raw, c)
+                    typed.append(values)
+                    bad |= bad_values
+            good = pa.array(~bad)
+            kept = pa.RecordBatch.from_arrays([a.filter(good) for a in typed] if good.false_count else typed,
+                                              schema=written)
+            writer.write_batch(kept)
+            if good.false_count:
+                where = np.flatnonzero(bad)
+                fields = [_text(block.column(c.name), where) for c in spec.columns]
+                scan.suspect_index.append(where + scan.seen)
+                scan.suspect_text.append(pc.binary_join_element_wise(*fields, delimiter))
+            scan.seen += block.num_rows
+            scan.written += kept.num_rows
+            if on_rows is not None:
+                on_rows(block.num_rows)
+    con.close()
 
 
-def read_file(path: Path, name: str, spec: FileSpec) -> FileResult:
-    """Validate one delivered file and return its typed rows and its problems."""
-    if not path.is_file() or path.stat().st_size == 0 or path.read_bytes()[:4] in (b"", BOM):
-        raise _fail(name, "is empty: expected a header line " + ",".join(spec.names))
-    _check_encoding(path, name)
-    delimiter = _header(path, name, spec)
-    lines = _lines(path)
-    if lines.num_rows == 0:
-        raise _fail(name, "has a header but no data rows", line=2)
+def _text(raw: pa.Array, where: np.ndarray) -> pa.Array:
+    taken = raw.take(pa.array(where))
+    return taken.cast(pa.string()) if pa.types.is_dictionary(taken.type) else taken
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("lines", lines)
+
+def _physical_lines(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The text of some lines, by number, with pyarrow's line breaks (\\n, \\r\\n or \\r)."""
+    found: dict[int, str] = {}
+    line, pending = 1, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            data, hold = pending + chunk, b""
+            if data.endswith(b"\r"):  # its \n may start the next chunk
+                data, hold = data[:-1], b"\r"
+            parts = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            pending = parts.pop() + hold
+            for n in sorted(n for n in wanted if line <= n < line + len(parts)):
+                found[n] = parts[n - line].decode("utf-8")
+            line += len(parts)
+    if line in wanted:
+        found[line] = pending.removesuffix(b"\r").decode("utf-8")
+    return found
+
+
+# ---- the exact checker ------------------------------------------------------------------
+
+
+def _check_lines(con: duckdb.DuckDBPyConnection, spec: FileSpec, delimiter: str) -> None:
+    """From the `lines` (line, text) relation, tables `parsed`, `typed` (lines with the
+    right field count, with their values) and `problems` (line, col, value, rule)."""
     n = len(spec.columns)
     raw = ", ".join(
         f"trim(regexp_replace(trim(f[{i + 1}]), '^\"(.*)\"$', '\\1')) AS raw_{c.name}"
         for i, c in enumerate(spec.columns)
     )
-    typed = ", ".join(
-        f"{c.parse.format(v=f'raw_{c.name}')} AS {c.name}" for c in spec.columns
-    )
+    typed = ", ".join(f"{c.parse.format(v=f'raw_{c.name}')} AS {c.name}" for c in spec.columns)
     con.execute(f"""
         CREATE TEMP TABLE parsed AS
         SELECT line, text, len(f) AS fields, {raw}
         FROM (SELECT line, text, string_split(text, $delim) AS f FROM lines)
     """, {"delim": delimiter})
     con.execute(f"CREATE TEMP TABLE typed AS SELECT *, {typed} FROM parsed WHERE fields = {n}")
-
     checks = [
         f"SELECT line, NULL AS col, text AS value, "
         f"'row has ' || fields || ' fields separated by ' || $delim || ', expected {n}' AS rule "
@@ -233,20 +425,117 @@ def read_file(path: Path, name: str, spec: FileSpec) -> FileResult:
                 f" WHERE {bad_sql.format(x=c.name)}"
             )
     params = {f"rule_{c.name}": c.parse_rule for c in spec.columns} | {"delim": delimiter}
-    con.execute(
-        "CREATE TEMP TABLE problems AS " + " UNION ALL ".join(checks), params
-    )
+    con.execute("CREATE TEMP TABLE problems AS " + " UNION ALL ".join(checks), params)
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, spec: FileSpec, relation: str) -> None:
+    """Add to `problems` the later occurrences of a key among the good rows of `relation`
+    (with a `line`): the first occurrence is kept."""
     key = ", ".join(spec.key)
     key_text = " || ' / ' || ".join(f"CAST({k} AS VARCHAR)" for k in spec.key)
-    # duplicates among otherwise valid rows: the first occurrence is kept, later ones are bad
     con.execute(f"""
         INSERT INTO problems
         SELECT line, '{key}', {key_text},
                'duplicate key ({key.replace("'", "")}): first seen on line ' || first_line
         FROM (SELECT line, {key}, min(line) OVER (PARTITION BY {key}) AS first_line
-              FROM typed WHERE line NOT IN (SELECT line FROM problems))
+              FROM {relation} SEMI JOIN (SELECT {key} FROM {relation} GROUP BY ALL HAVING count(*) > 1)
+                   USING ({key}))
         WHERE line <> first_line
     """)
+
+
+def _has_duplicates(con: duckdb.DuckDBPyConnection, spec: FileSpec, relation: str) -> bool:
+    """A count of distinct key hashes: cheap, and never misses a duplicate (a collision
+    only sends the file to the exact check)."""
+    rows, keys = con.execute(
+        f"SELECT count(*), count(DISTINCT hash({', '.join(spec.key)})) FROM {relation}").fetchone()
+    return rows != keys
+
+
+# ---- reading a file ---------------------------------------------------------------------
+
+
+def read_file(path: Path, name: str, spec: FileSpec, parquet: Path | None = None, *,
+              memory_limit: str | None = None, on_rows: Callable[[int], None] | None = None) -> FileResult:
+    """Validate one delivered file: its typed good rows go to `parquet` (in memory, in the
+    result's `rows`, when none is given), its problems into the result. `on_rows(n)` hears of
+    every block of n lines read (progress)."""
+    if not path.is_file() or path.stat().st_size == 0 or _first_bytes(path) in (b"", BOM):
+        raise _fail(name, "is empty: expected a header line " + ",".join(spec.names))
+    delimiter = _header(path, name, spec)
+    with _scratch() as tmp:
+        out = parquet if parquet is not None else tmp / "rows.parquet"
+        try:
+            try:
+                scan = _scan(path, spec, delimiter, out, threaded=True, on_rows=on_rows)
+            except _NeedsLineNumbers:
+                scan = _scan(path, spec, delimiter, out, threaded=False, on_rows=on_rows)
+        except pa.ArrowInvalid as exc:
+            _check_encoding(path, name)  # raises, naming the line, when that was the reason
+            raise _fail(name, f"cannot be read as CSV: {str(exc)[:MAX_QUOTED]}") from None
+        if scan.seen == 0 and not scan.invalid:
+            raise _fail(name, "has a header but no data rows", line=2)
+        result = _settle(path, name, spec, delimiter, out, scan, tmp, memory_limit)
+        if parquet is None:
+            result.table, result.parquet = pq.read_table(out), None
+        return result
+
+
+def _first_bytes(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(4)
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    name = tempfile.mkdtemp(prefix=f"airtime-{os.getpid()}-validation-")
+    try:
+        yield Path(name)
+    finally:
+        shutil.rmtree(name, ignore_errors=True)
+
+
+def _settle(path: Path, name: str, spec: FileSpec, delimiter: str, out: Path, scan: _Scan,
+            tmp: Path, memory_limit: str | None) -> FileResult:
+    """The file's result once the fast pass is done: nothing more to do when it set no line
+    aside and no key repeats; otherwise the exact checker's report over those lines."""
+    con = scratch_connection(tmp / "spill", memory_limit)
+    fast = "read_parquet(" + _sql_string(out) + ")"
+    suspects = scan.suspects(delimiter, len(spec.columns), path)
+    if suspects.num_rows == 0 and not _has_duplicates(con, spec, fast):
+        con.close()
+        return FileResult(spec, name, out, scan.written)
+
+    con.register("lines", suspects)
+    _check_lines(con, spec, delimiter)
+    # the fast pass's rows get their line numbers back: they are the lines not set aside
+    con.execute("""
+        CREATE TEMP TABLE gaps AS
+        SELECT before, max(j) AS j FROM (
+            SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) AS before,
+                   row_number() OVER (ORDER BY line) AS j FROM lines)
+        GROUP BY before
+    """)
+    names = ", ".join(spec.names)
+    cast = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in spec.columns)
+    con.execute(f"""
+        CREATE TEMP VIEW good AS
+        SELECT f.file_row_number + 2 + coalesce(g.j, 0) AS line, {', '.join(f'f.{n}' for n in spec.names)}
+        FROM read_parquet({_sql_string(out)}, file_row_number = true) f
+        ASOF LEFT JOIN gaps g ON f.file_row_number >= g.before
+        UNION ALL
+        SELECT line, {cast} FROM typed ANTI JOIN problems USING (line)
+    """)
+    rescued = con.execute("SELECT count(*) FROM typed ANTI JOIN problems USING (line)").fetchone()[0]
+    duplicated = _has_duplicates(con, spec, "good")
+    if duplicated:
+        _duplicates(con, spec, "good")
+    if rescued or duplicated:  # the Parquet file changes: rescued rows in, repeated keys out
+        final = tmp / "settled.parquet"
+        con.execute(f"COPY (SELECT {names} FROM good ANTI JOIN problems USING (line) ORDER BY line)"
+                    f" TO {_sql_string(final)} (FORMAT parquet)")
+        shutil.move(final, out)
+
     total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
     shown = [
         Problem(name, line, col, value, rule)
@@ -255,13 +544,16 @@ def read_file(path: Path, name: str, spec: FileSpec) -> FileResult:
             {"n": MAX_SHOWN},
         ).fetchall()
     ]
+    known = con.execute("SELECT DISTINCT line FROM problems ANTI JOIN lines USING (line)").fetchall()
+    extra = _physical_lines(path, {line for (line,) in known}) if known else {}
+    con.register("extra_lines", pa.table({"line": pa.array(list(extra), pa.int64()),
+                                          "text": pa.array(list(extra.values()), pa.string())}))
     bad_rows = con.execute("""
         SELECT line, any_value(text) AS text, string_agg(coalesce(col || ': ', '') || rule, '; '
                ORDER BY col NULLS FIRST) AS problems
-        FROM problems JOIN parsed USING (line) GROUP BY line ORDER BY line
+        FROM problems JOIN (SELECT * FROM lines UNION ALL SELECT * FROM extra_lines) USING (line)
+        GROUP BY line ORDER BY line
     """).to_arrow_table()
-    names = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in spec.columns)
-    rows = con.execute(
-        f"SELECT {names} FROM typed WHERE line NOT IN (SELECT line FROM problems) ORDER BY {key}"
-    ).to_arrow_table()
-    return FileResult(spec, name, rows, shown, int(total), bad_rows if total else None)
+    rows = con.execute(f"SELECT count(*) FROM read_parquet({_sql_string(out)})").fetchone()[0]
+    con.close()
+    return FileResult(spec, name, out, int(rows), shown, int(total), bad_rows if total else None)

@@ -39,3 +39,35 @@ def baseline_forecast(audience: pd.DataFrame, availability: pd.DataFrame) -> pd.
     return result[
         ["signal", "program_code", "date", "weekday", "available_time", "predicted_audience", "history_size"]
     ].astype({"weekday": "int8", "history_size": "int8"})
+
+
+def rolling_forecast(audience: pd.DataFrame, availability: pd.DataFrame) -> pd.DataFrame:
+    """The same forecast vectorised, as a user who knows pandas writes it: a rolling median of
+    the last 4 exhibitions per (signal, program, weekday), then for each slot the latest
+    exhibition strictly before its date (`merge_asof`). Much faster than the
+    groupby-apply above: the stronger opponent for the whole-day benchmark."""
+    history = audience[["signal", "program_code", "exhibition_date", "average_audience"]].assign(
+        weekday=audience["exhibition_date"].dt.day_of_week
+    ).sort_values([*KEY, "exhibition_date"], ignore_index=True)
+    groups = history.groupby(KEY, sort=False)["average_audience"]
+    history["predicted_audience"] = groups.rolling(4, min_periods=1).median().to_numpy()
+    history["history_size"] = (groups.cumcount() + 1).clip(upper=4)
+    slots = availability.assign(weekday=availability["date"].dt.day_of_week).sort_values("date")
+    result = pd.merge_asof(
+        slots, history.drop(columns="average_audience").sort_values("exhibition_date"),
+        left_on="date", right_on="exhibition_date", by=KEY, allow_exact_matches=False, direction="backward",
+    )
+    result["history_size"] = result["history_size"].fillna(0)
+    return result.sort_values(["signal", "program_code", "date"])[
+        ["signal", "program_code", "date", "weekday", "available_time", "predicted_audience", "history_size"]
+    ].astype({"weekday": "int8", "history_size": "int8"})
+
+
+def read_delivery(audience_csv: str, availability_csv: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two delivered CSV files, read as a user's script reads them (no validation)."""
+    audience = pd.read_csv(audience_csv, encoding="utf-8-sig", parse_dates=["exhibition_date"],
+                           dtype={"signal": "string", "program_code": "string"})
+    availability = pd.read_csv(availability_csv, sep=";", encoding="utf-8-sig",
+                               dtype={"signal": "string", "program_code": "string"})
+    availability["date"] = pd.to_datetime(availability["date"], format="%d/%m/%Y")
+    return audience, availability

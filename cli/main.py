@@ -7,9 +7,13 @@ Exit codes say what failed: 0 ok, 1 unexpected, 2 usage/settings, 3 bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import getpass
 import logging
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +21,9 @@ from rich.console import Console
 from airtime import entrypoint, query, sample
 from airtime.entrypoint import parse_date
 from airtime.errors import AirtimeError, ConfigError
+from airtime.progress import Progress, watching
 from airtime.resources import bundled_sample, open_store, open_warehouse, source_location
+from airtime.sample import DEFAULT_END_DATE
 from airtime.schedule import today
 from airtime.settings import Settings
 from airtime.warehouse import SlotFilter
@@ -25,13 +31,20 @@ from cli.ledger import render_runs, runs_report
 from cli.output import FORMATS, render
 from grpc_server.client import query_rows
 from grpc_server.server import serve
-from steps import runner, verify
+from steps import gate, runner, verify
 from steps.ingest import delivery_folder
 from steps.scaffold import StepResult, make_context
 
 # piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
 out = Console() if Console().is_terminal else Console(width=130)
 log = logging.getLogger("airtime")
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _count(text: str) -> int:
@@ -59,13 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or resume) the daily job for one date")
     run.add_argument("--date", type=parse_date, help="run date (default: today in America/Sao_Paulo)")
-    run.add_argument("--source", help="folder or gs:// prefix with the day's files (default: bundled sample)")
+    run.add_argument("--source", help="folder, gs:// or s3:// prefix with the day's files"
+                                      " (default on the local profile: the bundled sample)")
     run.add_argument("--max-bad-rows", type=_count, help="tolerate and quarantine up to N bad rows (default 0)")
 
     backfill = sub.add_parser("backfill", help="one run per date, in order")
     backfill.add_argument("--start", type=parse_date, required=True)
     backfill.add_argument("--end", type=parse_date, required=True)
-    backfill.add_argument("--source", required=True, help="folder or gs:// prefix holding dt=YYYY-MM-DD/ folders")
+    backfill.add_argument("--source", required=True, help="folder, gs:// or s3:// prefix holding dt=YYYY-MM-DD/ folders")
     backfill.add_argument("--skip-missing", action="store_true",
                           help="go on past days without a dt=YYYY-MM-DD/ delivery (default: stop there)")
     backfill.add_argument("--max-bad-rows", type=_count, help="tolerate and quarantine up to N bad rows a day")
@@ -76,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="re-check a loaded day against its manifests (exit 4 if it differs)")
     verify.add_argument("--date", type=parse_date, required=True)
+
+    accept = sub.add_parser("accept", help="accept a delivery the data-quality gate held (recorded in the ledger)")
+    accept.add_argument("--date", type=parse_date, required=True)
+    accept.add_argument("--reason", required=True, help="why the delivery is right (kept with the decision)")
 
     query = sub.add_parser("query", help="the published forecast")
     kinds = query.add_subparsers(dest="kind", required=True)
@@ -93,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample-data", help="write synthetic input files in the real formats")
     sample.add_argument("out", type=Path)
-    sample.add_argument("--rows", type=int, default=20_000, help="audience rows")
+    sample.add_argument("--rows", type=_positive, default=20_000, help="audience rows")
     sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--end-date", type=parse_date, default=DEFAULT_END_DATE,
+                        help=f"date of the last exhibition (default {DEFAULT_END_DATE}); availability"
+                             " starts a few days later")
 
     serve = sub.add_parser("serve", help="the gRPC query service")
     serve.add_argument("--port", type=int, help="gRPC port (default 50051, AIRTIME_SERVER_PORT)")
@@ -130,16 +151,31 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     return _run_dates(settings, days, args.source)
 
 
-class _Progress:
-    """A spinner while a step runs, then one line saying what it did."""
+@contextlib.contextmanager
+def _watch(progress: Progress, what: str, every: float) -> Iterator[None]:
+    """A live line on a terminal; elsewhere a printed line every `every` seconds."""
+    if out.is_terminal:
+        with out.status(f"  {what} ...") as spinner, \
+                watching(progress, lambda snap: spinner.update(f"  {what}: {snap}"), 0.5):
+            yield
+    else:
+        with watching(progress, lambda snap: out.print(f"  … {what}: {snap}"), every):
+            yield
 
-    def __init__(self) -> None:
-        self._spinner = None
+
+class _StepProgress:
+    """While a step runs: on a terminal a live line (phase, rows, rows/s, elapsed), elsewhere
+    a printed line every 10 s; when it ends, one line saying what it did."""
+
+    def __init__(self, heartbeat_seconds: float) -> None:
+        self.progress = Progress()
+        self._every = heartbeat_seconds
+        self._watch: contextlib.ExitStack | None = None
 
     def __call__(self, step: str, result: StepResult | None) -> None:
         if result is None:
-            self._spinner = out.status(f"  {step} ...")
-            self._spinner.__enter__()
+            self._watch = contextlib.ExitStack()
+            self._watch.enter_context(_watch(self.progress, step, self._every))
             return
         self.stop()
         note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
@@ -148,12 +184,14 @@ class _Progress:
             rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
         elif step == "verify":
             rows = "counts and checksums match the manifests"
+        elif step == "gate":
+            rows = f"delivery {result.manifest.extra.get('decision', 'passed')}"
         out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
 
     def stop(self) -> None:
-        if self._spinner is not None:
-            self._spinner.__exit__(None, None, None)
-            self._spinner = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
 
 def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
@@ -161,9 +199,9 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
     for run_date in days:
         out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, source "
                   f"{'bundled sample' if where == str(bundled_sample()) else where})")
-        progress = _Progress()
+        progress = _StepProgress(settings.heartbeat_seconds)
         try:
-            result = runner.run_day(settings, run_date, source, on_step=progress)
+            result = runner.run_day(settings, run_date, source, on_step=progress, progress=progress.progress)
         finally:
             progress.stop()
         record = result.record
@@ -174,6 +212,17 @@ def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> i
 
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.write(render_runs(runs_report(open_warehouse(settings), args.date), args.format))
+    return 0
+
+
+def cmd_accept(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # a container user with no passwd entry
+        user = "unknown"
+    by = f"{user}@{socket.gethostname()}"
+    uri = gate.accept(make_context(settings, args.date), args.reason, by)
+    out.print(f"accepted the delivery of {args.date} ({uri}); run the date again to publish it")
     return 0
 
 
@@ -214,8 +263,14 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
-    audience, availability = sample.generate(args.out, rows=args.rows, seed=args.seed)
+    progress = Progress()
+    progress.phase("writing audience rows")
+    with _watch(progress, "sample-data", settings.heartbeat_seconds):
+        audience, availability = sample.generate(args.out, rows=args.rows, seed=args.seed,
+                                                 end_date=args.end_date, progress=progress)
     out.print(f"wrote {audience} and {availability}")
+    day = sample.run_date_for(args.end_date)
+    out.print(f"their delivery day: {day}  (airtime run --date {day} --source {args.out})")
     return 0
 
 
@@ -244,6 +299,7 @@ COMMANDS = {
     "backfill": cmd_backfill,
     "runs": cmd_runs,
     "verify": cmd_verify,
+    "accept": cmd_accept,
     "query": cmd_query,
     "sample-data": cmd_sample,
     "serve": cmd_serve,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airtime import entrypoint, logs
+from airtime.progress import Progress, heartbeat
 from airtime.resources import open_store, open_warehouse, source_location
 from airtime.schedule import resolve_run_date
 from airtime.settings import Settings
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m steps.catchup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--date", default="", help="run date YYYY-MM-DD (wins over --scheduled-time)")
     parser.add_argument("--scheduled-time", default="", help="the cron's scheduled time, RFC 3339")
-    parser.add_argument("--source", help="source folder or gs:// prefix (default: AIRTIME_SOURCE)")
+    parser.add_argument("--source", help="source folder, gs:// or s3:// prefix (default: AIRTIME_SOURCE)")
     parser.add_argument("--emit-date", type=Path, help="write the resolved run date here (Argo output)")
     parser.add_argument("--emit-digest", type=Path, help="write the day's input digest here (Argo output)")
 
@@ -109,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         run_date = resolve_run_date(args.date, args.scheduled_time, settings.timezone)
         logs.bind(run_date=run_date.isoformat())
         source_uri = source_location(settings, args.source)
-        result = run(settings, run_date, source_uri, open_warehouse(settings), runner.run_day)
+        progress = Progress()
+
+        def run_day(settings: Settings, day: dt.date, source: str) -> object:
+            return runner.run_day(settings, day, source, progress=progress)
+
+        with heartbeat(progress, log, "catch-up", settings.heartbeat_seconds):  # whole days: the log hears every 10 s
+            result = run(settings, run_date, source_uri, open_warehouse(settings), run_day)
         _emit(args.emit_date, run_date.isoformat())
         _emit(args.emit_digest, result.input_digest)
         log.info("run date %s, input digest %s, caught up %d earlier day(s): %s", run_date, result.input_digest,

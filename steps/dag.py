@@ -1,7 +1,7 @@
 """The daily DAG, declared once, as data: what `airtime run` runs in-process and what
 workflows/daily.py renders as Argo tasks (one pod each).
 
-    ingest -> preprocess -> load -> verify      (load reads ingest's outputs too)
+    ingest -> preprocess -> gate -> load -> verify      (load reads ingest's outputs too)
 
 Each step module declares its own `Step` (name, upstream steps, outputs type, work);
 adding a step is writing its module and naming it here, in an order that runs every
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps import ingest, load, preprocess, verify
+from steps import gate, ingest, load, preprocess, verify
 from steps.scaffold import Step
 
-STEPS: tuple[Step[Any], ...] = (ingest.STEP, preprocess.STEP, load.STEP, verify.STEP)
+STEPS: tuple[Step[Any], ...] = (ingest.STEP, preprocess.STEP, gate.STEP, load.STEP, verify.STEP)
 
 
 def _check(steps: tuple[Step[Any], ...]) -> None:

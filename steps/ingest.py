@@ -14,8 +14,6 @@ import logging
 import sys
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
-
 from airtime.artifacts import publish_parquet, workdir
 from airtime.errors import InputError
 from airtime.manifest import Output, run_prefix
@@ -27,7 +25,7 @@ from steps.scaffold import Context, Planned, Step, Upstream
 
 log = logging.getLogger(__name__)
 
-RULES_VERSION = "1"  # bump when validation rules change, so finished ingests are redone
+RULES_VERSION = "2"  # bump when validation rules change, so finished ingests are redone (2: audience <= 1e12)
 SPECS = (AUDIENCE, AVAILABILITY)
 
 
@@ -70,26 +68,28 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Ingested]:
 
 def _ingest(ctx: Context, source: ObjectStore, keys: dict[str, str]) -> Ingested:
     results: dict[str, FileResult] = {}
-    for spec in SPECS:
-        key = keys[spec.table]
-        with source.fetch(key) as path:
-            log.info("validating %s", source.uri(key))
-            results[spec.table] = read_file(path, source.uri(key), spec)
+    with workdir() as tmp:  # the typed rows stream to Parquet here as each file is read
+        for spec in SPECS:
+            key = keys[spec.table]
+            with source.fetch(key) as path:
+                log.info("validating %s", source.uri(key))
+                ctx.progress.phase(f"validating {spec.table}")
+                results[spec.table] = read_file(path, source.uri(key), spec, tmp / f"{spec.table}.parquet",
+                                                memory_limit=ctx.settings.duckdb_memory_limit,
+                                                on_rows=ctx.progress.add)
 
-    bad = sum(r.bad_row_count for r in results.values())
-    if bad > ctx.settings.max_bad_rows:
-        allowed = ctx.settings.max_bad_rows
-        raise InputError("\n".join(
-            report(r.problems, r.problem_count, f"{r.name} refused")
-            for r in results.values() if r.problem_count
-        ) + (f"\n{bad} bad rows, {allowed} tolerated (AIRTIME_MAX_BAD_ROWS)" if allowed else ""))
+        bad = sum(r.bad_row_count for r in results.values())
+        if bad > ctx.settings.max_bad_rows:
+            allowed = ctx.settings.max_bad_rows
+            raise InputError("\n".join(
+                report(r.problems, r.problem_count, f"{r.name} refused")
+                for r in results.values() if r.problem_count
+            ) + (f"\n{bad} bad rows, {allowed} tolerated (AIRTIME_MAX_BAD_ROWS)" if allowed else ""))
 
-    outputs: dict[str, Output] = {}
-    with workdir() as tmp:
+        outputs: dict[str, Output] = {}
         for table, result in results.items():
-            local = tmp / f"{table}.parquet"
-            pq.write_table(result.rows, local)
-            outputs[table] = publish_parquet(ctx.artifacts, local, ctx.run_date, STEP.name, table, table)
+            assert result.parquet is not None
+            outputs[table] = publish_parquet(ctx.artifacts, result.parquet, ctx.run_date, STEP.name, table, table)
             if result.bad_rows is not None:
                 key = f"{run_prefix(ctx.run_date)}/{STEP.name}/quarantine-{table}.csv"
                 ctx.artifacts.write_bytes(key, _quarantine_csv(result))

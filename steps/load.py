@@ -18,6 +18,7 @@ from airtime.publication import announce
 from airtime.schema import TableKey
 from airtime.warehouse import LOADED, PUBLISHED, Figures, RunLoad
 from steps.entry import step_main
+from steps.gate import STEP as GATE
 from steps.ingest import STEP as INGEST
 from steps.ingest import Ingested
 from steps.preprocess import STEP as PREPROCESS
@@ -45,6 +46,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
 
     def work() -> Loaded:
         started = dt.datetime.now(dt.UTC)
+        ctx.progress.phase("loading " + ", ".join(outputs))
         with contextlib.ExitStack() as stack:
             files = {table: stack.enter_context(fetch_checked(ctx.artifacts, out)) for table, out in outputs.items()}
             ctx.warehouse.load_run(RunLoad(
@@ -55,6 +57,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
                 quarantined_rows=quarantined,
                 started_at=started,
             ))
+        ctx.progress.add(sum(out.rows for out in outputs.values()))
         announce(ctx.artifacts, ctx.run_date, LOADED)  # the served day may have changed
         return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()})
 
@@ -70,7 +73,7 @@ def still_loaded(ctx: Context, loaded: Loaded) -> bool:
         and ctx.warehouse.figures(ctx.run_date) == {t: Figures(*f) for t, f in loaded.expected.items()}
 
 
-STEP = Step("load", upstream=(INGEST, PREPROCESS), writes=Loaded, plan=plan, still_done=still_loaded)
+STEP = Step("load", upstream=(INGEST, PREPROCESS, GATE), writes=Loaded, plan=plan, still_done=still_loaded)
 
 if __name__ == "__main__":
     sys.exit(step_main(STEP))

@@ -12,9 +12,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
-import duckdb
-
-from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, sql_string, workdir
+from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, scratch_connection, sql_string, workdir
 from airtime.forecast import forecast_sql, merged_history_sql
 from airtime.manifest import Output, run_dates_with
 from steps.entry import step_main
@@ -60,18 +58,18 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
               previous_date: str | None) -> Forecasted:
     with workdir() as tmp, fetch_checked(ctx.artifacts, ingested.audience) as audience, \
             fetch_checked(ctx.artifacts, ingested.availability) as availability:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET temp_directory = {sql_string(tmp / 'spill')}")
+        con = scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)
         history_file, forecast_file = tmp / "history.parquet", tmp / "forecast.parquet"
         with contextlib.ExitStack() as stack:
             previous_rel = None
             if previous is not None:
                 prev = stack.enter_context(fetch_checked(ctx.artifacts, previous.history))
                 previous_rel = parquet_rel(prev)
+            ctx.progress.phase("merging the history")
             history = merged_history_sql(previous_rel, parquet_rel(audience))
             con.execute(f"COPY ({history} ORDER BY signal, program_code, exhibition_date)"
                         f" TO {sql_string(history_file)} (FORMAT parquet)", {"run_date": ctx.run_date})
+        ctx.progress.phase("forecasting every slot")
         forecast = forecast_sql(parquet_rel(history_file), parquet_rel(availability))
         con.execute(f"COPY ({forecast}) TO {sql_string(forecast_file)} (FORMAT parquet)")
         con.close()

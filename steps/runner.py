@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airtime import logs
+from airtime.progress import Progress
 from airtime.settings import Settings
 from airtime.warehouse import RunRecord
 from steps.dag import STEPS
@@ -29,10 +30,11 @@ OnStep = Callable[[str, StepResult | None], None]
 
 
 def run_day(settings: Settings, run_date: dt.date, source: str | None = None,
-            on_step: OnStep | None = None) -> RunResult:
+            on_step: OnStep | None = None, progress: Progress | None = None) -> RunResult:
     """Run (or resume) the whole DAG for one date. `on_step(step, None)` is called when a
-    step starts and `on_step(step, result)` when it ends (CLI progress)."""
-    ctx = make_context(settings, run_date, source)
+    step starts and `on_step(step, result)` when it ends; `progress` is what the running
+    step reports (CLI progress)."""
+    ctx = make_context(settings, run_date, source, progress)
     result = RunResult(run_date)
     for step in STEPS:
         with logs.bound(run_date=run_date.isoformat(), step=step.name):

@@ -24,12 +24,13 @@ import time
 import typing
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from airtime import faults
 from airtime.errors import AirtimeError, UpstreamMissingError
 from airtime.manifest import Manifest, Output, digest_of, manifest_key, read_manifest, write_manifest
+from airtime.progress import Progress
 from airtime.resources import artifact_store, open_warehouse, source_location
 from airtime.settings import Settings
 from airtime.store import ObjectStore
@@ -48,13 +49,15 @@ class Context:
     run_date: dt.date
     artifacts: ObjectStore
     warehouse: Warehouse
-    source: str  # the source location (folder or gs:// prefix) before the dt= lookup
+    source: str  # the source location (folder, gs:// or s3:// prefix) before the dt= lookup
+    progress: Progress = field(default_factory=Progress)  # what the running step reports
 
 
-def make_context(settings: Settings, run_date: dt.date, source: str | None = None) -> Context:
+def make_context(settings: Settings, run_date: dt.date, source: str | None = None,
+                 progress: Progress | None = None) -> Context:
     source = source_location(settings, source)  # first: a missing source fails before any cloud call
     return Context(settings=settings, run_date=run_date, artifacts=artifact_store(settings),
-                   warehouse=open_warehouse(settings), source=source)
+                   warehouse=open_warehouse(settings), source=source, progress=progress or Progress())
 
 
 @dataclass(frozen=True)
@@ -129,19 +132,50 @@ def read_outputs(step: Step[O], ctx: Context, run_date: dt.date | None = None) -
 
 # -- running one step ---------------------------------------------------------------------
 
-def _upstream(step: Step[Any], ctx: Context) -> Upstream:
-    found, missing = {}, []
+def _upstream(step: Step[Any], ctx: Context, seen: dict[str, object] | None = None) -> Upstream:
+    """The outputs of the steps `step` reads, each checked to be current: written for the
+    inputs its own plan names now. A stale one (say a re-delivered file was ingested again
+    but preprocess was not run after it) is as missing as one never run: reading it would
+    mix two deliveries."""
+    seen = {} if seen is None else seen  # one check per step within one call
+    found, missing, stale = {}, [], []
     for up in step.upstream:
-        outputs = read_outputs(up, ctx)
+        if up.name not in seen:
+            seen[up.name] = _current(up, ctx, seen)
+        outputs = seen[up.name]
         if outputs is None:
             missing.append(up.name)
+        elif outputs is _STALE:
+            stale.append(up.name)
         found[up.writes] = outputs
-    if missing:
-        verb = "has" if len(missing) == 1 else "have"
+    if missing or stale:
+        names = missing + stale
+        verb = "has" if len(names) == 1 else "have"
+        why = "not finished" if not stale else "not run since their inputs changed" if not missing \
+            else "not finished, or not run since their inputs changed,"
         raise UpstreamMissingError(
-            f"{step.name} {ctx.run_date}: {', '.join(missing)} {verb} not finished for this date;"
+            f"{step.name} {ctx.run_date}: {', '.join(names)} {verb} {why} for this date;"
             f" run it first (or the whole day: airtime run --date {ctx.run_date})")
     return Upstream(found)
+
+
+_STALE = object()
+
+
+def _current(step: Step[Any], ctx: Context, seen: dict[str, object]) -> object:
+    """The step's outputs for the date; None if it never finished, _STALE if its inputs
+    changed since (its own upstream missing or stale counts as stale)."""
+    manifest = read_manifest(ctx.artifacts, ctx.run_date, step.name)
+    if manifest is None:
+        return None
+    outputs = from_manifest(step.writes, manifest)
+    try:
+        plan = step.plan(ctx, _upstream(step, ctx, seen))
+    except UpstreamMissingError:
+        return _STALE
+    if outputs is None or manifest.input_digest != digest_of(plan.inputs):
+        return _STALE
+    return outputs
 
 
 def _do(step: Step[O], ctx: Context) -> StepResult:
@@ -164,6 +198,7 @@ def run_step(step: Step[Any], ctx: Context) -> StepResult:
     """One step, skipped when done. The attempt is recorded before the work starts (a
     killed one stays `running`), and a failure is noted in the ledger."""
     started = time.monotonic()
+    ctx.progress.restart(step.name)
     attempt = Attempt(uuid.uuid4().hex, ctx.run_date, step.name, RUNNING, _now(), host=socket.gethostname())
     ctx.warehouse.start_attempt(attempt)
     try:

@@ -35,7 +35,9 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Verified]:
 def compare(ctx: Context, loaded: Loaded) -> dict[TableKey, Figures]:
     """The warehouse's figures of the run, if they are what load loaded."""
     expected = {table: Figures(*figures) for table, figures in loaded.expected.items()}
+    ctx.progress.phase("reading the run back from the warehouse")
     found = ctx.warehouse.figures(ctx.run_date)
+    ctx.progress.add(sum(f.rows for f in found.values()))
     wrong = [
         f"table {DATA_TABLES[table].name} (run_date {ctx.run_date}): expected {want.rows} rows, checksum "
         f"{want.checksum}; warehouse holds {found[table].rows} rows, checksum {found[table].checksum}"

@@ -119,15 +119,19 @@ class WorkflowConfig:
 
 
 # Peak RSS measured with /usr/bin/time -v on the local profile (docs/operations-argo.md,
-# "Pod sizes"): at 1M audience rows ingest peaks at 885 MiB, the whole day in one process
-# (what catchup runs per missed day) at 888 MiB, preprocess 307, load 225, verify 181 MiB;
-# ingest grows ~70 MiB per 100k rows. Limits = requests on Autopilot, so a peak above the
-# request is an OOM kill (137, retried, and killed again): ~1.7x headroom over 1M rows.
+# "Pod sizes", `make bench`): DuckDB holds at most Settings.duckdb_memory_limit (512MB) and
+# spills the rest to the step's scratch folder, so memory no longer grows with the day: at 10M
+# audience rows ingest peaks at ~0.7 GiB, preprocess ~0.8, load ~0.4, verify ~0.35 and the
+# whole day in one process (catchup) ~0.85 GiB. Limits = requests on Autopilot, so a peak above
+# the request is an OOM kill (137, retried, and killed again): ~1.3-1.8x headroom at 10M rows.
+# Ephemeral storage holds what a step fetches (the source CSVs: 624 MiB at 10M rows), writes
+# (Parquet, ~170 MiB per 10M rows) and spills. CPU is unchanged (not measured on pods): a step
+# runs slower on 0.5 vCPU than on the 2-core machine of the table, well inside its deadline.
 DEFAULT_RESOURCES = {
-    "catchup": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="1Gi"),
-    "ingest": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="1Gi"),
-    "preprocess": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="1Gi"),
-    "load": StepResources(cpu="250m", memory="512Mi", ephemeral_storage="1Gi"),
+    "catchup": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="3Gi"),
+    "ingest": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="2Gi"),
+    "preprocess": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="2Gi"),
+    "load": StepResources(cpu="250m", memory="768Mi", ephemeral_storage="1Gi"),
     "verify": StepResources(cpu="250m", memory="512Mi", ephemeral_storage="1Gi"),
     "notify": StepResources(cpu="250m", memory="256Mi", ephemeral_storage="100Mi"),
 }

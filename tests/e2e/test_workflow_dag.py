@@ -76,8 +76,10 @@ def webhook() -> Iterator[Webhook]:
 @pytest.fixture(scope="module")
 def deliveries(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("deliveries")
-    for seed, day in enumerate((MISSED, RUN_DATE), start=1):
-        generate(root / f"dt={day.isoformat()}", rows=1500, seed=seed, end_date=day - dt.timedelta(days=1))
+    # the same delivery on both days: a plausible next delivery for the data-quality gate (a
+    # synthetic file of another seed or end date looks like a history rewritten throughout)
+    for day in (MISSED, RUN_DATE):
+        generate(root / f"dt={day.isoformat()}", rows=1500, seed=1, end_date=MISSED - dt.timedelta(days=1))
     return root
 
 

@@ -52,7 +52,7 @@ def test_a_bad_setting_exits_2_with_one_line_naming_it(name: str, variable: str,
     assert len(lines) == 1 and variable in lines[0], done.stderr
 
 
-@pytest.mark.parametrize("step, missing", [("preprocess", "ingest"), ("load", "ingest, preprocess"),
+@pytest.mark.parametrize("step, missing", [("preprocess", "ingest"), ("load", "ingest, preprocess, gate"),
                                            ("verify", "load")])
 def test_a_step_before_its_upstream_fails_at_once_and_is_not_retried(step: str, missing: str,
                                                                      tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_a_step_before_its_upstream_fails_at_once_and_is_not_retried(step: str, 
 def test_every_log_line_of_a_step_names_its_run_date_and_step(tmp_path: Path) -> None:
     source = make_source(tmp_path / "src")
     lines = []
-    for step in ("ingest", "preprocess", "load"):
+    for step in ("ingest", "preprocess", "gate", "load"):
         done = run(["steps." + step, "--date", DAY], tmp_path / "home", AIRTIME_SOURCE=str(source),
                    AIRTIME_LOG_FORMAT="json", AIRTIME_LOG_LEVEL="DEBUG")
         assert done.returncode == 0, done.stderr
@@ -76,4 +76,19 @@ def test_every_log_line_of_a_step_names_its_run_date_and_step(tmp_path: Path) ->
     lines += [json.loads(line) for line in done.stderr.splitlines()]
     assert len(lines) >= 4
     assert all(line.get("run_date") and line.get("step") for line in lines), lines
-    assert {line["step"] for line in lines} == {"ingest", "preprocess", "load", "verify"}
+    assert {line["step"] for line in lines} == {"ingest", "preprocess", "gate", "load", "verify"}
+
+
+def test_a_long_step_is_never_silent_off_a_terminal(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src", rows=200_000)
+    done = run(["steps.ingest", "--date", DAY], tmp_path / "home", AIRTIME_SOURCE=str(source),
+               AIRTIME_LOG_FORMAT="json", AIRTIME_HEARTBEAT_SECONDS="0.1")
+    assert done.returncode == 0, done.stderr
+    beats = [json.loads(line) for line in done.stderr.splitlines() if "still running" in line]
+    assert beats and all(b["step"] == "ingest" and b["run_date"] == DAY for b in beats)
+    assert "elapsed" in beats[-1]["message"]
+
+    piped = run(["cli", "run", "--date", DAY, "--source", str(source)], tmp_path / "home2",
+                AIRTIME_HEARTBEAT_SECONDS="0.1")
+    assert piped.returncode == 0, piped.stderr
+    assert "… ingest:" in piped.stdout and "elapsed" in piped.stdout

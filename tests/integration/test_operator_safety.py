@@ -88,7 +88,8 @@ def test_a_killed_attempt_shows_beside_the_attempt_that_published_the_day(tmp_pa
     assert run["state"] == "published"
     steps = [(a["step"], a["state"]) for a in run["attempts"]]
     assert steps == [("ingest", "succeeded"), ("preprocess", "interrupted"), ("ingest", "skipped"),
-                     ("preprocess", "skipped"), ("load", "succeeded"), ("verify", "succeeded")]
+                     ("preprocess", "skipped"), ("gate", "succeeded"), ("load", "succeeded"),
+                     ("verify", "succeeded")]
     interrupted = run["attempts"][1]
     assert interrupted["ended_at"] is None and interrupted["host"]
     table = cli(home, "runs").stdout
@@ -111,7 +112,7 @@ def test_backfill_skips_days_without_a_delivery_only_when_asked(tmp_path: Path) 
 def _published_day(tmp_path: Path) -> tuple[Path, Path]:
     source = tmp_path / "src"
     make_source(source / f"dt={DAY}")
-    make_source(source / "dt=2026-12-01", seed=4)
+    make_source(source / "dt=2026-12-01")  # the same delivery again: the gate lets it pass
     home = tmp_path / "home"
     assert cli(home, "run", "--date", DAY, "--source", str(source)).returncode == 0
     return home, source
@@ -138,7 +139,7 @@ def test_missing_artifacts_damaged_manifests_and_warehouses_are_permanent_faults
     forecast.unlink()
     (run_dir / "load" / "manifest.json").unlink()
     # a step started alone (as Argo starts it) finds its input gone: exit 9, not retried
-    load = run_module(home, "steps.load", "--date", DAY)
+    load = run_module(home, "steps.load", "--date", DAY, "--source", str(source))
     assert load.returncode == IntegrityError.exit_code and "missing" in load.stderr, load.stderr
     # a whole run makes the missing output again: preprocess is not skipped any more
     again = cli(home, "run", "--date", DAY, "--source", str(source))

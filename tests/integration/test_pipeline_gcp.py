@@ -82,13 +82,13 @@ def test_running_a_date_twice_on_gcp_leaves_one_copy(gcp, local_reference):
     settings = gcp.settings()
     runner.run_day(settings, DAY)
     again = runner.run_day(settings, DAY)
-    assert [s.skipped for s in again.steps] == [True] * 4
+    assert [s.skipped for s in again.steps] == [True] * len(STEPS)
     # force a real second load and verify of the same data: still one copy
     bucket = gcp.storage().bucket(gcp.artifact_bucket)
     for step in ("load", "verify"):
         bucket.blob(f"airtime/runs/{DAY}/{step}/manifest.json").delete()
     third = runner.run_day(settings, DAY)
-    assert [s.skipped for s in third.steps] == [True, True, False, False]
+    assert [s.skipped for s in third.steps] == [True, True, True, False, False]  # ingest, preprocess, gate kept
     assert_same(snapshot(gcp_warehouse(gcp)), local_reference)
     assert [r.run_date for r in gcp_warehouse(gcp).ledger()] == [DAY]
 
@@ -135,13 +135,13 @@ def test_a_replaced_source_object_is_noticed_and_ingested_again(gcp, source):
     lines = original.split(b"\r\n")
     blob.upload_from_string(b"\r\n".join(lines[:-2]) + b"\r\n")
     third = runner.run_day(settings, DAY)
-    assert [s.skipped for s in third.steps] == [False] * 4
+    assert [s.skipped for s in third.steps] == [False] * len(STEPS)
     assert third.record.forecast_rows == first.record.forecast_rows - 1
 
 
 def test_a_row_altered_in_bigquery_after_load_fails_verify_and_publishes_nothing(gcp):
     ctx = make_context(gcp.settings(), DAY)
-    for step in ("ingest", "preprocess", "load"):
+    for step in ("ingest", "preprocess", "gate", "load"):
         run_step(step_named(step), ctx)
     table = f"`local.{gcp.dataset}.forecast`"
     ctx.warehouse.client.query(
@@ -159,7 +159,7 @@ def test_a_row_altered_in_bigquery_after_load_fails_verify_and_publishes_nothing
 
 def test_a_row_deleted_in_bigquery_after_load_fails_verify(gcp):
     ctx = make_context(gcp.settings(), DAY)
-    for step in ("ingest", "preprocess", "load"):
+    for step in ("ingest", "preprocess", "gate", "load"):
         run_step(step_named(step), ctx)
     ctx.warehouse.client.query(
         f"DELETE FROM `local.{gcp.dataset}.raw_audience` WHERE run_date = @d"

@@ -42,19 +42,19 @@ def test_a_run_publishes_one_forecast_row_per_slot(tmp_path, source, reference):
     assert result.record.state == PUBLISHED
     availability = result.steps[0].manifest.outputs["availability"].rows
     assert result.record.forecast_rows == availability == len(reference["forecast"])
-    assert [s.skipped for s in result.steps] == [False] * 4
+    assert [s.skipped for s in result.steps] == [False] * len(STEPS)
 
 
 def test_running_a_date_twice_leaves_one_identical_copy(tmp_path, source, reference):
     settings = local_settings(tmp_path, source)
     runner.run_day(settings, DAY)
     again = runner.run_day(settings, DAY)
-    assert [s.skipped for s in again.steps] == [True] * 4
+    assert [s.skipped for s in again.steps] == [True] * len(STEPS)
     # force a real second load and verify of the same data: still one copy
     shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "load")
     shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "verify")
     third = runner.run_day(settings, DAY)
-    assert [s.skipped for s in third.steps] == [True, True, False, False]
+    assert [s.skipped for s in third.steps] == [True, True, True, False, False]  # ingest, preprocess, gate kept
     assert dump_warehouse(settings.warehouse_path) == reference
 
 
@@ -151,7 +151,7 @@ def test_tolerated_bad_rows_are_quarantined_and_counted(tmp_path, source):
 def test_verify_refuses_to_publish_when_the_warehouse_was_altered(tmp_path, source):
     settings = local_settings(tmp_path, source)
     ctx = make_context(settings, DAY)
-    for step in ("ingest", "preprocess", "load"):
+    for step in ("ingest", "preprocess", "gate", "load"):
         run_step(step_named(step), ctx)
     con = duckdb.connect(str(settings.warehouse_path))
     con.execute("UPDATE forecast SET available_time = available_time + 1 WHERE rowid = 0")
@@ -172,7 +172,7 @@ def test_a_replaced_source_file_is_ingested_again(tmp_path, source):
     lines = path.read_bytes().split(b"\r\n")
     path.write_bytes(b"\r\n".join(lines[:-2]) + b"\r\n")  # one slot fewer
     second = runner.run_day(settings, DAY)
-    assert [s.skipped for s in second.steps] == [False] * 4
+    assert [s.skipped for s in second.steps] == [False] * len(STEPS)
     assert second.record.forecast_rows == first.record.forecast_rows - 1
 
 
@@ -185,7 +185,8 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
     fields = first.split(b",")
     changed = b",".join(fields[:4] + [b"123.0"])
     audience.write_bytes(b"\r\n".join([header, changed]) + b"\r\n")  # a one-row re-delivery
-    settings = local_settings(tmp_path / "home", early)
+    # a one-row delivery after a full one: the gate's row-count check would hold it
+    settings = local_settings(tmp_path / "home", early, dq_min_rows_ratio=0)
     runner.run_day(settings, DAY)
     second = runner.run_day(settings, DAY + dt.timedelta(days=1), str(late))
     history_key = second.steps[1].manifest.outputs["history"].key

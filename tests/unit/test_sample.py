@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from airtime import sample
+from cli import main as cli
 
 BUNDLED = Path(sample.__file__).parent / "sample_data"
 
@@ -124,8 +125,10 @@ def test_program_codes_are_distinct_four_letter_codes_even_past_the_letter_space
     assert all(c[:4].isalpha() and c[:4].isupper() for c in codes)
 
 
-def test_main_writes_the_files_into_the_given_folder(tmp_path, capsys):
-    assert sample.main([str(tmp_path / "out"), "--rows", "500", "--seed", "3"]) == 0
+def test_sample_data_writes_the_files_and_names_their_delivery_day(tmp_path, capsys):
+    assert cli.main(["sample-data", str(tmp_path / "out"), "--rows", "500", "--seed", "3"]) == 0
     assert (tmp_path / "out" / sample.AUDIENCE_FILE).is_file()
     assert (tmp_path / "out" / sample.AVAILABILITY_FILE).is_file()
-    assert str(tmp_path / "out") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(tmp_path / "out") in printed.replace("\n", "")
+    assert "their delivery day: 2026-11-30" in printed  # what `make run` runs the bundled sample as

@@ -50,11 +50,12 @@ def test_cron_runs_daily_in_sao_paulo_time_without_overlap() -> None:
     assert spec["workflowSpec"] == {"workflowTemplateRef": {"name": "airtime-daily"}}
 
 
-def test_dag_runs_catchup_then_the_four_steps_in_order() -> None:
+def test_dag_runs_catchup_then_the_steps_in_order() -> None:
     (dag,) = [t["dag"] for t in templates().values() if t["name"] == "daily"]
     depends = {task["name"]: task.get("depends") for task in dag["tasks"]}
     assert depends == {
-        "catchup": None, "ingest": "catchup", "preprocess": "ingest", "load": "preprocess", "verify": "load"
+        "catchup": None, "ingest": "catchup", "preprocess": "ingest", "gate": "preprocess", "load": "gate",
+        "verify": "load",
     }
 
 
