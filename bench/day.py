@@ -31,6 +31,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.agreement import agreement
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 TIME = Path("/usr/bin/time")
@@ -113,27 +115,9 @@ def baseline_worker(csv: Path, out: Path) -> None:
     rolling_forecast(audience, availability).to_parquet(out / "forecast.parquet", index=False)
 
 
-def agreement(scratch: Path) -> dict:
-    import duckdb
-
+def forecasts_agree(scratch: Path) -> dict:
     ours = next((scratch / "airtime" / "artifacts").glob("runs/*/preprocess/forecast-*.parquet"))
-    theirs = scratch / "pandas" / "forecast.parquet"
-    row = duckdb.sql(f"""
-        WITH d AS (SELECT * FROM read_parquet('{ours}')),
-             p AS (SELECT signal, program_code, CAST(date AS DATE) AS date, weekday, available_time,
-                          predicted_audience, history_size FROM read_parquet('{theirs}'))
-        SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM p),
-               count(*) FILTER (WHERE d.signal IS NULL OR p.signal IS NULL),
-               count(*) FILTER (WHERE d.history_size IS DISTINCT FROM p.history_size
-                                OR d.weekday IS DISTINCT FROM p.weekday
-                                OR d.available_time IS DISTINCT FROM p.available_time
-                                OR (d.predicted_audience IS NULL) <> (p.predicted_audience IS NULL)),
-               coalesce(max(abs(d.predicted_audience - p.predicted_audience)
-                            / greatest(abs(p.predicted_audience), 1e-300)), 0)
-        FROM d FULL JOIN p USING (signal, program_code, date)
-    """).fetchone()
-    return {"airtime_rows": row[0], "pandas_rows": row[1], "unmatched": row[2], "different": row[3],
-            "max_relative_difference": row[4]}
+    return agreement(ours, scratch / "pandas" / "forecast.parquet", "airtime")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[kind].append(result)
                 print(f"  {kind:7} run {i + 1}: {result['seconds']:7.2f} s, peak RSS {result['max_rss_mib']:6.0f} MiB"
                       + ("".join(f", {k} {v:.2f}s" for k, v in result.get("steps", {}).items())), flush=True)
-    agree = agreement(scratch)
+    agree = forecasts_agree(scratch)
     ours = statistics.median(r["seconds"] for r in runs["airtime"])
     theirs = statistics.median(r["seconds"] for r in runs["pandas"])
     ours_rss = max(r["max_rss_mib"] for r in runs["airtime"])

@@ -27,6 +27,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.agreement import agreement
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 TIME = Path("/usr/bin/time")
@@ -152,29 +154,6 @@ def measure(kind: str, audience: Path, availability: Path, out: Path) -> dict:
     return result
 
 
-def agreement(duckdb_forecast: Path, pandas_forecast: Path) -> dict:
-    """The two forecasts hold the same slots and the same predictions."""
-    import duckdb
-
-    row = duckdb.sql(
-        f"""
-        WITH d AS (SELECT * FROM read_parquet('{duckdb_forecast}')),
-             p AS (SELECT * FROM read_parquet('{pandas_forecast}'))
-        SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM p),
-               count(*) FILTER (WHERE d.signal IS NULL OR p.signal IS NULL),
-               count(*) FILTER (WHERE d.history_size IS DISTINCT FROM p.history_size
-                                OR d.weekday IS DISTINCT FROM p.weekday
-                                OR d.available_time IS DISTINCT FROM p.available_time
-                                OR (d.predicted_audience IS NULL) <> (p.predicted_audience IS NULL)),
-               coalesce(max(abs(d.predicted_audience - p.predicted_audience)
-                            / greatest(abs(p.predicted_audience), 1e-300)), 0)
-        FROM d FULL JOIN p USING (signal, program_code, date)
-        """
-    ).fetchone()
-    return {"duckdb_rows": row[0], "pandas_rows": row[1], "unmatched": row[2],
-            "different": row[3], "max_relative_difference": row[4]}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="audience rows (default 10M)")
@@ -205,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[kind].append(result)
                 print(f"  {kind:6} run {i + 1}: {result['seconds']:8.2f} s, peak RSS {result['max_rss_mib']:7.0f} MiB",
                       flush=True)
-    agree = agreement(scratch / "duckdb" / "forecast.parquet", scratch / "pandas" / "forecast.parquet")
+    agree = agreement(scratch / "duckdb" / "forecast.parquet", scratch / "pandas" / "forecast.parquet", "duckdb")
 
     duck = statistics.median(r["seconds"] for r in runs["duckdb"])
     duck_forecast = statistics.median(r["forecast_seconds"] for r in runs["duckdb"])
