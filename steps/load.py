@@ -57,6 +57,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
                 quarantined_rows=quarantined,
                 started_at=started,
             ))
+        ctx.forget_figures()  # the run's rows just changed
         ctx.progress.add(sum(out.rows for out in outputs.values()))
         announce(ctx.artifacts, ctx.run_date, LOADED)  # the served day may have changed
         return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()})
@@ -70,7 +71,7 @@ def still_loaded(ctx: Context, loaded: Loaded) -> bool:
     record = ctx.warehouse.run_record(ctx.run_date)
     return record is not None and record.input_digest == loaded.warehouse_digest \
         and record.state in (LOADED, PUBLISHED) \
-        and ctx.warehouse.figures(ctx.run_date) == {t: Figures(*f) for t, f in loaded.expected.items()}
+        and ctx.figures() == {t: Figures(*f) for t, f in loaded.expected.items()}
 
 
 STEP = Step("load", upstream=(INGEST, PREPROCESS, GATE), writes=Loaded, plan=plan, still_done=still_loaded)

@@ -32,9 +32,10 @@ from airtime.errors import AirtimeError, UpstreamMissingError
 from airtime.manifest import Manifest, Output, digest_of, manifest_key, read_manifest, write_manifest
 from airtime.progress import Progress
 from airtime.resources import artifact_store, open_warehouse, source_location
+from airtime.schema import TableKey
 from airtime.settings import Settings
 from airtime.store import ObjectStore
-from airtime.warehouse import FAILED, RUNNING, SKIPPED, SUCCEEDED, Attempt, Warehouse
+from airtime.warehouse import FAILED, RUNNING, SKIPPED, SUCCEEDED, Attempt, Figures, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,18 @@ class Context:
     warehouse: Warehouse
     source: str  # the source location (folder, gs:// or s3:// prefix) before the dt= lookup
     progress: Progress = field(default_factory=Progress)  # what the running step reports
+    _figures: dict[TableKey, Figures] | None = field(default=None, repr=False)
+
+    def figures(self) -> dict[TableKey, Figures]:
+        """The warehouse's row counts and checksums of the run, read once per context (load's
+        and verify's skip checks of one `airtime run` ask the same question) until a load
+        changes them (`forget_figures`)."""
+        if self._figures is None:
+            self._figures = self.warehouse.figures(self.run_date)
+        return self._figures
+
+    def forget_figures(self) -> None:
+        self._figures = None
 
 
 def make_context(settings: Settings, run_date: dt.date, source: str | None = None,

@@ -36,7 +36,7 @@ def compare(ctx: Context, loaded: Loaded) -> dict[TableKey, Figures]:
     """The warehouse's figures of the run, if they are what load loaded."""
     expected = {table: Figures(*figures) for table, figures in loaded.expected.items()}
     ctx.progress.phase("reading the run back from the warehouse")
-    found = ctx.warehouse.figures(ctx.run_date)
+    found = ctx.figures()
     ctx.progress.add(sum(f.rows for f in found.values()))
     wrong = [
         f"table {DATA_TABLES[table].name} (run_date {ctx.run_date}): expected {want.rows} rows, checksum "
@@ -63,7 +63,7 @@ def still_published(ctx: Context, verified: Verified) -> bool:
     record = ctx.warehouse.run_record(ctx.run_date)
     return record is not None and record.state == PUBLISHED \
         and record.input_digest == verified.published_digest \
-        and ctx.warehouse.figures(ctx.run_date) == {t: Figures(*f) for t, f in verified.figures.items()}
+        and ctx.figures() == {t: Figures(*f) for t, f in verified.figures.items()}
 
 
 def recheck(ctx: Context) -> dict[TableKey, Figures]:
