@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from airtime.errors import ConfigError, NotPublishedError, UnknownProgramError
 from airtime.schema import FORECAST, ForecastRow
-from airtime.warehouse import RunRecord, SlotFilter, Warehouse
+from airtime.warehouse import PUBLISHED, RunRecord, SlotFilter, Warehouse
 
 
 def check_range(start: dt.date | None, end: dt.date | None, max_days: int) -> None:
@@ -25,20 +25,29 @@ def check_range(start: dt.date | None, end: dt.date | None, max_days: int) -> No
         raise ConfigError(f"range {start}..{end} is {(end - start).days + 1} days; the maximum is {max_days}")
 
 
-def published_run(warehouse: Warehouse) -> RunRecord:
+def published_run(warehouse: Warehouse, run_date: dt.date | None = None) -> RunRecord:
+    """The latest published run, or the published run of run_date (every published run's
+    rows stay in the warehouse, keyed by run_date)."""
+    if run_date is not None:
+        run = warehouse.run_record(run_date)
+        if run is None or run.state != PUBLISHED:
+            state = "never run" if run is None else f"{run.state}, not published"
+            raise NotPublishedError(f"no published run of {run_date} ({state}): see `airtime runs`")
+        return run
     run = warehouse.latest_published()
     if run is None:
         raise NotPublishedError("no run is published yet: run `airtime run` first")
     return run
 
 
-def run_query(warehouse: Warehouse, where: SlotFilter, *, program: bool = False, max_days: int = 366
-              ) -> tuple[RunRecord, list[ForecastRow]]:
-    """Rows of the latest published run matching the filter, ordered by signal,
-    program_code, date. A program query (`program=True`) names a program the run must
-    have: none at all is UnknownProgramError, while none in the range is an empty answer."""
+def run_query(warehouse: Warehouse, where: SlotFilter, *, program: bool = False, max_days: int = 366,
+              run_date: dt.date | None = None) -> tuple[RunRecord, list[ForecastRow]]:
+    """Rows of the latest published run (or of the published run of run_date) matching
+    the filter, ordered by signal, program_code, date. A program query (`program=True`)
+    names a program the run must have: none at all is UnknownProgramError, while none in
+    the range is an empty answer."""
     check_range(where.start, where.end, max_days)
-    run = published_run(warehouse)
+    run = published_run(warehouse, run_date)
     table = warehouse.read_forecast(run.run_date, where)
     if program and table.num_rows == 0:
         known = warehouse.read_forecast(run.run_date, SlotFilter(program_code=where.program_code))

@@ -43,7 +43,6 @@ from airtime.schema import FORECAST
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.warehouse import Figures, RunLoad
 from grpc_server.client import ForecastClient
-from grpc_server.convert import to_date
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "grpc_service"
@@ -246,7 +245,7 @@ def attack(port: int, kind: str, streams: int) -> None:
     # without BDP probing the client's window stays at its initial 64 KiB: a true slow reader
     options = [("grpc.http2.bdp_probe", 0)]
     channels = [grpc.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(max(1, streams // 10))]
-    request = pb.StreamSlotsRequest(start_date=to_date(FIRST), end_date=to_date(FIRST + dt.timedelta(days=364)))
+    request = pb.StreamSlotsRequest(start_date=FIRST.isoformat(), end_date=(FIRST + dt.timedelta(days=364)).isoformat())
     held = []
     for i in range(streams):
         channel = channels[i % len(channels)]
@@ -329,7 +328,7 @@ def program_answer(port: int, program: str) -> bytes:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.unary_unary(f"{SERVICE}/GetProgramSlots", request_serializer=None,
                                    response_deserializer=None)
-        request = pb.GetProgramSlotsRequest(program_code=program, date=to_date(PROGRAM_DATE))
+        request = pb.GetProgramSlotsRequest(program_code=program, date=PROGRAM_DATE.isoformat())
         return call(request.SerializeToString(), timeout=30)
 
 
@@ -384,11 +383,11 @@ def run_scenarios(ports: dict[str, int], args, use_h2load: bool  # noqa: ANN001
     bodies = OUT / "bodies"
     bodies.mkdir(exist_ok=True)
     (bodies / "program.bin").write_bytes(grpc_frame(pb.GetProgramSlotsRequest(
-        program_code=args.program, date=to_date(PROGRAM_DATE))))
+        program_code=args.program, date=PROGRAM_DATE.isoformat())))
     (bodies / "period.bin").write_bytes(grpc_frame(pb.ListSlotsRequest(
-        start_date=to_date(PERIOD[0]), end_date=to_date(PERIOD[1]), page_size=1000)))
+        start_date=PERIOD[0].isoformat(), end_date=PERIOD[1].isoformat(), page_size=1000)))
     (bodies / "stream.bin").write_bytes(grpc_frame(pb.StreamSlotsRequest(
-        start_date=to_date(FIRST), end_date=to_date(FIRST + dt.timedelta(days=364)))))
+        start_date=FIRST.isoformat(), end_date=(FIRST + dt.timedelta(days=364)).isoformat())))
     program = dict(path=f"{SERVICE}/GetProgramSlots", body=bodies / "program.bin")
     scenarios = {
         ("program", "echo"): dict(program, server="echo"),

@@ -64,6 +64,8 @@ def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="HOST:PORT", help="ask a running `airtime serve` instead of the warehouse")
     parser.add_argument("--token", help="bearer token for --server (default: first of AIRTIME_TOKENS)")
     parser.add_argument("--tls", action="store_true", help="use TLS with --server")
+    parser.add_argument("--run", type=parse_date, metavar="YYYY-MM-DD",
+                        help="read this published run (default: the latest); see `airtime runs`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,8 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"date of the last exhibition (default {DEFAULT_END_DATE}); availability"
                              " starts a few days later")
 
-    serve = sub.add_parser("serve", help="the gRPC query service")
+    serve = sub.add_parser("serve", help="the gRPC query service (and HTTP/JSON with --http-port)")
     serve.add_argument("--port", type=int, help="gRPC port (default 50051, AIRTIME_SERVER_PORT)")
+    serve.add_argument("--http-port", type=int,
+                       help="also serve the HTTP/JSON routes of the proto's google.api.http rules"
+                            " on this port (default: off)")
     serve.add_argument("--metrics-port", type=int,
                        help="Prometheus /metrics port (default 9464, AIRTIME_METRICS_PORT; 0 = off)")
 
@@ -248,17 +253,18 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
         token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
         # with a private CA (or a self-signed server certificate) AIRTIME_TLS_CERT_FILE names it
         tls = (settings.tls_cert_file or True) if args.tls else False
-        run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls)
+        run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls,
+                                    run_date=args.run)
     else:
         run, rows = query.run_query(open_warehouse(settings), where, program=program,
-                                    max_days=settings.max_range_days)
+                                    max_days=settings.max_range_days, run_date=args.run)
         run_date = run.run_date
     total = len(rows)
     if args.limit is not None:
         rows = rows[: args.limit]
     shown = f"{len(rows)} of {total}" if len(rows) < total else str(total)
     title = f"forecast of run {run_date} ({shown} rows)"
-    sys.stdout.write(render(rows, args.format, title))
+    sys.stdout.write(render(rows, args.format, title, run_date=run_date))
     return 0
 
 
@@ -277,7 +283,7 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-    serve(settings, args.port if args.port is not None else settings.server_port)
+    serve(settings, args.port if args.port is not None else settings.server_port, http_port=args.http_port)
     return 0
 
 

@@ -2,12 +2,19 @@
 
 - SnapshotBackend (default): the latest published run, in memory and indexed; a poller
   loads a newer run beside it and swaps one reference, so requests never wait for a load.
+  An older published run that a request names (`run_date`) is loaded on demand into a
+  small LRU of snapshots, on a thread (never on the event loop).
 - WarehouseBackend: asks the warehouse on every request; slower, no memory, always current.
-Both pin paginated reads to the run of their first page (see queries.RunId).
+Both pin paginated reads to the run of their first page (see queries.RunId), and both
+answer NOT_FOUND (RunNotFoundError) for a named run date with no published run: never run,
+failed, or demoted. NOT_FOUND rather than FAILED_PRECONDITION because nothing the client
+can fix in the system's state makes that run exist; it names a resource that is not there
+(google/rpc/code.proto: NOT_FOUND "Some requested entity ... was not found").
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
@@ -21,12 +28,12 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from airtime.errors import NotPublishedError
+from airtime.errors import NotPublishedError, StorageError
 from airtime.publication import read_marker
 from airtime.settings import Settings
 from airtime.store import ObjectStore
 from airtime.warehouse import FAILED, PUBLISHED, RunRecord, SlotFilter, Warehouse
-from grpc_server.errors import BadRequestError, NotFoundError, PageExpiredError
+from grpc_server.errors import BadRequestError, NotFoundError, PageExpiredError, RunNotFoundError
 from grpc_server.queries import PageRequest, RunId
 from grpc_server.snapshot import Snapshot, run_id
 from grpc_server.wire import EncodedSlots, encode_columns
@@ -38,7 +45,7 @@ log = logging.getLogger(__name__)
 class ServedRun:
     record: RunRecord
     id: RunId
-    loaded_at: dt.datetime
+    loaded_at: dt.datetime | None  # None: a pinned run asked about but not loaded
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,23 @@ class ForecastBackend(Protocol):
         """Call listener(run) whenever a (new) run starts being served."""
         ...
 
-    def served(self) -> ServedRun: ...
+    def inline(self, run: RunId | None = None, run_date: dt.date | None = None) -> bool:
+        """Whether answering about this run is memory only (the event loop may answer):
+        otherwise the server asks from a thread."""
+        ...
+
+    def served(self, run_date: dt.date | None = None) -> ServedRun:
+        """The run answers come from: the latest published, or the one of run_date."""
+        ...
 
     def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage: ...
 
-    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[EncodedSlots]]:
+    def stream_slots(self, query: SlotFilter, chunk_size: int, run_date: dt.date | None = None
+                     ) -> tuple[ServedRun, Iterator[EncodedSlots]]:
         ...
 
-    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, EncodedSlots]: ...
+    def program_slots(self, query: SlotFilter, run_date: dt.date | None = None
+                      ) -> tuple[ServedRun, EncodedSlots]: ...
 
 
 def _now() -> dt.datetime:
@@ -88,6 +104,15 @@ def _now() -> dt.datetime:
 
 def _not_published() -> NotPublishedError:
     return NotPublishedError("no published run to serve yet: run the pipeline first")
+
+
+def _published(warehouse: Warehouse, run_date: dt.date) -> RunRecord:
+    """The ledger record of a published run, or RunNotFoundError."""
+    record = warehouse.run_record(run_date)
+    if record is None or record.state != PUBLISHED:
+        state = "never run" if record is None else f"{record.state}, not published"
+        raise RunNotFoundError(f"no published run of {run_date} ({state})", str(run_date))
+    return record
 
 
 def _page_expired(run: RunId) -> PageExpiredError:
@@ -144,8 +169,12 @@ class SnapshotBackend(_Listeners):
 
     blocking = False
 
+    # older runs named by requests, kept in memory at once (each costs a snapshot's memory)
+    PINNED_RUNS = 2
+
     def __init__(self, warehouse: Warehouse, *, reload_interval: float = 30.0, retain: int = 2,
-                 marker: ObjectStore | None = None, ledger_check: float = 3600.0) -> None:
+                 marker: ObjectStore | None = None, ledger_check: float = 3600.0,
+                 pinned_runs: int = PINNED_RUNS) -> None:
         super().__init__()
         self._warehouse = warehouse
         self._marker = marker
@@ -158,6 +187,10 @@ class SnapshotBackend(_Listeners):
         self._held: OrderedDict[RunId, Snapshot] = OrderedDict()
         self._current: Snapshot | None = None
         self._load_lock = threading.Lock()
+        # least recently used first; changed only under _pin_lock (one load at a time)
+        self._pinned: OrderedDict[RunId, Snapshot] = OrderedDict()
+        self._pinned_max = max(0, pinned_runs)
+        self._pin_lock = threading.Lock()
         self._poller = _Poller(self.refresh, reload_interval, "snapshot-poller")
 
     def start(self) -> None:
@@ -226,22 +259,75 @@ class SnapshotBackend(_Listeners):
             self._current = None
             self._held.clear()
 
-    def _snapshot(self, run: RunId | None = None) -> Snapshot:
+    def _in_memory(self, run: RunId) -> Snapshot | None:
+        current = self._current
+        if current is not None and current.id == run:
+            return current
+        return self._held.get(run) or self._pinned.get(run)
+
+    def _pinned_hit(self, run: RunId) -> Snapshot | None:
+        """The snapshot of a run already in memory, marked as recently used."""
+        held = self._in_memory(run)
+        if held is not None:
+            # no lock: this runs on the event loop, and a load holds _pin_lock for seconds;
+            # a concurrent eviction only makes the run gone already
+            with contextlib.suppress(KeyError):
+                self._pinned.move_to_end(run)
+        return held
+
+    def inline(self, run: RunId | None = None, run_date: dt.date | None = None) -> bool:
+        # a named run date always costs a ledger read (it may have been demoted since)
+        return run_date is None and (run is None or self._in_memory(run) is not None)
+
+    def _snapshot(self, run: RunId | None = None, run_date: dt.date | None = None) -> Snapshot:
+        """The snapshot to answer from: of the page token's run, else of the named run
+        date, else the current one. Runs not in memory are loaded (on the caller's
+        thread: the servicer calls from its pool when inline() says so)."""
+        if run is not None:
+            held = self._pinned_hit(run)
+            if held is not None:
+                return held
+            record = self._warehouse.run_record(run.run_date)
+            if record is None or record.state != PUBLISHED or run_id(record) != run:
+                raise _page_expired(run)
+            return self._load_pinned(record)
+        if run_date is not None:
+            record = _published(self._warehouse, run_date)
+            return self._pinned_hit(run_id(record)) or self._load_pinned(record)
         current = self._current
         if current is None:
             raise _not_published()
-        if run is None or run == current.id:
-            return current
-        held = self._held.get(run)
-        if held is None:
-            raise _page_expired(run)
-        return held
+        return current
 
-    def served(self) -> ServedRun:
-        return _served(self._snapshot())
+    def _load_pinned(self, record: RunRecord) -> Snapshot:
+        rid = run_id(record)
+        with self._pin_lock:  # one load at a time: two requests for a run load it once
+            held = self._in_memory(rid)
+            if held is not None:  # loaded by the request this one waited for
+                return held
+            started = time.monotonic()
+            table = self._warehouse.read_forecast(record.run_date)
+            again = self._warehouse.run_record(record.run_date)
+            if again is None or again.state != PUBLISHED or run_id(again) != rid:
+                raise StorageError(f"run {record.run_date} changed while loading it: ask again")
+            snapshot = Snapshot(record, table, _now())
+            if self._pinned_max:
+                self._pinned[rid] = snapshot
+                while len(self._pinned) > self._pinned_max:
+                    self._pinned.popitem(last=False)
+            log.info("loaded pinned run %s: %d slots in %.2fs", record.run_date, snapshot.rows,
+                     time.monotonic() - started, extra={"run_date": str(record.run_date)})
+            return snapshot
+
+    def served(self, run_date: dt.date | None = None) -> ServedRun:
+        if run_date is None:
+            return _served(self._snapshot())
+        record = _published(self._warehouse, run_date)
+        held = self._in_memory(run_id(record))
+        return ServedRun(record, run_id(record), held.loaded_at if held is not None else None)
 
     def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
-        snapshot = self._snapshot(page.run)
+        snapshot = self._snapshot(page.run, page.run_date)
         selection = snapshot.select(query)
         _check_offset(page.offset, selection.total)
         slots = snapshot.encoded(selection, page.offset, page.size)
@@ -249,8 +335,9 @@ class SnapshotBackend(_Listeners):
         return SlotPage(_served(snapshot), slots, selection.total,
                         end if end < selection.total else None)
 
-    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[EncodedSlots]]:
-        snapshot = self._snapshot()
+    def stream_slots(self, query: SlotFilter, chunk_size: int, run_date: dt.date | None = None
+                     ) -> tuple[ServedRun, Iterator[EncodedSlots]]:
+        snapshot = self._snapshot(run_date=run_date)
         selection = snapshot.select(query)
 
         def chunks() -> Iterator[EncodedSlots]:
@@ -259,10 +346,12 @@ class SnapshotBackend(_Listeners):
 
         return _served(snapshot), chunks()
 
-    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, EncodedSlots]:
-        snapshot = self._snapshot()
+    def program_slots(self, query: SlotFilter, run_date: dt.date | None = None
+                      ) -> tuple[ServedRun, EncodedSlots]:
+        snapshot = self._snapshot(run_date=run_date)
         if not snapshot.has_program(query.program_code or ""):
-            raise NotFoundError(f"program {query.program_code!r} has no slot in run {snapshot.id.run_date}")
+            raise NotFoundError(f"program {query.program_code!r} has no slot in run {snapshot.id.run_date}",
+                                query.program_code or "")
         return _served(snapshot), snapshot.few_slots(query)
 
 
@@ -317,7 +406,13 @@ class WarehouseBackend(_Listeners):
         self._notify(self._seen)
         return True
 
-    def served(self) -> ServedRun:
+    def inline(self, run: RunId | None = None, run_date: dt.date | None = None) -> bool:
+        return False  # every answer is a warehouse query
+
+    def served(self, run_date: dt.date | None = None) -> ServedRun:
+        if run_date is not None:
+            record = _published(self._warehouse, run_date)
+            return ServedRun(record, run_id(record), _now())
         self.refresh()
         if self._seen is None:
             raise _not_published()
@@ -333,15 +428,16 @@ class WarehouseBackend(_Listeners):
         return self._warehouse.read_forecast(run.id.run_date, query)
 
     def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
-        run = self.served() if page.run is None else self._pinned(page.run)
+        run = self.served(page.run_date) if page.run is None else self._pinned(page.run)
         table = self._read(run, query)
         _check_offset(page.offset, table.num_rows)
         rows = encode_columns(table.slice(page.offset, page.size))
         end = page.offset + len(rows)
         return SlotPage(run, rows, table.num_rows, end if end < table.num_rows else None)
 
-    def stream_slots(self, query: SlotFilter, chunk_size: int) -> tuple[ServedRun, Iterator[EncodedSlots]]:
-        run = self.served()
+    def stream_slots(self, query: SlotFilter, chunk_size: int, run_date: dt.date | None = None
+                     ) -> tuple[ServedRun, Iterator[EncodedSlots]]:
+        run = self.served(run_date)
         table = self._read(run, query)
 
         def chunks() -> Iterator[EncodedSlots]:
@@ -350,13 +446,15 @@ class WarehouseBackend(_Listeners):
 
         return run, chunks()
 
-    def program_slots(self, query: SlotFilter) -> tuple[ServedRun, EncodedSlots]:
-        run = self.served()
+    def program_slots(self, query: SlotFilter, run_date: dt.date | None = None
+                      ) -> tuple[ServedRun, EncodedSlots]:
+        run = self.served(run_date)
         table = self._read(run, query)
         if table.num_rows == 0:
             everywhen = SlotFilter(program_code=query.program_code)
             if self._read(run, everywhen).num_rows == 0:
-                raise NotFoundError(f"program {query.program_code!r} has no slot in run {run.id.run_date}")
+                raise NotFoundError(f"program {query.program_code!r} has no slot in run {run.id.run_date}",
+                                    query.program_code or "")
         return run, encode_columns(table)
 
 

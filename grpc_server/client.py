@@ -20,8 +20,8 @@ from airtime.schema import ForecastRow
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from airtime.warehouse import SlotFilter
-from grpc_server.convert import from_date, slot_row, to_date
-from grpc_server.errors import bad_request_violations
+from grpc_server.convert import from_date, slot_row
+from grpc_server.errors import RunNotFoundError, bad_request_violations, missing_resource_type
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class Freshness:
     quarantined_rows: int
 
 
+def _iso(value: dt.date | None) -> str:
+    """A request date as the proto takes it: YYYY-MM-DD, or empty for none."""
+    return value.isoformat() if value is not None else ""
+
+
 class QueryRejectedError(ConfigError):
     """The server rejected the request's arguments (INVALID_ARGUMENT)."""
 
@@ -57,6 +62,8 @@ def _error(exc: grpc.RpcError) -> AirtimeError:
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return QueryRejectedError(details, bad_request_violations(exc))
     if code == grpc.StatusCode.NOT_FOUND:
+        if missing_resource_type(exc) == RunNotFoundError.resource_type:
+            return NotPublishedError(details)
         return UnknownProgramError(details)
     if code == grpc.StatusCode.UNAVAILABLE and "published" in details:
         return NotPublishedError(details)
@@ -96,10 +103,11 @@ class ForecastClient:
 
     def list_slots(self, start: dt.date, end: dt.date, *, signal: str | None = None,
                    program_code: str | None = None, page_size: int = 0,
-                   page_token: str = "") -> SlotPage:
+                   page_token: str = "", run_date: dt.date | None = None) -> SlotPage:
         request = pb.ListSlotsRequest(
-            start_date=to_date(start), end_date=to_date(end), signal=signal or "",
+            start_date=_iso(start), end_date=_iso(end), signal=signal or "",
             program_code=program_code or "", page_size=page_size, page_token=page_token,
+            run_date=_iso(run_date),
         )
         response = self._call(self._stub.ListSlots, request)
         return SlotPage([slot_row(s) for s in response.slots], response.next_page_token,
@@ -116,9 +124,10 @@ class ForecastClient:
                 return
 
     def stream_slots(self, start: dt.date, end: dt.date, *, signal: str | None = None,
-                     program_code: str | None = None) -> Iterator[ForecastRow]:
-        request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
-                                        signal=signal or "", program_code=program_code or "")
+                     program_code: str | None = None, run_date: dt.date | None = None
+                     ) -> Iterator[ForecastRow]:
+        request = pb.StreamSlotsRequest(start_date=_iso(start), end_date=_iso(end), signal=signal or "",
+                                        program_code=program_code or "", run_date=_iso(run_date))
         try:
             for response in self._stub.StreamSlots(request, timeout=self._timeout,
                                                    metadata=self._metadata):
@@ -127,10 +136,11 @@ class ForecastClient:
             raise _error(exc) from exc
 
     def read_period(self, start: dt.date, end: dt.date, *, signal: str | None = None,
-                    program_code: str | None = None) -> tuple[dt.date, list[ForecastRow]]:
+                    program_code: str | None = None, run_date: dt.date | None = None
+                    ) -> tuple[dt.date, list[ForecastRow]]:
         """(run date, every slot of the period), read with one stream."""
-        request = pb.StreamSlotsRequest(start_date=to_date(start), end_date=to_date(end),
-                                        signal=signal or "", program_code=program_code or "")
+        request = pb.StreamSlotsRequest(start_date=_iso(start), end_date=_iso(end), signal=signal or "",
+                                        program_code=program_code or "", run_date=_iso(run_date))
         run_date, rows = None, []
         try:
             for response in self._stub.StreamSlots(request, timeout=self._timeout,
@@ -145,19 +155,20 @@ class ForecastClient:
 
     def program_slots(self, program_code: str, date: dt.date | None = None, *,
                       start: dt.date | None = None, end: dt.date | None = None,
-                      signal: str | None = None) -> tuple[dt.date, list[ForecastRow]]:
+                      signal: str | None = None, run_date: dt.date | None = None
+                      ) -> tuple[dt.date, list[ForecastRow]]:
         """(run date, slots) of a program on one date, or from start to end inclusive."""
-        request = pb.GetProgramSlotsRequest(program_code=program_code, signal=signal or "")
+        request = pb.GetProgramSlotsRequest(program_code=program_code, signal=signal or "",
+                                            run_date=_iso(run_date))
         if date is not None:
-            request.date.CopyFrom(to_date(date))
+            request.date = _iso(date)
         elif start is not None or end is not None:
-            request.date_range.CopyFrom(pb.DateRange(start_date=to_date(start or end),
-                                                     end_date=to_date(end or start)))
+            request.start_date, request.end_date = _iso(start or end), _iso(end or start)
         response = self._call(self._stub.GetProgramSlots, request)
         return from_date(response.run_date), [slot_row(s) for s in response.slots]
 
-    def freshness(self) -> Freshness:
-        response = self._call(self._stub.GetFreshness, pb.GetFreshnessRequest())
+    def freshness(self, run_date: dt.date | None = None) -> Freshness:
+        response = self._call(self._stub.GetFreshness, pb.GetFreshnessRequest(run_date=_iso(run_date)))
         run = response.run
         return Freshness(
             run_date=from_date(run.run_date),
@@ -171,15 +182,16 @@ class ForecastClient:
 
 
 def query_rows(target: str, where: SlotFilter, *, program: bool = False, token: str | None = None,
-               tls: bool | bytes | Path = False, timeout: float | None = 60.0
-               ) -> tuple[dt.date, list[ForecastRow]]:
-    """(run date, rows) of a period or program query (`program=True`): the rows the
-    local query (airtime.query.run_query) gives, in the same order."""
+               tls: bool | bytes | Path = False, timeout: float | None = 60.0,
+               run_date: dt.date | None = None) -> tuple[dt.date, list[ForecastRow]]:
+    """(run date, rows) of a period or program query (`program=True`) on the latest
+    published run, or on the one of run_date: the rows the local query
+    (airtime.query.run_query) gives, in the same order."""
     with ForecastClient(target, token=token, tls=tls, timeout=timeout) as client:
         if program:
             return client.program_slots(where.program_code or "", start=where.start, end=where.end,
-                                        signal=where.signal)
+                                        signal=where.signal, run_date=run_date)
         if where.start is None or where.end is None:
             raise ConfigError("a period query needs a start and an end date")
         return client.read_period(where.start, where.end, signal=where.signal,
-                                  program_code=where.program_code)
+                                  program_code=where.program_code, run_date=run_date)

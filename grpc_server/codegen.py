@@ -1,8 +1,15 @@
-"""Generate the Python code of proto/ into airtime/v1/ (the one command: `make proto`).
+"""Generate the Python code of proto/ into airtime/v1/ (the one command: `make proto`),
+and the descriptor set Cloud Endpoints (ESPv2) needs, `proto/airtime_descriptor.pb`.
 
 `python -m grpc_server.codegen [--out DIR]`; a test regenerates into a temporary folder
-and fails when the checked-in code differs, so the generated code is never edited by hand
-and never stale.
+and fails when the checked-in code or descriptor set differs, so neither is ever edited by
+hand nor stale.
+
+The descriptor set is what Cloud Endpoints is deployed with and ESPv2's transcoder reads: every file the service's protos import
+included (`--include_imports`), comments kept for the generated docs
+(`--include_source_info`), as Envoy's gRPC-JSON transcoder docs build it
+(https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter,
+"How to generate proto descriptor set"; ESPv2 runs that transcoder).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "proto"
 PACKAGE_DIR = Path("airtime") / "v1"
+# relative to the root written to (the repository by default)
+DESCRIPTOR_SET = Path("proto") / "airtime_descriptor.pb"
 INIT_TEXT = '"""Generated from proto/airtime/v1 by `python -m grpc_server.codegen`. Do not edit."""\n'
 
 
@@ -39,7 +48,8 @@ def _mypy_plugins() -> list[str]:
 
 
 def generate(out: Path) -> list[Path]:
-    """Write the generated modules under out/airtime/v1 and return their paths."""
+    """Write the generated modules under out/airtime/v1 and the descriptor set at
+    out/proto/airtime_descriptor.pb; return the modules' paths."""
     from grpc_tools import protoc
 
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
@@ -60,6 +70,13 @@ def generate(out: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit(f"protoc failed: {' '.join(args)}")
+    descriptor = out / DESCRIPTOR_SET
+    descriptor.parent.mkdir(parents=True, exist_ok=True)
+    # a second run: protoc writes one descriptor set for all the files it is given
+    args = ["grpc_tools.protoc", *(f"-I{p}" for p in _include_paths()), "--include_imports",
+            "--include_source_info", f"--descriptor_set_out={descriptor}", *protos]
+    if protoc.main(args) != 0:
+        raise SystemExit(f"protoc failed: {' '.join(args)}")
     (target / "__init__.py").write_text(INIT_TEXT)
     return sorted(p for p in target.iterdir() if p.is_file())
 
@@ -78,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         for path in files:
             shutil.copy2(path, target / path.name)
             print(target / path.name)
+        descriptor = args.out / DESCRIPTOR_SET
+        descriptor.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(tmp) / DESCRIPTOR_SET, descriptor)
+        print(descriptor)
 
 
 if __name__ == "__main__":

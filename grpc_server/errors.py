@@ -38,6 +38,18 @@ class BadRequestError(ServiceError):
 
 class NotFoundError(ServiceError):
     code = code_pb2.NOT_FOUND
+    # google.rpc.ResourceInfo.resource_type of the detail: which kind of thing is missing
+    resource_type = "airtime.v1.Program"
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.resource_name = name
+
+
+class RunNotFoundError(NotFoundError):
+    """The request names a run date with no published run (never run, failed, demoted)."""
+
+    resource_type = "airtime.v1.Run"
 
 
 class PageExpiredError(ServiceError):
@@ -61,6 +73,14 @@ def status_of(exc: BaseException) -> status_pb2.Status:
         detail = error_details_pb2.PreconditionFailure(violations=[
             error_details_pb2.PreconditionFailure.Violation(
                 type="RUN_NOT_SERVED", subject="page_token", description=str(exc))])
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
+    if isinstance(exc, NotFoundError):
+        # which kind of resource is missing: a client tells an unknown program from a run
+        # that is not published (grpc_server/client.py)
+        detail = error_details_pb2.ResourceInfo(resource_type=exc.resource_type,
+                                                resource_name=exc.resource_name, description=str(exc))
         packed = any_pb2.Any()
         packed.Pack(detail)
         return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
@@ -90,6 +110,17 @@ async def abort_async(context: grpc.aio.ServicerContext, exc: BaseException) -> 
         log.error("unexpected error answering a request", exc_info=exc)
     await context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def missing_resource_type(error: grpc.RpcError) -> str | None:
+    """The resource_type of a ResourceInfo detail in a client-side error, if any."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
+            info = error_details_pb2.ResourceInfo()
+            detail.Unpack(info)
+            return info.resource_type
+    return None
 
 
 def bad_request_violations(error: grpc.RpcError) -> list[tuple[str, str]]:

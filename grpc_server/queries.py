@@ -14,14 +14,15 @@ import re
 import struct
 from dataclasses import dataclass
 
-from google.type import date_pb2
-
 from airtime import validation
 from airtime.warehouse import SlotFilter
 from grpc_server.errors import BadRequestError
 
 # signal and program codes as the broadcaster writes them (SP1, HUCK, _999, DC60)
 CODE_PATTERN = re.compile(validation.CODE_PATTERN)
+# request dates are ISO 8601 calendar dates, exactly YYYY-MM-DD (the proto says why they are
+# strings). date.fromisoformat alone would also take 20200801 and 2020-W31-6.
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def filter_digest(where: SlotFilter) -> bytes:
 class PageRequest:
     offset: int
     size: int
-    run: RunId | None  # None on the first page: answer from the current run
+    run: RunId | None  # None on the first page: answer from the current (or pinned) run
+    run_date: dt.date | None = None  # the published run the request names; None: the latest
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,25 @@ class _Violations:
             raise BadRequestError(self.found)
 
 
-def _date(msg: date_pb2.Date, present: bool, field: str, errors: _Violations) -> dt.date | None:
-    if not present:
-        errors.add(field, "required")
+def _date(value: str, field: str, errors: _Violations, *, required: bool = True) -> dt.date | None:
+    """The date of an ISO YYYY-MM-DD string field; None (and a violation if required) when empty."""
+    if not value:
+        if required:
+            errors.add(field, "required (YYYY-MM-DD)")
+        return None
+    if not ISO_DATE.fullmatch(value):
+        errors.add(field, f"{value[:40]!r} is not a date written YYYY-MM-DD")
         return None
     try:
-        return dt.date(msg.year, msg.month, msg.day)
+        return dt.date.fromisoformat(value)
     except ValueError:
-        errors.add(field, f"not a full calendar date: {msg.year}-{msg.month}-{msg.day}")
+        errors.add(field, f"{value!r} is not a calendar date")
         return None
+
+
+def _run_date(request, errors: _Violations) -> dt.date | None:
+    """The published run a request pins (`run_date`), or None for the latest."""
+    return _date(request.run_date, "run_date", errors, required=False)
 
 
 def _code(value: str, field: str, errors: _Violations) -> str | None:
@@ -102,8 +114,8 @@ def period_query(request, limits: Limits, errors: _Violations | None = None) -> 
     """SlotFilter of a ListSlotsRequest or StreamSlotsRequest."""
     own = errors is None
     errors = errors or _Violations()
-    start = _date(request.start_date, request.HasField("start_date"), "start_date", errors)
-    end = _date(request.end_date, request.HasField("end_date"), "end_date", errors)
+    start = _date(request.start_date, "start_date", errors)
+    end = _date(request.end_date, "end_date", errors)
     _range(start, end, "", limits, errors)
     signal = _code(request.signal, "signal", errors)
     program = _code(request.program_code, "program_code", errors)
@@ -112,34 +124,64 @@ def period_query(request, limits: Limits, errors: _Violations | None = None) -> 
     return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
 
 
-def program_query(request, limits: Limits) -> SlotFilter:
+def stream_request(request, limits: Limits) -> tuple[SlotFilter, dt.date | None]:
+    """SlotFilter and pinned run date (None: the latest) of a StreamSlotsRequest."""
+    errors = _Violations()
+    query = period_query(request, limits, errors)
+    run_date = _run_date(request, errors)
+    errors.raise_any()
+    return query, run_date
+
+
+def program_query(request, limits: Limits, errors: _Violations | None = None) -> SlotFilter:
     """SlotFilter of a GetProgramSlotsRequest (program code required; a date, a range, or
     neither for all of the program's slots)."""
-    errors = _Violations()
+    own = errors is None
+    errors = errors or _Violations()
     program = _code(request.program_code, "program_code", errors)
     if not request.program_code:
         errors.add("program_code", "required")
     signal = _code(request.signal, "signal", errors)
-    when = request.WhichOneof("when")
     start = end = None
-    if when == "date":
-        start = end = _date(request.date, True, "date", errors)
-    elif when == "date_range":
-        rng = request.date_range
-        start = _date(rng.start_date, rng.HasField("start_date"), "date_range.start_date", errors)
-        end = _date(rng.end_date, rng.HasField("end_date"), "date_range.end_date", errors)
-        _range(start, end, "date_range.", limits, errors)
+    if request.date:
+        start = end = _date(request.date, "date", errors)
+        for other in ("start_date", "end_date"):
+            if getattr(request, other):
+                errors.add(other, "give date, or start_date and end_date, not both")
+    elif request.start_date or request.end_date:
+        start = _date(request.start_date, "start_date", errors)
+        end = _date(request.end_date, "end_date", errors)
+        _range(start, end, "", limits, errors)
     else:
         # neither: every slot of the program in the run (what `airtime query program` does locally)
         start, end = dt.date.min, dt.date.max
-    errors.raise_any()
+    if own:
+        errors.raise_any()
     return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
+
+
+def program_request(request, limits: Limits) -> tuple[SlotFilter, dt.date | None]:
+    """SlotFilter and pinned run date (None: the latest) of a GetProgramSlotsRequest."""
+    errors = _Violations()
+    query = program_query(request, limits, errors)
+    run_date = _run_date(request, errors)
+    errors.raise_any()
+    return query, run_date
+
+
+def freshness_request(request) -> dt.date | None:
+    """The run date a GetFreshnessRequest asks about (None: the run being served)."""
+    errors = _Violations()
+    run_date = _run_date(request, errors)
+    errors.raise_any()
+    return run_date
 
 
 def list_request(request, limits: Limits) -> tuple[SlotFilter, PageRequest]:
     """SlotFilter and page of a ListSlotsRequest."""
     errors = _Violations()
     query = period_query(request, limits, errors)
+    run_date = _run_date(request, errors)
     size = request.page_size
     if size < 0:
         errors.add("page_size", f"{size} is negative")
@@ -155,8 +197,10 @@ def list_request(request, limits: Limits) -> tuple[SlotFilter, PageRequest]:
             run, offset, digest = decoded
             if not errors.found and digest != filter_digest(query):
                 errors.add("page_token", "belongs to a request with other filters")
+            elif run_date is not None and run.run_date != run_date:
+                errors.add("page_token", f"belongs to run {run.run_date}, not to run_date {run_date}")
     errors.raise_any()
-    return query, PageRequest(offset=offset, size=size, run=run)
+    return query, PageRequest(offset=offset, size=size, run=run, run_date=run_date)
 
 
 # page tokens: version, run date ordinal, run version, offset, query digest, check.

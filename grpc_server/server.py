@@ -41,7 +41,7 @@ from airtime.errors import ConfigError
 from airtime.resources import open_warehouse, publication_store
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
-from grpc_server import servicer
+from grpc_server import http, servicer
 from grpc_server.auth import Tokens
 from grpc_server.backend import ForecastBackend, ServedRun, open_backend
 from grpc_server.interceptors import ServiceInterceptor
@@ -58,6 +58,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 # Threads for backends that wait on I/O (the warehouse backend: a query per request).
 # The snapshot backend answers on the event loop itself: a few microseconds of CPU a call.
 DEFAULT_WAREHOUSE_THREADS = 16
+# The snapshot backend's threads: requests naming an older run (a ledger read, maybe a load)
+PINNED_RUN_THREADS = 2
 # HTTP paths of the kubelet's probes on the metrics port (charts/airtime/templates/deployment.yaml)
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -144,6 +146,10 @@ class Service:
     health: Health
     metrics: ServiceMetrics
     executor: futures.ThreadPoolExecutor | None = None
+    # what the HTTP/JSON gateway calls and checks: the gRPC servicer and its tokens
+    forecast: ForecastServicer | None = None
+    tokens: Tokens | None = None
+    http: http.HttpServer | None = None
     started: threading.Event = field(default_factory=threading.Event)
     # the first look at the ledger is over: a run is loaded, or none is published yet
     checked: threading.Event = field(default_factory=threading.Event)
@@ -160,10 +166,26 @@ class Service:
         NOT_SERVING): otherwise `helm --wait` could never finish a first install."""
         return self.started.is_set() and self.checked.is_set() and not self.draining.is_set()
 
+    def start_http(self, settings: Settings, port: int, host: str | None = None) -> int:
+        """Serve the HTTP/JSON routes of the proto's google.api.http rules on port (0: a
+        free one; give a host with it), from the same servicer, tokens and TLS settings as
+        gRPC, on the same event loop; the health paths of the probes are open there too.
+        host None: every interface, IPv4 and IPv6 (asyncio sets IPV6_V6ONLY on a "::"
+        socket, so "::" alone would refuse IPv4). Returns the port."""
+        assert self.forecast is not None, "built without a servicer"
+        gateway = http.HttpGateway(self.forecast, self.tokens,
+                                   checks={LIVENESS_PATH: self.live, READINESS_PATH: self.ready})
+        self.http = on_loop(http.start_http(gateway, host, port, http.tls_context(settings)))
+        return self.http.port
+
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish (up to grace seconds), stop polling."""
         self.draining.set()  # /readyz fails: the endpoints controller stops sending calls
         self.health.enter_graceful_shutdown()  # gRPC health says NOT_SERVING while draining
+        if self.http is not None:
+            # aiohttp's cleanup waits for running handlers (http.SHUTDOWN_GRACE_SECONDS)
+            on_loop(self.http.stop(), None)
+            self.http = None
         self.server.stop(grace).wait()
         self.backend.close()
         self.metrics.close()
@@ -215,10 +237,11 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
     if backend is None:
         backend = open_backend(settings, open_warehouse(settings), publication_store(settings))
     metrics = metrics or ServiceMetrics()
-    executor = None
     if getattr(backend, "blocking", True):
-        executor = futures.ThreadPoolExecutor(max_workers=max_workers or DEFAULT_WAREHOUSE_THREADS,
-                                              thread_name_prefix="grpc")
+        threads = max_workers or DEFAULT_WAREHOUSE_THREADS
+    else:
+        threads = PINNED_RUN_THREADS
+    executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc")
     limits = Limits(settings.max_range_days, settings.default_page_size, settings.max_page_size)
     forecast = ForecastServicer(backend, limits, stream_idle_seconds=settings.server_stream_idle_seconds,
                                 executor=executor)
@@ -262,7 +285,8 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         serving(backend.served())
     if poll:
         backend.start()
-    return Service(SyncServer(server), port, backend, health_facade, metrics, executor)
+    return Service(SyncServer(server), port, backend, health_facade, metrics, executor,
+                   forecast=forecast, tokens=tokens)
 
 
 def create_server(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
@@ -307,10 +331,13 @@ def _first_check(service: Service) -> None:
     service.backend.start()
 
 
-def serve(settings: Settings, port: int | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then drain running calls and stop."""
+def serve(settings: Settings, port: int | None = None, http_port: int | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain running calls and stop. With http_port,
+    the HTTP/JSON routes too (grpc_server/http.py)."""
     port = settings.server_port if port is None else port
     check_port_free(port, "gRPC", "AIRTIME_SERVER_PORT or --port")
+    if http_port:
+        check_port_free(http_port, "HTTP", "--http-port")
     if settings.metrics_port:
         check_port_free(settings.metrics_port, "metrics", "AIRTIME_METRICS_PORT or --metrics-port")
     service = build_service(f"[::]:{port}", settings=settings,
@@ -324,6 +351,12 @@ def serve(settings: Settings, port: int | None = None) -> None:
                 raise ConfigError(f"cannot listen on the metrics port {settings.metrics_port}:"
                                   f" {exc.strerror} (AIRTIME_METRICS_PORT or --metrics-port)") from None
         service.server.start()
+        if http_port is not None:
+            try:
+                http_port = service.start_http(settings, http_port)
+            except OSError as exc:  # taken since the check above
+                raise ConfigError(f"cannot listen on the HTTP port {http_port}: {exc.strerror}"
+                                  " (--http-port)") from None
     except BaseException:
         service.stop(None)
         raise
@@ -331,6 +364,8 @@ def serve(settings: Settings, port: int | None = None) -> None:
     threading.Thread(target=_first_check, args=(service,), name="first-check", daemon=True).start()
     log.info("serving airtime.v1.ForecastService on port %d (%s backend)", service.port,
              settings.server_backend, extra={"port": service.port})
+    if http_port is not None:
+        log.info("serving its HTTP/JSON routes on port %d", http_port, extra={"http_port": http_port})
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
@@ -352,9 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grpc_server.server",
                                      description="Serve the published forecast over gRPC.")
     parser.add_argument("--port", type=int, default=None, help="default: AIRTIME_SERVER_PORT (50051)")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="also serve the HTTP/JSON routes of the proto's google.api.http rules")
 
     def body(settings: Settings, args: argparse.Namespace) -> int:
-        serve(settings, args.port)
+        serve(settings, args.port, http_port=args.http_port)
         return 0
 
     return entrypoint.run(parser, body, argv)

@@ -32,18 +32,21 @@ class ForecastServicer:
         self._limits = limits
         self._stream_chunk = stream_chunk
         self._stream_idle = stream_idle_seconds
-        # a backend that waits on I/O answers from threads; a snapshot answers inline
-        self._executor = executor if getattr(backend, "blocking", True) else None
+        # a backend answer that waits on I/O (the warehouse backend; a pinned run the
+        # snapshot backend must look up or load) comes from these threads, one from memory
+        # is answered inline (a few microseconds of CPU); None: the loop's default pool
+        self._executor = executor
 
-    async def _ask(self, fn: Callable[..., T], *args: object) -> T:
-        if self._executor is None:
+    async def _ask(self, inline: bool, fn: Callable[..., T], *args: object) -> T:
+        if inline:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def ListSlots(self, request: pb.ListSlotsRequest, context: grpc.aio.ServicerContext) -> bytes:
         try:
             query, page = queries.list_request(request, self._limits)
-            result = await self._ask(self._backend.list_slots, query, page)
+            result = await self._ask(self._backend.inline(page.run, page.run_date),
+                                     self._backend.list_slots, query, page)
         except Exception as exc:  # noqa: BLE001 - errors.abort_async decides the status
             await errors.abort_async(context, exc)
         token = ""
@@ -58,8 +61,9 @@ class ForecastServicer:
 
     async def StreamSlots(self, request: pb.StreamSlotsRequest, context: grpc.aio.ServicerContext) -> None:
         try:
-            query = queries.period_query(request, self._limits)
-            run, chunks = await self._ask(self._backend.stream_slots, query, self._stream_chunk)
+            query, run_date = queries.stream_request(request, self._limits)
+            run, chunks = await self._ask(self._backend.inline(None, run_date), self._backend.stream_slots,
+                                          query, self._stream_chunk, run_date)
         except Exception as exc:  # noqa: BLE001
             await errors.abort_async(context, exc)
         head = pb.StreamSlotsResponse(run_date=convert.to_date(run.id.run_date)).SerializeToString()
@@ -89,8 +93,9 @@ class ForecastServicer:
     async def GetProgramSlots(self, request: pb.GetProgramSlotsRequest,
                               context: grpc.aio.ServicerContext) -> bytes:
         try:
-            query = queries.program_query(request, self._limits)
-            run, slots = await self._ask(self._backend.program_slots, query)
+            query, run_date = queries.program_request(request, self._limits)
+            run, slots = await self._ask(self._backend.inline(None, run_date), self._backend.program_slots,
+                                         query, run_date)
         except Exception as exc:  # noqa: BLE001
             await errors.abort_async(context, exc)
         head = pb.GetProgramSlotsResponse(run_date=convert.to_date(run.id.run_date))
@@ -99,7 +104,8 @@ class ForecastServicer:
     async def GetFreshness(self, request: pb.GetFreshnessRequest,
                            context: grpc.aio.ServicerContext) -> pb.GetFreshnessResponse:
         try:
-            run = await self._ask(self._backend.served)
+            run_date = queries.freshness_request(request)
+            run = await self._ask(self._backend.inline(None, run_date), self._backend.served, run_date)
         except Exception as exc:  # noqa: BLE001
             await errors.abort_async(context, exc)
         return pb.GetFreshnessResponse(run=run_message(run), load_time=convert.to_timestamp(run.loaded_at))

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 from google.type import dayofweek_pb2 as google_dot_type_dot_dayofweek__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!airtime/v1/forecast_service.proto\x12\nairtime.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x1bgoogle/type/dayofweek.proto\"\xdf\x01\n\x04Slot\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\x14\n\x0cprogram_code\x18\x02 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x07weekday\x18\x04 \x01(\x0e\x32\x16.google.type.DayOfWeek\x12\x19\n\x11\x61vailable_seconds\x18\x05 \x01(\x05\x12\x1f\n\x12predicted_audience\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0chistory_size\x18\x07 \x01(\x05\x42\x15\n\x13_predicted_audience\"W\n\tDateRange\x12%\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\xab\x01\n\x10ListSlotsRequest\x12%\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\x14\n\x0cprogram_code\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x86\x01\n\x11ListSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12#\n\x08run_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x12\n\ntotal_size\x18\x04 \x01(\x05\"\x86\x01\n\x12StreamSlotsRequest\x12%\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\x14\n\x0cprogram_code\x18\x04 \x01(\t\"[\n\x13StreamSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12#\n\x08run_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x96\x01\n\x16GetProgramSlotsRequest\x12\x14\n\x0cprogram_code\x18\x01 \x01(\t\x12!\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.DateH\x00\x12+\n\ndate_range\x18\x03 \x01(\x0b\x32\x15.airtime.v1.DateRangeH\x00\x12\x0e\n\x06signal\x18\x04 \x01(\tB\x06\n\x04when\"_\n\x17GetProgramSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12#\n\x08run_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x15\n\x13GetFreshnessRequest\"\xbf\x01\n\x03Run\x12#\n\x08run_date\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x0cpublish_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rforecast_rows\x18\x03 \x01(\x03\x12\x19\n\x11\x61vailability_rows\x18\x04 \x01(\x03\x12\x15\n\raudience_rows\x18\x05 \x01(\x03\x12\x18\n\x10quarantined_rows\x18\x06 \x01(\x03\"c\n\x14GetFreshnessResponse\x12\x1c\n\x03run\x18\x01 \x01(\x0b\x32\x0f.airtime.v1.Run\x12-\n\tload_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdc\x02\n\x0f\x46orecastService\x12H\n\tListSlots\x12\x1c.airtime.v1.ListSlotsRequest\x1a\x1d.airtime.v1.ListSlotsResponse\x12P\n\x0bStreamSlots\x12\x1e.airtime.v1.StreamSlotsRequest\x1a\x1f.airtime.v1.StreamSlotsResponse0\x01\x12Z\n\x0fGetProgramSlots\x12\".airtime.v1.GetProgramSlotsRequest\x1a#.airtime.v1.GetProgramSlotsResponse\x12Q\n\x0cGetFreshness\x12\x1f.airtime.v1.GetFreshnessRequest\x1a .airtime.v1.GetFreshnessResponseB(\n\x0e\x63om.airtime.v1P\x01Z\x14\x61irtime/v1;airtimev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!airtime/v1/forecast_service.proto\x12\nairtime.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\x1a\x1bgoogle/type/dayofweek.proto\"\xdf\x01\n\x04Slot\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\x14\n\x0cprogram_code\x18\x02 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\'\n\x07weekday\x18\x04 \x01(\x0e\x32\x16.google.type.DayOfWeek\x12\x19\n\x11\x61vailable_seconds\x18\x05 \x01(\x05\x12\x1f\n\x12predicted_audience\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0chistory_size\x18\x07 \x01(\x05\x42\x15\n\x13_predicted_audience\"\xa3\x01\n\x10ListSlotsRequest\x12\x12\n\nstart_date\x18\x07 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x08 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\x14\n\x0cprogram_code\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x10\n\x08run_date\x18\t \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03\"\x86\x01\n\x11ListSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12#\n\x08run_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x12\n\ntotal_size\x18\x04 \x01(\x05\"~\n\x12StreamSlotsRequest\x12\x12\n\nstart_date\x18\x05 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x06 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\x14\n\x0cprogram_code\x18\x04 \x01(\t\x12\x10\n\x08run_date\x18\x07 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03\"[\n\x13StreamSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12#\n\x08run_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x90\x01\n\x16GetProgramSlotsRequest\x12\x14\n\x0cprogram_code\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x05 \x01(\t\x12\x12\n\nstart_date\x18\x06 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x07 \x01(\t\x12\x0e\n\x06signal\x18\x04 \x01(\t\x12\x10\n\x08run_date\x18\x08 \x01(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"_\n\x17GetProgramSlotsResponse\x12\x1f\n\x05slots\x18\x01 \x03(\x0b\x32\x10.airtime.v1.Slot\x12#\n\x08run_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\'\n\x13GetFreshnessRequest\x12\x10\n\x08run_date\x18\x01 \x01(\t\"\xbf\x01\n\x03Run\x12#\n\x08run_date\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x0cpublish_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rforecast_rows\x18\x03 \x01(\x03\x12\x19\n\x11\x61vailability_rows\x18\x04 \x01(\x03\x12\x15\n\raudience_rows\x18\x05 \x01(\x03\x12\x18\n\x10quarantined_rows\x18\x06 \x01(\x03\"c\n\x14GetFreshnessResponse\x12\x1c\n\x03run\x18\x01 \x01(\x0b\x32\x0f.airtime.v1.Run\x12-\n\tload_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xcc\x03\n\x0f\x46orecastService\x12[\n\tListSlots\x12\x1c.airtime.v1.ListSlotsRequest\x1a\x1d.airtime.v1.ListSlotsResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/slots\x12j\n\x0bStreamSlots\x12\x1e.airtime.v1.StreamSlotsRequest\x1a\x1f.airtime.v1.StreamSlotsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/slots:stream0\x01\x12\x85\x01\n\x0fGetProgramSlots\x12\".airtime.v1.GetProgramSlotsRequest\x1a#.airtime.v1.GetProgramSlotsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/programs/{program_code}/slots\x12h\n\x0cGetFreshness\x12\x1f.airtime.v1.GetFreshnessRequest\x1a .airtime.v1.GetFreshnessResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/freshnessB(\n\x0e\x63om.airtime.v1P\x01Z\x14\x61irtime/v1;airtimev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +36,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airtime.v1.forecast_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016com.airtime.v1P\001Z\024airtime/v1;airtimev1'
-  _globals['_SLOT']._serialized_start=136
-  _globals['_SLOT']._serialized_end=359
-  _globals['_DATERANGE']._serialized_start=361
-  _globals['_DATERANGE']._serialized_end=448
-  _globals['_LISTSLOTSREQUEST']._serialized_start=451
-  _globals['_LISTSLOTSREQUEST']._serialized_end=622
-  _globals['_LISTSLOTSRESPONSE']._serialized_start=625
-  _globals['_LISTSLOTSRESPONSE']._serialized_end=759
-  _globals['_STREAMSLOTSREQUEST']._serialized_start=762
-  _globals['_STREAMSLOTSREQUEST']._serialized_end=896
-  _globals['_STREAMSLOTSRESPONSE']._serialized_start=898
-  _globals['_STREAMSLOTSRESPONSE']._serialized_end=989
-  _globals['_GETPROGRAMSLOTSREQUEST']._serialized_start=992
-  _globals['_GETPROGRAMSLOTSREQUEST']._serialized_end=1142
-  _globals['_GETPROGRAMSLOTSRESPONSE']._serialized_start=1144
-  _globals['_GETPROGRAMSLOTSRESPONSE']._serialized_end=1239
-  _globals['_GETFRESHNESSREQUEST']._serialized_start=1241
-  _globals['_GETFRESHNESSREQUEST']._serialized_end=1262
-  _globals['_RUN']._serialized_start=1265
-  _globals['_RUN']._serialized_end=1456
-  _globals['_GETFRESHNESSRESPONSE']._serialized_start=1458
-  _globals['_GETFRESHNESSRESPONSE']._serialized_end=1557
-  _globals['_FORECASTSERVICE']._serialized_start=1560
-  _globals['_FORECASTSERVICE']._serialized_end=1908
+  _globals['_FORECASTSERVICE'].methods_by_name['ListSlots']._loaded_options = None
+  _globals['_FORECASTSERVICE'].methods_by_name['ListSlots']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/slots'
+  _globals['_FORECASTSERVICE'].methods_by_name['StreamSlots']._loaded_options = None
+  _globals['_FORECASTSERVICE'].methods_by_name['StreamSlots']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/slots:stream'
+  _globals['_FORECASTSERVICE'].methods_by_name['GetProgramSlots']._loaded_options = None
+  _globals['_FORECASTSERVICE'].methods_by_name['GetProgramSlots']._serialized_options = b'\202\323\344\223\002#\022!/v1/programs/{program_code}/slots'
+  _globals['_FORECASTSERVICE'].methods_by_name['GetFreshness']._loaded_options = None
+  _globals['_FORECASTSERVICE'].methods_by_name['GetFreshness']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/freshness'
+  _globals['_SLOT']._serialized_start=166
+  _globals['_SLOT']._serialized_end=389
+  _globals['_LISTSLOTSREQUEST']._serialized_start=392
+  _globals['_LISTSLOTSREQUEST']._serialized_end=555
+  _globals['_LISTSLOTSRESPONSE']._serialized_start=558
+  _globals['_LISTSLOTSRESPONSE']._serialized_end=692
+  _globals['_STREAMSLOTSREQUEST']._serialized_start=694
+  _globals['_STREAMSLOTSREQUEST']._serialized_end=820
+  _globals['_STREAMSLOTSRESPONSE']._serialized_start=822
+  _globals['_STREAMSLOTSRESPONSE']._serialized_end=913
+  _globals['_GETPROGRAMSLOTSREQUEST']._serialized_start=916
+  _globals['_GETPROGRAMSLOTSREQUEST']._serialized_end=1060
+  _globals['_GETPROGRAMSLOTSRESPONSE']._serialized_start=1062
+  _globals['_GETPROGRAMSLOTSRESPONSE']._serialized_end=1157
+  _globals['_GETFRESHNESSREQUEST']._serialized_start=1159
+  _globals['_GETFRESHNESSREQUEST']._serialized_end=1198
+  _globals['_RUN']._serialized_start=1201
+  _globals['_RUN']._serialized_end=1392
+  _globals['_GETFRESHNESSRESPONSE']._serialized_start=1394
+  _globals['_GETFRESHNESSRESPONSE']._serialized_end=1493
+  _globals['_FORECASTSERVICE']._serialized_start=1496
+  _globals['_FORECASTSERVICE']._serialized_end=1956
 # @@protoc_insertion_point(module_scope)

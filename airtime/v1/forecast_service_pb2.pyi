@@ -78,36 +78,6 @@ class Slot(_message.Message):
 Global___Slot: _TypeAlias = Slot  # noqa: Y015
 
 @_typing.final
-class DateRange(_message.Message):
-    """An inclusive range of dates."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    START_DATE_FIELD_NUMBER: _builtins.int
-    END_DATE_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def start_date(self) -> _date_pb2.Date:
-        """First date, inclusive."""
-
-    @_builtins.property
-    def end_date(self) -> _date_pb2.Date:
-        """Last date, inclusive."""
-
-    def __init__(
-        self,
-        *,
-        start_date: _date_pb2.Date | None = ...,
-        end_date: _date_pb2.Date | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___DateRange: _TypeAlias = DateRange  # noqa: Y015
-
-@_typing.final
 class ListSlotsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -117,6 +87,13 @@ class ListSlotsRequest(_message.Message):
     PROGRAM_CODE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    start_date: _builtins.str
+    """First date of the period, inclusive, YYYY-MM-DD. Required."""
+    end_date: _builtins.str
+    """Last date of the period, inclusive, YYYY-MM-DD. Required; not before start_date, and
+    the period is at most the server's configured maximum number of days.
+    """
     signal: _builtins.str
     """Only slots of this signal, when set."""
     program_code: _builtins.str
@@ -130,29 +107,24 @@ class ListSlotsRequest(_message.Message):
     the run its first page came from: FAILED_PRECONDITION when that run is no longer
     served (start again from the first page).
     """
-    @_builtins.property
-    def start_date(self) -> _date_pb2.Date:
-        """First date of the period, inclusive. Required."""
-
-    @_builtins.property
-    def end_date(self) -> _date_pb2.Date:
-        """Last date of the period, inclusive. Required; not before start_date, and the period
-        is at most the server's configured maximum number of days.
-        """
-
+    run_date: _builtins.str
+    """The published run to read, by its run date (YYYY-MM-DD); empty: the latest published
+    run. NOT_FOUND when no run of that date is published.
+    """
     def __init__(
         self,
         *,
-        start_date: _date_pb2.Date | None = ...,
-        end_date: _date_pb2.Date | None = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
         signal: _builtins.str = ...,
         program_code: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        run_date: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "page_size", b"page_size", "page_token", b"page_token", "program_code", b"program_code", "signal", b"signal", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "page_size", b"page_size", "page_token", b"page_token", "program_code", b"program_code", "run_date", b"run_date", "signal", b"signal", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,29 +174,29 @@ class StreamSlotsRequest(_message.Message):
     END_DATE_FIELD_NUMBER: _builtins.int
     SIGNAL_FIELD_NUMBER: _builtins.int
     PROGRAM_CODE_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    start_date: _builtins.str
+    """First date of the period, inclusive, YYYY-MM-DD. Required."""
+    end_date: _builtins.str
+    """Last date of the period, inclusive, YYYY-MM-DD. Required."""
     signal: _builtins.str
     """Only slots of this signal, when set."""
     program_code: _builtins.str
     """Only slots of this program, when set."""
-    @_builtins.property
-    def start_date(self) -> _date_pb2.Date:
-        """First date of the period, inclusive. Required."""
-
-    @_builtins.property
-    def end_date(self) -> _date_pb2.Date:
-        """Last date of the period, inclusive. Required."""
-
+    run_date: _builtins.str
+    """The published run to read (YYYY-MM-DD); empty: the latest published run."""
     def __init__(
         self,
         *,
-        start_date: _date_pb2.Date | None = ...,
-        end_date: _date_pb2.Date | None = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
         signal: _builtins.str = ...,
         program_code: _builtins.str = ...,
+        run_date: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "program_code", b"program_code", "signal", b"signal", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "program_code", b"program_code", "run_date", b"run_date", "signal", b"signal", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -264,35 +236,39 @@ class GetProgramSlotsRequest(_message.Message):
 
     PROGRAM_CODE_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
-    DATE_RANGE_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
     SIGNAL_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
     program_code: _builtins.str
-    """Program code. Required."""
+    """Program code (the URL path's `{program_code}`). Required."""
+    date: _builtins.str
+    """One date, YYYY-MM-DD. Give `date`, or `start_date` and `end_date`, or none of them for
+    every slot of the program.
+    """
+    start_date: _builtins.str
+    """First date of a range, inclusive, YYYY-MM-DD (with end_date; not with date)."""
+    end_date: _builtins.str
+    """Last date of a range, inclusive, YYYY-MM-DD (with start_date; not with date)."""
     signal: _builtins.str
     """Only slots of this signal, when set."""
-    @_builtins.property
-    def date(self) -> _date_pb2.Date:
-        """A single date."""
-
-    @_builtins.property
-    def date_range(self) -> Global___DateRange:
-        """An inclusive range of dates."""
-
+    run_date: _builtins.str
+    """The published run to read (YYYY-MM-DD); empty: the latest published run."""
     def __init__(
         self,
         *,
         program_code: _builtins.str = ...,
-        date: _date_pb2.Date | None = ...,
-        date_range: Global___DateRange | None = ...,
+        date: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
         signal: _builtins.str = ...,
+        run_date: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "date_range", b"date_range", "when", b"when"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "date_range", b"date_range", "program_code", b"program_code", "signal", b"signal", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "end_date", b"end_date", "program_code", b"program_code", "run_date", b"run_date", "signal", b"signal", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_when: _TypeAlias = _typing.Literal["date", "date_range"]  # noqa: Y015
-    _WhichOneofArgType_when: _TypeAlias = _typing.Literal["when", b"when"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_when) -> _WhichOneofReturnType_when | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetProgramSlotsRequest: _TypeAlias = GetProgramSlotsRequest  # noqa: Y015
 
@@ -328,12 +304,17 @@ Global___GetProgramSlotsResponse: _TypeAlias = GetProgramSlotsResponse  # noqa: 
 class GetFreshnessRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    run_date: _builtins.str
+    """The published run to describe (YYYY-MM-DD); empty: the run being served."""
     def __init__(
         self,
+        *,
+        run_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_date", b"run_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -393,11 +374,11 @@ class GetFreshnessResponse(_message.Message):
     LOAD_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run(self) -> Global___Run:
-        """The run being served."""
+        """The run being served (or the one named by the request)."""
 
     @_builtins.property
     def load_time(self) -> _timestamp_pb2.Timestamp:
-        """When this server started serving the run."""
+        """When this server loaded the run (for a pinned run: when it was loaded on demand)."""
 
     def __init__(
         self,

@@ -26,7 +26,32 @@ if _version_not_supported:
 
 
 class ForecastServiceStub:
-    """Serves the forecast of the latest published run from an in-memory snapshot.
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
     """
 
     def __init__(self, channel):
@@ -58,7 +83,32 @@ class ForecastServiceStub:
 
 
 class ForecastServiceServicer:
-    """Serves the forecast of the latest published run from an in-memory snapshot.
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
     """
 
     def ListSlots(self, request, context):
@@ -70,6 +120,10 @@ class ForecastServiceServicer:
 
     def StreamSlots(self, request, context):
         """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination).
+        Over HTTP the stream is one JSON array of StreamSlotsResponse objects, as ESPv2
+        (Envoy's gRPC-JSON transcoder) sends a server stream: "it returns an array of messages
+        for stream response parameters"
+        (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,7 +138,7 @@ class ForecastServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetFreshness(self, request, context):
-        """The run being served.
+        """The run being served (or the published run named by `run_date`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,7 +176,32 @@ def add_ForecastServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ForecastService:
-    """Serves the forecast of the latest published run from an in-memory snapshot.
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
     """
 
     @staticmethod

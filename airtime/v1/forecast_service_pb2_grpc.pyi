@@ -31,7 +31,33 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ForecastServiceStub:
-    """Serves the forecast of the latest published run from an in-memory snapshot."""
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -40,32 +66,94 @@ class ForecastServiceStub:
     ListSlots: _grpc.UnaryUnaryMultiCallable[_forecast_service_pb2.ListSlotsRequest, _forecast_service_pb2.ListSlotsResponse]
     """Slots whose date falls in a period, paginated. Ordered by signal, program code, date."""
     StreamSlots: _grpc.UnaryStreamMultiCallable[_forecast_service_pb2.StreamSlotsRequest, _forecast_service_pb2.StreamSlotsResponse]
-    """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination)."""
+    """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination).
+    Over HTTP the stream is one JSON array of StreamSlotsResponse objects, as ESPv2
+    (Envoy's gRPC-JSON transcoder) sends a server stream: "it returns an array of messages
+    for stream response parameters"
+    (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter).
+    """
     GetProgramSlots: _grpc.UnaryUnaryMultiCallable[_forecast_service_pb2.GetProgramSlotsRequest, _forecast_service_pb2.GetProgramSlotsResponse]
     """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
     slot of that program at all.
     """
     GetFreshness: _grpc.UnaryUnaryMultiCallable[_forecast_service_pb2.GetFreshnessRequest, _forecast_service_pb2.GetFreshnessResponse]
-    """The run being served."""
+    """The run being served (or the published run named by `run_date`)."""
 
 @_typing.type_check_only
 class ForecastServiceAsyncStub(ForecastServiceStub):
-    """Serves the forecast of the latest published run from an in-memory snapshot."""
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListSlots: _aio.UnaryUnaryMultiCallable[_forecast_service_pb2.ListSlotsRequest, _forecast_service_pb2.ListSlotsResponse]  # type: ignore[assignment]
     """Slots whose date falls in a period, paginated. Ordered by signal, program code, date."""
     StreamSlots: _aio.UnaryStreamMultiCallable[_forecast_service_pb2.StreamSlotsRequest, _forecast_service_pb2.StreamSlotsResponse]  # type: ignore[assignment]
-    """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination)."""
+    """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination).
+    Over HTTP the stream is one JSON array of StreamSlotsResponse objects, as ESPv2
+    (Envoy's gRPC-JSON transcoder) sends a server stream: "it returns an array of messages
+    for stream response parameters"
+    (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter).
+    """
     GetProgramSlots: _aio.UnaryUnaryMultiCallable[_forecast_service_pb2.GetProgramSlotsRequest, _forecast_service_pb2.GetProgramSlotsResponse]  # type: ignore[assignment]
     """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
     slot of that program at all.
     """
     GetFreshness: _aio.UnaryUnaryMultiCallable[_forecast_service_pb2.GetFreshnessRequest, _forecast_service_pb2.GetFreshnessResponse]  # type: ignore[assignment]
-    """The run being served."""
+    """The run being served (or the published run named by `run_date`)."""
 
 class ForecastServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Serves the forecast of the latest published run from an in-memory snapshot."""
+    """Serves the forecast of the latest published run from an in-memory snapshot, or of an
+    older published run named by `run_date`.
+
+    HTTP/JSON: each RPC carries a `google.api.http` rule. Cloud Endpoints (ESPv2) transcodes
+    them in production and `airtime serve --http-port` serves the same routes locally, from
+    these very rules (grpc_server/http.py). Bodies are the proto's standard JSON mapping
+    (lowerCamelCase names, https://protobuf.dev/programming-guides/json/).
+
+    Transcoding rules relied on, from google/api/http.proto (googleapis, as shipped by
+    googleapis-common-protos 1.76): "Any fields in the request message which are not bound by
+    the path template automatically become HTTP query parameters if there is no HTTP request
+    body" and "fields which are mapped to URL query parameters must have a primitive type or
+    a repeated primitive type or a non-repeated message type" (a message's fields then travel
+    as `msg.field=` parameters, so `?date=2020-08-01` can never fill a google.type.Date); path
+    variables "must not refer to any repeated or mapped field"
+    (https://github.com/googleapis/googleapis/blob/master/google/api/http.proto; Cloud
+    Endpoints: https://cloud.google.com/endpoints/docs/grpc/transcoding). Hence the request
+    dates are ISO 8601 `string`s (YYYY-MM-DD), validated by the server (INVALID_ARGUMENT with
+    a BadRequest field violation naming the field), while responses keep google.type.Date.
+
+    Wire compatibility: the request dates used to be google.type.Date under numbers 1 and 2
+    (and 2, 3 in GetProgramSlotsRequest). A string under the same number would have the same
+    wire type (length-delimited), so an old client's Date bytes would be read as a garbled
+    string, or fail as invalid UTF-8. The string fields therefore take new numbers and the old
+    ones are `reserved`: an old client's dates arrive as unknown fields and the request is
+    rejected as missing its dates, never misread. (The only clients are this repository's.)
+    """
 
     @_abc_1.abstractmethod
     def ListSlots(
@@ -81,7 +169,12 @@ class ForecastServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _forecast_service_pb2.StreamSlotsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_forecast_service_pb2.StreamSlotsResponse], _abc.AsyncIterator[_forecast_service_pb2.StreamSlotsResponse]]:
-        """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination)."""
+        """The same slots as ListSlots, streamed in chunks for bulk reads (no pagination).
+        Over HTTP the stream is one JSON array of StreamSlotsResponse objects, as ESPv2
+        (Envoy's gRPC-JSON transcoder) sends a server stream: "it returns an array of messages
+        for stream response parameters"
+        (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/grpc_json_transcoder_filter).
+        """
 
     @_abc_1.abstractmethod
     def GetProgramSlots(
@@ -99,6 +192,6 @@ class ForecastServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _forecast_service_pb2.GetFreshnessRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_forecast_service_pb2.GetFreshnessResponse, _abc.Awaitable[_forecast_service_pb2.GetFreshnessResponse]]:
-        """The run being served."""
+        """The run being served (or the published run named by `run_date`)."""
 
 def add_ForecastServiceServicer_to_server(servicer: ForecastServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

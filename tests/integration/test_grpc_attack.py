@@ -20,7 +20,6 @@ from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.errors import ConfigError
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from grpc_server.convert import to_date
 from grpc_server.server import Service
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
     FIRST_SLOT,
@@ -36,8 +35,8 @@ from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
 
 RUN = dt.date(2026, 11, 30)
 PROGRAMS = tuple(f"P{i:03d}" for i in range(60))  # ~66,000 slots: far more than any window
-EVERYTHING = pb.StreamSlotsRequest(start_date=to_date(FIRST_SLOT),
-                                   end_date=to_date(FIRST_SLOT + dt.timedelta(days=365)))
+EVERYTHING = pb.StreamSlotsRequest(start_date=FIRST_SLOT.isoformat(),
+                                   end_date=(FIRST_SLOT + dt.timedelta(days=365)).isoformat())
 # a client that never reads: without BDP probing its window stays at the initial 64 KiB
 SLOW = [("grpc.http2.bdp_probe", 0)]
 
@@ -55,7 +54,7 @@ def big_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ob
 def _program_query(port: int, metadata=()) -> int:  # noqa: ANN001
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.ForecastServiceStub(channel)
-        request = pb.GetProgramSlotsRequest(program_code="P007", date=to_date(FIRST_SLOT + dt.timedelta(days=40)))
+        request = pb.GetProgramSlotsRequest(program_code="P007", date=(FIRST_SLOT + dt.timedelta(days=40)).isoformat())
         return len(stub.GetProgramSlots(request, timeout=5, metadata=metadata).slots)
 
 

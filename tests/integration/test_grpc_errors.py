@@ -8,11 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.type import date_pb2
 
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
-from grpc_server.convert import to_date
 from grpc_server.errors import bad_request_violations
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
     make_backend,
@@ -37,13 +35,12 @@ def stub(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
         channel.close()
 
 
+def _iso(day: dt.date | None) -> str:
+    return day.isoformat() if day is not None else ""
+
+
 def _period(start=D, end=D + dt.timedelta(days=6), **fields) -> pb.ListSlotsRequest:  # noqa: ANN001, ANN003
-    request = pb.ListSlotsRequest(**fields)
-    if start is not None:
-        request.start_date.CopyFrom(to_date(start))
-    if end is not None:
-        request.end_date.CopyFrom(to_date(end))
-    return request
+    return pb.ListSlotsRequest(start_date=_iso(start), end_date=_iso(end), **fields)
 
 
 def _fails(call, request) -> grpc.RpcError:  # noqa: ANN001
@@ -79,15 +76,23 @@ def test_every_violation_is_reported_at_once(stub):  # noqa: ANN001
     assert {f for f, _ in bad_request_violations(error)} == {"end_date", "signal", "page_size"}
 
 
-def test_impossible_calendar_date_is_invalid_argument(stub):  # noqa: ANN001
+@pytest.mark.parametrize("text", ["2026-02-30", "20261201", "2026-W49-2", "2026-12-01T00:00", "1/12/2026"])
+def test_a_date_not_written_yyyy_mm_dd_or_impossible_is_invalid_argument(stub, text):  # noqa: ANN001
     request = _period()
-    request.end_date.CopyFrom(date_pb2.Date(year=2026, month=2, day=30))
+    request.end_date = text
     error = _fails(stub.ListSlots, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_violations(error)[0][0] == "end_date"
 
 
+def test_a_run_date_with_no_published_run_is_not_found(stub):  # noqa: ANN001
+    error = _fails(stub.ListSlots, _period(run_date="2026-11-29"))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "2026-11-29" in error.details()
+
+
 def test_bad_stream_request_is_invalid_argument(stub):  # noqa: ANN001
-    request = pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D - dt.timedelta(days=3)))
+    request = pb.StreamSlotsRequest(start_date=_iso(D), end_date=_iso(D - dt.timedelta(days=3)))
     error = _fails(stub.StreamSlots, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_violations(error)[0][0] == "end_date"
@@ -102,14 +107,16 @@ def test_token_reused_with_other_filters_is_invalid_argument(stub):  # noqa: ANN
 
 
 @pytest.mark.parametrize("request_, field", [
-    (pb.GetProgramSlotsRequest(date=to_date(D)), "program_code"),
-    (pb.GetProgramSlotsRequest(program_code="HU CK", date=to_date(D)), "program_code"),
-    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
-        start_date=to_date(D), end_date=to_date(D - dt.timedelta(days=1)))), "date_range.end_date"),
-    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
-        start_date=to_date(D), end_date=to_date(D + dt.timedelta(days=40)))), "date_range.end_date"),
-    (pb.GetProgramSlotsRequest(program_code="HUCK", date_range=pb.DateRange(
-        start_date=to_date(D))), "date_range.end_date"),
+    (pb.GetProgramSlotsRequest(date=_iso(D)), "program_code"),
+    (pb.GetProgramSlotsRequest(program_code="HU CK", date=_iso(D)), "program_code"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", start_date=_iso(D),
+                               end_date=_iso(D - dt.timedelta(days=1))), "end_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", start_date=_iso(D),
+                               end_date=_iso(D + dt.timedelta(days=40))), "end_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", start_date=_iso(D)), "end_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date=_iso(D), start_date=_iso(D)), "start_date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date="2026-12-32"), "date"),
+    (pb.GetProgramSlotsRequest(program_code="HUCK", date=_iso(D), run_date="yesterday"), "run_date"),
 ])
 def test_bad_program_request_is_invalid_argument_naming_the_field(stub, request_, field):  # noqa: ANN001
     error = _fails(stub.GetProgramSlots, request_)
@@ -118,7 +125,7 @@ def test_bad_program_request_is_invalid_argument_naming_the_field(stub, request_
 
 
 def test_unknown_program_is_not_found(stub):  # noqa: ANN001
-    error = _fails(stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="NOPE", date=to_date(D)))
+    error = _fails(stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="NOPE", date=_iso(D)))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert "NOPE" in error.details()
 
@@ -136,8 +143,8 @@ def test_nothing_published_is_unavailable_on_every_rpc(kind, warehouse, settings
         stub = pb_grpc.ForecastServiceStub(channel)
         for call, request in (
             (stub.ListSlots, _period()),
-            (stub.StreamSlots, pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D))),
-            (stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="HUCK", date=to_date(D))),
+            (stub.StreamSlots, pb.StreamSlotsRequest(start_date=_iso(D), end_date=_iso(D))),
+            (stub.GetProgramSlots, pb.GetProgramSlotsRequest(program_code="HUCK", date=_iso(D))),
             (stub.GetFreshness, pb.GetFreshnessRequest()),
         ):
             error = _fails(call, request)
@@ -147,7 +154,7 @@ def test_nothing_published_is_unavailable_on_every_rpc(kind, warehouse, settings
 
 
 def test_expired_deadline_is_deadline_exceeded(stub):  # noqa: ANN001
-    request = pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D + dt.timedelta(days=27)))
+    request = pb.StreamSlotsRequest(start_date=_iso(D), end_date=_iso(D + dt.timedelta(days=27)))
     # a deadline already past when the call starts: a tiny positive one races a fast
     # loopback answer and made this test flaky
     with pytest.raises(grpc.RpcError) as caught:
@@ -158,3 +165,21 @@ def test_expired_deadline_is_deadline_exceeded(stub):  # noqa: ANN001
 def test_oversized_request_is_resource_exhausted(stub):  # noqa: ANN001
     error = _fails(stub.ListSlots, _period(signal="S" * (2 * 1024 * 1024)))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_an_old_clients_date_messages_are_refused_not_misread(stub):  # noqa: ANN001
+    """Before the ISO strings, start_date and end_date were google.type.Date under numbers
+    1 and 2 (now reserved): such a request must fail as missing its dates."""
+    from google.type import date_pb2
+
+    def field(number: int, body: bytes) -> bytes:  # a length-delimited field, body < 128 bytes
+        return bytes([number << 3 | 2, len(body)]) + body
+
+    old = b"".join(field(n, date_pb2.Date(year=2026, month=12, day=d).SerializeToString())
+                   for n, d in ((1, 1), (2, 7)))
+    request = pb.ListSlotsRequest.FromString(old)
+    assert request.start_date == "" and request.SerializeToString() == old  # kept as unknown fields
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListSlots(request, timeout=10)  # the old bytes, as they are
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request_violations(caught.value)] == ["start_date", "end_date"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from google.type import date_pb2
 from grpc_status import rpc_status
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +22,6 @@ from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from airtime.warehouse import SlotFilter
-from grpc_server.convert import to_date
 from grpc_server.errors import bad_request_violations
 from grpc_server.queries import RunId, encode_token
 from tests.integration.grpc_fixtures import (
@@ -72,7 +70,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             tokens = []  # real tokens of other queries: "another filter's token"
             for signal in ("", "SP1", "DF"):
                 page = stub.ListSlots(pb.ListSlotsRequest(
-                    start_date=to_date(FIRST_SLOT), end_date=to_date(FIRST_SLOT + dt.timedelta(days=9)),
+                    start_date=FIRST_SLOT.isoformat(), end_date=(FIRST_SLOT + dt.timedelta(days=9)).isoformat(),
                     signal=signal, page_size=7), timeout=10)
                 tokens.append(page.next_page_token)
             yield Target(stub, backend.served().id, tokens)
@@ -84,12 +82,20 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 INT32 = st.integers(-2**31, 2**31 - 1)
 NEAR = st.dates(FIRST_SLOT - dt.timedelta(days=400), FIRST_SLOT + dt.timedelta(days=400))
+# request dates are ISO strings (YYYY-MM-DD): real ones, impossible ones, other ISO 8601
+# spellings the server must refuse, and any text
 DATES = st.one_of(
     st.none(),
-    NEAR.map(to_date),
-    st.builds(date_pb2.Date, year=st.integers(-1, 10_001), month=st.integers(-1, 13), day=st.integers(-1, 32)),
-    st.builds(date_pb2.Date, year=INT32, month=INT32, day=INT32),
+    NEAR.map(dt.date.isoformat),
+    st.builds("{:04d}-{:02d}-{:02d}".format, st.integers(-1, 10_001), st.integers(-1, 13), st.integers(-1, 32)),
+    st.builds("{}-{}-{}".format, INT32, INT32, INT32),
+    NEAR.map(lambda d: d.strftime("%Y%m%d")),
+    NEAR.map(lambda d: d.isocalendar()).map(lambda c: f"{c[0]}-W{c[1]:02d}-{c[2]}"),
+    NEAR.map(lambda d: f"{d.isoformat()}T00:00:00"),
+    st.text(max_size=20),
 )
+# the pinned run: none (latest), the published one, or dates with no published run
+RUN_DATES = st.one_of(st.just(""), st.just(RUN.isoformat()), DATES.map(lambda d: d or ""))
 CODES = st.one_of(st.sampled_from(["", "SP1", "DF", "HUCK", "VALE", "NOPE", "_999", "a b", "x" * 33]),
                   st.text(max_size=40))
 PAGE_SIZES = st.one_of(st.sampled_from([0, 1, 7, 1000, 10_000, 10_001, -1]), INT32)
@@ -119,20 +125,16 @@ def page_tokens(draw: st.DrawFn, request: pb.ListSlotsRequest, target: Target) -
     return encode_token(target.run, offset, same)  # checksummed, not signed: anyone can forge one
 
 
-def _date(msg: date_pb2.Date) -> dt.date | None:
+def _date(text: str) -> dt.date | None:
     try:
-        return dt.date(msg.year, msg.month, msg.day)
+        return dt.date.fromisoformat(text)
     except ValueError:
         return None
 
 
-def _period(message: type, start, end, signal: str, program: str):  # noqa: ANN001, ANN202
-    request = message(signal=signal, program_code=program)
-    if start is not None:
-        request.start_date.CopyFrom(start)
-    if end is not None:
-        request.end_date.CopyFrom(end)
-    return request
+def _period(message: type, start, end, signal: str, program: str, run_date: str = ""):  # noqa: ANN001, ANN202
+    return message(start_date=start or "", end_date=end or "", signal=signal, program_code=program,
+                   run_date=run_date)
 
 
 def _answers_or_client_error(call) -> None:  # noqa: ANN001
@@ -149,41 +151,44 @@ def _answers_or_client_error(call) -> None:  # noqa: ANN001
                 d.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR) for d in status.details)
 
 
-@given(data=st.data(), start=DATES, end=DATES, signal=CODES, program=CODES, page_size=PAGE_SIZES)
+@given(data=st.data(), start=DATES, end=DATES, signal=CODES, program=CODES, page_size=PAGE_SIZES,
+       run_date=RUN_DATES)
 def test_list_slots_fuzz_is_answered_or_a_client_error(target: Target, data, start, end, signal,  # noqa: ANN001
-                                                        program, page_size) -> None:
-    request = _period(pb.ListSlotsRequest, start, end, signal, program)
+                                                        program, page_size, run_date) -> None:
+    request = _period(pb.ListSlotsRequest, start, end, signal, program, run_date)
     request.page_size = page_size
     request.page_token = data.draw(page_tokens(request, target))
     _answers_or_client_error(lambda: target.stub.ListSlots(request, timeout=10))
 
 
-@given(start=DATES, end=DATES, signal=CODES, program=CODES)
+@given(start=DATES, end=DATES, signal=CODES, program=CODES, run_date=RUN_DATES)
 def test_stream_slots_fuzz_is_answered_or_a_client_error(target: Target, start, end, signal,  # noqa: ANN001
-                                                          program) -> None:
-    request = _period(pb.StreamSlotsRequest, start, end, signal, program)
+                                                          program, run_date) -> None:
+    request = _period(pb.StreamSlotsRequest, start, end, signal, program, run_date)
     _answers_or_client_error(lambda: list(target.stub.StreamSlots(request, timeout=10)))
 
 
-@given(program=CODES, signal=CODES, when=st.sampled_from(["none", "date", "range"]), first=DATES,
-       second=DATES)
+@given(program=CODES, signal=CODES, when=st.sampled_from(["none", "date", "range", "both"]), first=DATES,
+       second=DATES, run_date=RUN_DATES)
 def test_get_program_slots_fuzz_is_answered_or_a_client_error(target: Target, program, signal, when,  # noqa: ANN001
-                                                               first, second) -> None:
-    request = pb.GetProgramSlotsRequest(program_code=program, signal=signal)
-    if when == "date":
-        request.date.CopyFrom(first or date_pb2.Date())
-    elif when == "range":
-        request.date_range.CopyFrom(pb.DateRange())  # set, even when both dates are absent
-        if first is not None:
-            request.date_range.start_date.CopyFrom(first)
-        if second is not None:
-            request.date_range.end_date.CopyFrom(second)
+                                                               first, second, run_date) -> None:
+    request = pb.GetProgramSlotsRequest(program_code=program, signal=signal, run_date=run_date)
+    if when in ("date", "both"):
+        request.date = first or ""
+    if when in ("range", "both"):
+        request.start_date, request.end_date = first or "", second or ""
     _answers_or_client_error(lambda: target.stub.GetProgramSlots(request, timeout=10))
+
+
+@given(run_date=RUN_DATES)
+def test_get_freshness_fuzz_is_answered_or_a_client_error(target: Target, run_date) -> None:  # noqa: ANN001
+    _answers_or_client_error(lambda: target.stub.GetFreshness(pb.GetFreshnessRequest(run_date=run_date),
+                                                              timeout=10))
 
 
 def test_a_forged_token_past_the_end_is_invalid_argument(target: Target) -> None:
     query = SlotFilter(FIRST_SLOT, FIRST_SLOT, None, None)
-    request = pb.ListSlotsRequest(start_date=to_date(FIRST_SLOT), end_date=to_date(FIRST_SLOT),
+    request = pb.ListSlotsRequest(start_date=FIRST_SLOT.isoformat(), end_date=FIRST_SLOT.isoformat(),
                                   page_token=encode_token(target.run, 2**64 - 1, query))
     with pytest.raises(grpc.RpcError) as caught:
         target.stub.ListSlots(request, timeout=10)
@@ -194,7 +199,7 @@ def test_a_forged_token_past_the_end_is_invalid_argument(target: Target) -> None
 def test_a_token_of_a_run_no_longer_served_is_failed_precondition(target: Target) -> None:
     query = SlotFilter(FIRST_SLOT, FIRST_SLOT, None, None)
     gone = RunId(RUN - dt.timedelta(days=3), 1)
-    request = pb.ListSlotsRequest(start_date=to_date(FIRST_SLOT), end_date=to_date(FIRST_SLOT),
+    request = pb.ListSlotsRequest(start_date=FIRST_SLOT.isoformat(), end_date=FIRST_SLOT.isoformat(),
                                   page_token=encode_token(gone, 1, query))
     with pytest.raises(grpc.RpcError) as caught:
         target.stub.ListSlots(request, timeout=10)

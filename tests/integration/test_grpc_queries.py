@@ -68,7 +68,7 @@ def test_stream_gives_the_whole_period_in_chunks_naming_the_run(served):  # noqa
     service, warehouse, _ = served
     channel = grpc.insecure_channel(f"127.0.0.1:{service.port}")
     stub = pb_grpc.ForecastServiceStub(channel)
-    request = pb.StreamSlotsRequest(start_date=to_date(D), end_date=to_date(D + dt.timedelta(days=27)))
+    request = pb.StreamSlotsRequest(start_date=D.isoformat(), end_date=(D + dt.timedelta(days=27)).isoformat())
     responses = list(stub.StreamSlots(request, timeout=10))
     channel.close()
     assert all(r.run_date == to_date(RUN) for r in responses)

@@ -62,18 +62,23 @@ def test_paging_across_a_swap_continues_on_the_run_it_started_on(kind, warehouse
         assert _all_rows(warehouse, RUN1) != _all_rows(warehouse, RUN2)
 
 
-def test_paging_on_a_run_no_longer_held_fails_with_failed_precondition(warehouse, settings, tmp_path: Path):  # noqa: ANN001, F811
+def test_paging_on_a_run_no_longer_held_loads_it_again_while_it_is_published(warehouse, settings,  # noqa: ANN001, F811
+                                                                            tmp_path: Path):
     publish_run(warehouse, RUN1, forecast_table(RUN1), tmp_path)
-    backend = SnapshotBackend(warehouse, reload_interval=3600, retain=2)
+    backend = SnapshotBackend(warehouse, reload_interval=3600, retain=2, pinned_runs=0)
     backend.refresh()
     with running_service(settings, backend) as service, \
             ForecastClient(f"127.0.0.1:{service.port}") as client:
         first = client.list_slots(D, D + dt.timedelta(days=27), page_size=50)
-        for run in (RUN2, RUN3):  # two swaps: RUN1 is dropped
+        for run in (RUN2, RUN3):  # two swaps: RUN1 is dropped from memory
             publish_run(warehouse, run, forecast_table(run), tmp_path)
             assert backend.refresh()
+        page = client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=first.next_page_token)
+        assert page.run_date == RUN1  # still published: read again from the warehouse
+        assert [r.__dict__ for r in first.slots + page.slots] == _all_rows(warehouse, RUN1)[:100]
+        warehouse.record_failure(RUN1, "verify", "re-check found other rows", demote=True)
         with pytest.raises(ConfigError) as caught:
-            client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=first.next_page_token)
+            client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=page.next_page_token)
         assert "FAILED_PRECONDITION" in str(caught.value)
         assert isinstance(caught.value.__cause__, grpc.RpcError)
         assert caught.value.__cause__.code() == grpc.StatusCode.FAILED_PRECONDITION
