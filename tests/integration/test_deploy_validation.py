@@ -9,6 +9,7 @@ Outside CI a missing tool skips with the command that installs it; in CI it fail
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from airtime.settings import Settings
+from deploy import validate_crd
 from tests.conftest import ROOT, SHARED, require, require_shared
 from tests.unit.test_workflows_schema import errors  # the vendored Argo schema: runs in any clone
 
@@ -318,7 +320,7 @@ def test_skaffold_sets_image_values_that_the_chart_reads() -> None:
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     releases = [config["deploy"]["helm"]["releases"][0]]
-    releases += [p["deploy"]["helm"]["releases"][0] for p in config["profiles"]]
+    releases += [p["deploy"]["helm"]["releases"][0] for p in config["profiles"] if "helm" in p["deploy"]]
     for release in releases:
         assert release["chartPath"] == "charts/airtime"
         templates = release["setValueTemplates"]
@@ -329,7 +331,7 @@ def test_skaffold_sets_image_values_that_the_chart_reads() -> None:
             for part in key.split("."):
                 assert isinstance(node, dict) and part in node, f"{key} is not a chart value"
                 node = node[part]
-    assert {p["name"] for p in config["profiles"]} == {"dev", "prod"}
+    assert {p["name"] for p in config["profiles"]} == {"dev", "prod", "cloudrun"}
 
 
 def test_every_chart_value_is_documented() -> None:
@@ -356,3 +358,132 @@ def test_every_chart_value_is_documented() -> None:
             undocumented.append(f"line {i + 1}: {key}")
         stack.append((indent, documented))
     assert undocumented == []
+
+
+# -- ESPv2 and the external entry point (server.esp, gateway; off by default) -------------
+
+SCHEMAS = ROOT / "tests" / "data" / "schemas"
+GATEWAY_CRDS = [
+    SCHEMAS / "gateway-api" / "gateway.networking.k8s.io_gateways.yaml.gz",
+    SCHEMAS / "gateway-api" / "gateway.networking.k8s.io_httproutes.yaml.gz",
+    SCHEMAS / "gke-gateway-api" / "networking.gke.io_healthcheckpolicies.yaml.gz",
+    SCHEMAS / "gke-gateway-api" / "networking.gke.io_gcpbackendpolicies.yaml.gz",
+]
+EDGE_KINDS = {"Gateway", "HTTPRoute", "HealthCheckPolicy", "GCPBackendPolicy"}
+ESP_VALUES = ("--set", "server.esp.enabled=true", "--set", "gateway.enabled=true",
+              "--set", "gateway.hostname=api.example.com")
+
+
+@pytest.fixture(scope="module")
+def edge_rendered(helm) -> str:
+    return template(helm, *ESP_VALUES)
+
+
+@pytest.fixture(scope="module")
+def edge_docs(edge_rendered: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(edge_rendered) if d]
+
+
+def test_default_render_has_no_esp_sidecar_and_no_external_entry_point(docs: list[dict]) -> None:
+    assert not [d for d in docs if d["kind"] in EDGE_KINDS]
+    names = [c["name"] for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]]
+    assert names == ["server"]
+
+
+def test_esp_and_gateway_render_is_valid_kubernetes_in_strict_mode(edge_rendered: str) -> None:
+    # the built-in kinds; the Gateway API and GKE policy kinds only warn here (no schema)
+    result = kubernetes_validate(edge_rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gateway_resources_are_valid_against_their_strict_crds(edge_docs: list[dict]) -> None:
+    known = validate_crd.schemas(GATEWAY_CRDS)
+    edge = [d for d in edge_docs if d["kind"] in EDGE_KINDS]
+    assert sorted(d["kind"] for d in edge) == sorted(EDGE_KINDS)
+    for doc in edge:
+        assert validate_crd.errors(doc, known) == [], doc["kind"]
+    route = copy.deepcopy(one(edge_docs, "HTTPRoute"))
+    route["spec"]["rules"][0]["backendRef"] = route["spec"]["rules"][0].pop("backendRefs")
+    assert any("backendRef" in e for e in validate_crd.errors(route, known))
+
+
+def test_esp_sidecar_fronts_the_grpc_port_with_the_endpoints_service(edge_docs: list[dict]) -> None:
+    spec = one(edge_docs, "Deployment")["spec"]["template"]["spec"]
+    server, esp = spec["containers"]
+    grpc_port = {p["name"]: p["containerPort"] for p in server["ports"]}["grpc"]
+    (esp_port,) = esp["ports"]
+    assert esp["image"].startswith("gcr.io/endpoints-release/endpoints-runtime:2")
+    args = dict(a.removeprefix("--").split("=", 1) if "=" in a else (a.removeprefix("--"), "") for a in esp["args"])
+    assert args["service"] == "airtime.endpoints.my-project.cloud.goog"
+    assert args["rollout_strategy"] == "managed"
+    assert args["backend"] == f"grpc://127.0.0.1:{grpc_port}"  # loopback: never leaves the pod
+    assert args["listener_port"] == str(esp_port["containerPort"])
+    assert args["healthz"] == "healthz"
+    assert "health_check_grpc_backend" not in args  # would be NOT_SERVING before the first publish
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert esp[probe]["httpGet"] == {"path": "/healthz", "port": "esp", "scheme": "HTTPS"}, probe
+
+
+def test_esp_sidecar_meets_the_same_pod_standards_as_the_server(edge_docs: list[dict]) -> None:
+    spec = one(edge_docs, "Deployment")["spec"]["template"]["spec"]
+    _, esp = spec["containers"]
+    sc = esp["securityContext"]
+    assert (sc["allowPrivilegeEscalation"], sc["readOnlyRootFilesystem"], sc["capabilities"]) == (
+        False, True, {"drop": ["ALL"]})
+    assert spec["securityContext"]["runAsUser"] > 0  # the image's user is a name, not a number
+    assert [m["mountPath"] for m in esp["volumeMounts"]] == ["/tmp"]
+    tmp = next(v for v in spec["volumes"] if v["name"] == esp["volumeMounts"][0]["name"])
+    assert "sizeLimit" in tmp["emptyDir"]
+    assert esp["resources"]["requests"] == esp["resources"]["limits"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= set(esp["resources"]["requests"])
+
+
+def test_gateway_routes_to_esp_through_the_service_and_checks_its_health(edge_docs: list[dict]) -> None:
+    service = one(edge_docs, "Service")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert ports["esp"]["appProtocol"] == "HTTP2"  # the load balancer speaks HTTP/2 (gRPC) to ESPv2 over TLS
+    gateway, route = one(edge_docs, "Gateway"), one(edge_docs, "HTTPRoute")
+    (listener,) = gateway["spec"]["listeners"]
+    assert (listener["protocol"], listener["port"], listener["tls"]["mode"]) == ("HTTPS", 443, "Terminate")
+    assert gateway["spec"]["gatewayClassName"] == "gke-l7-global-external-managed"
+    assert listener["hostname"] == route["spec"]["hostnames"][0] == "api.example.com"
+    assert [p["name"] for p in route["spec"]["parentRefs"]] == [gateway["metadata"]["name"]]
+    (rule,) = route["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": ports["esp"]["port"]}]
+    for kind in ("HealthCheckPolicy", "GCPBackendPolicy"):
+        assert one(edge_docs, kind)["spec"]["targetRef"] == {
+            "group": "", "kind": "Service", "name": service["metadata"]["name"]}, kind
+    check = one(edge_docs, "HealthCheckPolicy")["spec"]["default"]["config"]
+    assert check == {"type": "HTTP2", "http2HealthCheck": {"requestPath": "/healthz"}}
+
+
+def test_network_policy_lets_only_the_load_balancer_reach_esp(edge_docs: list[dict]) -> None:
+    policy = one(edge_docs, "NetworkPolicy")
+    rules = {p["port"]: rule["from"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert rules["esp"] == [{"ipBlock": {"cidr": "35.191.0.0/16"}}, {"ipBlock": {"cidr": "130.211.0.0/22"}}]
+    assert rules["grpc"] == [{"podSelector": {}}]  # unchanged: in-cluster clients only
+
+
+def test_cleartext_esp_uses_h2c_and_plain_http_checks(helm) -> None:
+    docs = [d for d in yaml.safe_load_all(template(helm, *ESP_VALUES, "--set", "server.esp.tls=false")) if d]
+    ports = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
+    assert ports["esp"]["appProtocol"] == "kubernetes.io/h2c"
+    _, esp = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--generate_self_signed_cert" not in esp["args"]
+    assert esp["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert one(docs, "HealthCheckPolicy")["spec"]["default"]["config"]["type"] == "HTTP"
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (("--set", "gateway.enabled=true"), "gateway.enabled needs server.esp.enabled"),
+        (("--set", "server.esp.enabled=true", "--set", "server.esp.rolloutStrategy=fixed"),
+         "server.esp.configId is required"),
+        (("--set", "server.esp.rolloutStrategy=latest"), "server/esp/rolloutStrategy"),
+    ],
+)
+def test_unworkable_esp_or_gateway_values_fail_the_render(helm, values: tuple, complaint: str) -> None:
+    result = helm("template", "airtime", str(CHART), *values)
+    assert result.returncode != 0
+    assert complaint in result.stderr

@@ -63,3 +63,64 @@ def test_split_manifests_writes_one_file_per_argo_resource(tmp_path: Path) -> No
     paths = split(yaml.safe_dump_all(docs), tmp_path / "specs")
     assert sorted(p.name for p in paths) == ["cronworkflow-daily.yaml", "workflowtemplate-daily.yaml"]
     assert yaml.safe_load(paths[0].read_text())["metadata"]["name"] == "daily"
+
+
+# -- shipping either target: the GKE chart or Cloud Run (docs/serverless.md) -------------
+
+
+def _skaffold_profile(name: str) -> dict:
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    (profile,) = [p for p in config["profiles"] if p["name"] == name]
+    return profile
+
+
+def test_cloudrun_profile_deploys_the_knative_service_and_drops_the_helm_release() -> None:
+    profile = _skaffold_profile("cloudrun")
+    assert profile["deploy"] == {"cloudrun": {"region": "us-central1"}}
+    # a profile keeps the base fields it does not set: without the patch, helm would run too
+    assert {"op": "remove", "path": "/deploy/helm"} in profile["patches"]
+    assert profile["build"]["local"]["push"] is True
+    (manifest,) = profile["manifests"]["rawYaml"]
+    assert manifest == "build/cloudrun/service.yaml"
+
+
+def test_cloud_build_writes_the_manifest_the_cloudrun_profile_reads(tmp_path: Path) -> None:
+    # the render step's sed, run here: the result names no placeholder and the Skaffold artifact
+    import subprocess
+
+    config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    steps = {s["id"]: s for s in config["steps"]}
+    render = steps["render"]["script"]
+    manifest = _skaffold_profile("cloudrun")["manifests"]["rawYaml"][0]
+    sed = next(line.strip() for line in render.splitlines() if line.strip().startswith("sed "))
+    assert sed.endswith(f"> {manifest}")
+    assert "deploy/cloudrun/service.yaml" in sed
+    (tmp_path / "build" / "cloudrun").mkdir(parents=True)
+    (tmp_path / "deploy" / "cloudrun").mkdir(parents=True)
+    (tmp_path / "deploy" / "cloudrun" / "service.yaml").write_text(
+        (ROOT / "deploy" / "cloudrun" / "service.yaml").read_text())
+    script = sed.replace("${PROJECT_ID}", "acme-prod")
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+    rendered = (tmp_path / manifest).read_text()
+    assert "PROJECT_ID" not in rendered
+    doc = yaml.safe_load(rendered)
+    assert doc["metadata"]["namespace"] == "acme-prod"
+    assert doc["spec"]["template"]["spec"]["serviceAccountName"] == "airtime-server@acme-prod.iam.gserviceaccount.com"
+    assert doc["spec"]["template"]["spec"]["containers"][0]["image"] == "airtime"  # Skaffold's to replace
+
+
+def test_cloud_build_ships_the_target_it_is_asked_for_and_nothing_else() -> None:
+    config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    assert config["substitutions"]["_TARGET"] == "gke"
+    steps = {s["id"]: s for s in config["steps"]}
+    assert "skaffold render -p cloudrun" in steps["render"]["script"]
+    assert "skaffold deploy -p cloudrun" in steps["deploy"]["script"]
+    assert "deploy.validate_crd" in steps["validate"]["script"]
+    assert 'if [[ "${_TARGET}" != "gke" ]]' in steps["upload-workflow-specs"]["script"]
+    # the Endpoints configuration goes out before the rollout that needs it
+    assert "deploy-endpoints" in steps["deploy"]["waitFor"]
+    assert "proto/airtime_descriptor.pb build/api_config.yaml" in steps["deploy-endpoints"]["script"]
+    ids = [s["id"] for s in config["steps"]]
+    for step in config["steps"]:
+        for before in step.get("waitFor", []):
+            assert before == "-" or ids.index(before) < ids.index(step["id"]), (step["id"], before)
