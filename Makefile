@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean
+.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean image image-test bench-cold-start
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,22 @@ golden: $(STAMP)
 test: $(STAMP)
 	bash .ci/install-tools
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/container
+	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test; else echo "make test: the container tests run in CI or with make image-test"; fi
+
+# The container image with Podman (docs/image.md): on the official slim Python image when a
+# registry is reachable, else on Debian bookworm built from the package mirror.
+# AIRTIME_IMAGE names it (default localhost/airtime:dev), AIRTIME_IMAGE_BASE picks the base.
+image:
+	bash .ci/install-podman
+	bash .ci/build-image
+
+# The image exercised for real (tests/container/): user, read-only root, `airtime run`,
+# `airtime serve` from the host, metrics, SIGTERM, and the rendered DAG one container per task.
+# Run by `make test` in CI; outside CI the tests skip with the reason when podman is missing.
+image-test: $(STAMP)
+	bash .ci/install-podman || [ "$${CI:-}" != "true" ]
+	$(BIN)/python -m pytest -q tests/container
 
 # The whole day (`airtime run` from the CSVs) at 10M audience rows against a pandas script
 # reading the same CSVs, side by side; `--steps` adds each step's peak RSS alone.
@@ -45,9 +60,16 @@ bench: $(STAMP)
 bench-preprocess: $(STAMP)
 	$(BIN)/python -m bench.preprocess
 
-# gRPC query service vs a FastAPI + pandas baseline, 1M slots (needs h2load: nghttp2-client).
+# gRPC query service vs a FastAPI + pandas baseline and a bare grpc.aio echo, 1M slots,
+# driven by h2load (installed from Debian's nghttp2-client by .ci/install-bench-tools).
 bench-grpc: $(STAMP)
+	bash .ci/install-bench-tools
 	$(BIN)/python -m bench.grpc_service
+
+# Cold start of `airtime serve` (process start to health SERVING and a first GetProgramSlots
+# answer) on a published 1M-slot run, median of 5; what a scale-to-zero Cloud Run instance pays.
+bench-cold-start: $(STAMP)
+	$(BIN)/python -m bench.cold_start --slots 1000000 --runs 5
 
 clean:
 	rm -rf .airtime .pytest_cache build *.egg-info

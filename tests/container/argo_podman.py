@@ -1,0 +1,213 @@
+"""Run a rendered WorkflowTemplate's DAG with Podman: one container per task, in DAG order,
+each exactly as rendered (image, command, args, env, securityContext, volumes and their
+mount paths, resource limits), sharing nothing but the artifact store.
+
+How the pod spec maps to `podman run` (docs/image.md, "The DAG in containers"):
+- securityContext: runAsUser/runAsGroup -> --user; fsGroup -> --group-add and the emptyDir
+  owned by it; runAsNonRoot -> checked here (the user is not 0); readOnlyRootFilesystem ->
+  --read-only (with no extra tmpfs: /tmp is the emptyDir); allowPrivilegeEscalation: false ->
+  --security-opt no-new-privileges; capabilities.drop/add -> --cap-drop/--cap-add;
+  seccompProfile RuntimeDefault -> podman's default seccomp profile.
+- resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage has no podman
+  equivalent for a bind mount (not applied).
+- volumes: an emptyDir is a fresh host folder per pod (sizeLimit not applied).
+- activeDeadlineSeconds -> the container is killed when it runs longer.
+Kubernetes- and Argo-only fields are not applied, the test says which: serviceAccountName
+(Workload Identity), nodeSelector (Spot nodes), podGC, synchronization, ttlStrategy,
+podMetadata, terminationMessagePolicy; retryStrategy is the caller's (it re-runs a task).
+A field not in these lists raises NotImplementedError, so a new one is never ignored.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.container.podman import podman, writable_dir
+from tests.e2e.argo_local import substitute
+
+KUBERNETES_ONLY = {"serviceAccountName", "nodeSelector", "podGC", "synchronization", "ttlStrategy", "podMetadata",
+                   "retryStrategy", "terminationMessagePolicy", "tolerations"}
+SECURITY_KEYS = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "readOnlyRootFilesystem",
+                 "allowPrivilegeEscalation", "capabilities", "seccompProfile"}
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def logs(name: str) -> str:
+    out = podman("logs", name, check=False)
+    return out.stdout + out.stderr
+
+
+def memory_bytes(quantity: str) -> int:
+    for unit, factor in MEMORY_UNITS.items():
+        if quantity.endswith(unit):
+            return int(quantity[: -len(unit)]) * factor
+    return int(quantity)
+
+
+def cpus(quantity: str) -> str:
+    return str(int(quantity[:-1]) / 1000) if quantity.endswith("m") else quantity
+
+
+@dataclass
+class Pod:
+    task: str
+    argv: list[str]  # the whole `podman run` argument list
+    emptydirs: dict[str, Path]  # mountPath -> host folder
+    deadline: float | None
+
+
+@dataclass
+class ContainerDag:
+    template: dict  # the rendered WorkflowTemplate
+    workdir: Path
+    parameters: dict[str, str]
+    env_overrides: dict[str, str] = field(default_factory=dict)  # the profile's, e.g. local
+    mounts: list[str] = field(default_factory=list)  # `-v` of the shared artifact store, source
+    # e.g. ["--network", "host"]: the gcp profile's emulators listen on the host's loopback
+    podman_args: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    log: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.spec = self.template["spec"]
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        self.tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
+
+    def order(self) -> list[str]:
+        """Task names in dependency order (each `depends` is `a && b`, as in argo_local)."""
+        done: list[str] = []
+        while len(done) < len(self.tasks):
+            ready = [t["name"] for t in self.tasks if t["name"] not in done
+                     and all(d.strip() in done for d in t.get("depends", "").split("&&") if d.strip())]
+            assert ready, "cycle in the DAG"
+            done.extend(ready)
+        return done
+
+    def pod(self, task_name: str, env: dict[str, str] | None = None, podman_args: tuple[str, ...] = ()) -> Pod:
+        """The `podman run` of one pod of the task; env and podman_args are added for this pod
+        only (a fault to inject, a slower node)."""
+        task = next(t for t in self.tasks if t["name"] == task_name)
+        template = self.templates[task["template"]]
+        unknown = set(template) - {"name", "inputs", "outputs", "container", "activeDeadlineSeconds"} - KUBERNETES_ONLY
+        if unknown:
+            raise NotImplementedError(f"{task_name}: {sorted(unknown)} not mapped to podman")
+        scope = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
+        scope |= {f"tasks.{t}.outputs.parameters.{k}": v for t, out in self.outputs.items() for k, v in out.items()}
+        scope.setdefault("workflow.scheduledTime", "")  # a submitted run, not the cron's
+        arguments = {p["name"]: substitute(p["value"], scope) for p in task.get("arguments", {}).get("parameters", [])}
+        for p in template.get("inputs", {}).get("parameters", []):
+            scope[f"inputs.parameters.{p['name']}"] = arguments.get(p["name"], p.get("default", ""))
+        container = template["container"]
+        name = f"{task_name}-{uuid.uuid4().hex[:8]}"
+        argv = ["run", "--name", name]
+        argv += self._security(container.get("securityContext", {}))
+        limits = container.get("resources", {}).get("limits", {})
+        if "memory" in limits:
+            argv += ["--memory", str(memory_bytes(limits["memory"]))]
+        if "cpu" in limits:
+            argv += ["--cpus", cpus(limits["cpu"])]
+        emptydirs = {}
+        volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+        for mount in container.get("volumeMounts", []):
+            volume = volumes[mount["name"]]
+            if set(volume) - {"name", "emptyDir"}:
+                raise NotImplementedError(f"volume {volume} not mapped to podman")
+            host = writable_dir(self.workdir / "pods" / name / mount["name"])
+            emptydirs[mount["mountPath"]] = host
+            argv += ["-v", f"{host}:{mount['mountPath']}"]
+        argv += [arg for mount in self.mounts for arg in ("-v", mount)]
+        argv += [*self.podman_args, *podman_args]
+        for var in container.get("env", []):
+            if "value" in var:
+                argv += ["--env", f"{var['name']}={substitute(var['value'], scope)}"]
+            elif not var["valueFrom"]["secretKeyRef"].get("optional"):
+                raise NotImplementedError(f"{task_name}: secret {var['name']}")
+        argv += [arg for k, v in {**self.env_overrides, **(env or {})}.items() for arg in ("--env", f"{k}={v}")]
+        argv += ["--entrypoint", substitute(container["command"][0], scope), container["image"]]
+        argv += [substitute(a, scope) for a in container["command"][1:] + container.get("args", [])]
+        deadline = template.get("activeDeadlineSeconds")
+        return Pod(task_name, argv, emptydirs, float(deadline) if deadline else None)
+
+    def _security(self, container_context: dict) -> list[str]:
+        context = {**self.spec.get("securityContext", {}), **container_context}
+        if set(context) - SECURITY_KEYS:
+            raise NotImplementedError(f"securityContext {sorted(set(context) - SECURITY_KEYS)} not mapped")
+        uid, gid = context.get("runAsUser"), context.get("runAsGroup")
+        if context.get("runAsNonRoot"):
+            assert uid not in (None, 0), "runAsNonRoot needs a non-root runAsUser to check here"
+        argv = ["--user", f"{uid}:{gid}" if gid is not None else str(uid)] if uid is not None else []
+        if "fsGroup" in context:
+            argv += ["--group-add", str(context["fsGroup"])]
+        if context.get("readOnlyRootFilesystem"):
+            argv += ["--read-only", "--read-only-tmpfs=false"]
+        if context.get("allowPrivilegeEscalation") is False:
+            argv += ["--security-opt", "no-new-privileges"]
+        for cap in context.get("capabilities", {}).get("drop", []):
+            argv += ["--cap-drop", cap]
+        for cap in context.get("capabilities", {}).get("add", []):
+            argv += ["--cap-add", cap]
+        seccomp = context.get("seccompProfile", {}).get("type", "RuntimeDefault")
+        if seccomp != "RuntimeDefault":
+            raise NotImplementedError(f"seccompProfile {seccomp}")
+        return argv
+
+    def run(self, task_name: str, env: dict[str, str] | None = None) -> int:
+        """One pod of the task, to its end: its exit code; its outputs kept when it succeeds."""
+        pod = self.pod(task_name, env)
+        name = pod.argv[pod.argv.index("--name") + 1]
+        podman(*pod.argv[:1], "-d", *pod.argv[1:])
+        try:
+            code = self._wait(name, pod.deadline)
+            self.log[task_name] = logs(name)[-4000:]
+        finally:
+            podman("rm", "-f", "-t", "0", name, check=False)
+        if code == 0:
+            self._collect(task_name, pod)
+        return code
+
+    def run_killed_mid_step(self, task_name: str) -> int:
+        """One pod of the task killed with SIGKILL (what a lost Spot node does) while its step
+        runs: the step's heartbeat (every 50 ms here) says it is inside its work, and the
+        pod gets a twentieth of a CPU, so the kill lands long before the step could end.
+        Returns the exit code (137); the log proves the step never finished."""
+        pod = self.pod(task_name, {"AIRTIME_HEARTBEAT_SECONDS": "0.05"}, ("--cpus", "0.05"))
+        name = pod.argv[pod.argv.index("--name") + 1]
+        podman(*pod.argv[:1], "-d", *pod.argv[1:])
+        try:
+            deadline = time.monotonic() + 300
+            while "still running" not in logs(name):
+                assert time.monotonic() < deadline, f"{task_name} never reported its progress"
+                time.sleep(0.05)
+            podman("kill", "--signal", "KILL", name)
+            code = self._wait(name, 60)
+            self.log[task_name] = logs(name)[-4000:]
+            return code
+        finally:
+            podman("rm", "-f", "-t", "0", name, check=False)
+
+    def _wait(self, name: str, deadline: float | None) -> int:
+        try:
+            out = podman("wait", name, timeout=deadline or 3600).stdout.strip()
+        except subprocess.TimeoutExpired:  # activeDeadlineSeconds
+            podman("kill", name, check=False)
+            return int(podman("wait", name).stdout.strip())
+        return int(out)
+
+    def _collect(self, task_name: str, pod: Pod) -> None:
+        template = self.templates[next(t for t in self.tasks if t["name"] == task_name)["template"]]
+        outputs = {}
+        for param in template.get("outputs", {}).get("parameters", []):
+            path = param["valueFrom"]["path"]
+            mount = max((m for m in pod.emptydirs if path.startswith(m.rstrip("/") + "/")), key=len)
+            outputs[param["name"]] = (pod.emptydirs[mount] / path[len(mount):].lstrip("/")).read_text().strip()
+        self.outputs[task_name] = outputs
+
+    def run_all(self, start_after: str | None = None) -> None:
+        order = self.order()
+        for task in order[order.index(start_after) + 1:] if start_after else order:
+            code = self.run(task)
+            assert code == 0, f"{task} exited {code}:\n{self.log.get(task, '')}"

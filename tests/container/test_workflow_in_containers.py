@@ -1,0 +1,144 @@
+"""The rendered WorkflowTemplate run the way Argo runs it: one container per task of the
+image, in DAG order, each exactly as rendered (tests/container/argo_podman.py maps the pod
+spec to podman flags), sharing only the artifact store, on the local profile. Its published
+answer equals `airtime run`'s in the same image; a task killed mid-step and run again, as
+Argo's retryStrategy would, changes nothing.
+
+Not run as rendered (Kubernetes-only, no podman equivalent): serviceAccountName and
+Workload Identity, nodeSelector (Spot), podGC, synchronization, ttlStrategy, the emptyDir's
+sizeLimit and ephemeral-storage limits; retryStrategy is applied by the test itself. The
+local profile replaces the rendered gcp one: AIRTIME_PROFILE=local, AIRTIME_HOME on the
+shared artifact folder, AIRTIME_SOURCE a read-only folder (the gcp profile against the
+emulators: the last test, its containers on the host's network to reach them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from airtime.resources import open_warehouse
+from airtime.sample import generate
+from airtime.settings import Settings
+from tests.container.argo_podman import ContainerDag
+from tests.container.podman import podman, writable_dir
+from tests.gcp_helpers import new_profile
+from tests.pipeline_helpers import dump_warehouse
+from workflows.config import WorkflowConfig
+from workflows.render import render
+
+SAMPLE_DATE = dt.date(2026, 11, 30)
+REAL_DATE = dt.date(2020, 7, 21)  # the real files' delivery: availability from 2020-07-22
+STORE = "/airtime"  # where the shared artifact store (and the DuckDB warehouse) is mounted
+
+
+def workflow_template(image: str) -> dict:
+    config = dataclasses.replace(WorkflowConfig.example(), image=image)
+    (doc,) = [d for d in render(config) if d["kind"] == "WorkflowTemplate"]
+    return doc
+
+
+def source_mount(files: Path, day: dt.date) -> str:
+    # a dt=D/ folder: catch-up then finds no delivery for the days before D
+    return f"{files}:/source/dt={day.isoformat()}:ro"
+
+
+def dag(image: str, workdir: Path, files: Path, day: dt.date) -> ContainerDag:
+    store = writable_dir(workdir / "store")
+    return ContainerDag(
+        workflow_template(image), workdir, parameters={"run_date": day.isoformat()},
+        env_overrides={"AIRTIME_PROFILE": "local", "AIRTIME_HOME": f"{STORE}/home", "AIRTIME_SOURCE": "/source"},
+        mounts=[f"{store}:{STORE}", source_mount(files, day)],
+    )
+
+
+def airtime_run(image: str, workdir: Path, files: Path, day: dt.date) -> dict:
+    """`airtime run` in the same image, same source: the answer the DAG must publish."""
+    home = writable_dir(workdir / "airtime-run")
+    podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777",
+           "-v", f"{home}:{STORE}", "-v", source_mount(files, day), "--env", f"AIRTIME_HOME={STORE}/home",
+           image, "airtime", "run", "--date", day.isoformat(), "--source", "/source")
+    return dump_warehouse(home / "home" / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory) -> Path:
+    files = tmp_path_factory.mktemp("sample")
+    generate(files, rows=3000, seed=3)
+    files.chmod(0o755)  # pytest's folders are 0700: the image's user must read the delivery
+    return files
+
+
+def test_every_task_runs_as_rendered_in_its_own_container(image, tmp_path) -> None:
+    template = workflow_template(image)
+    run = dag(image, tmp_path, tmp_path, SAMPLE_DATE)
+    for task in run.order():
+        argv = run.pod(task).argv
+        container = run.templates[task]["container"]
+        assert argv[argv.index("--entrypoint") + 1:][:2] == [container["command"][0], image]
+        for flag in ("--read-only", "--cap-drop", "--memory", "--cpus", "--user"):
+            assert flag in argv, (task, flag)
+    assert run.order() == ["catchup", "ingest", "preprocess", "gate", "load", "verify"]
+    assert template["spec"]["serviceAccountName"]  # rendered, and not applied by podman
+
+
+def test_the_dag_in_containers_publishes_what_airtime_run_publishes(image, tmp_path, sample_files) -> None:
+    run = dag(image, tmp_path, sample_files, SAMPLE_DATE)
+    run.run_all()
+    assert run.outputs["catchup"]["run_date"] == SAMPLE_DATE.isoformat()
+    published = dump_warehouse(tmp_path / "store" / "home" / "warehouse.duckdb")
+    assert [r[:2] for r in published["runs"]] == [(SAMPLE_DATE, "published")]
+    assert published == airtime_run(image, tmp_path, sample_files, SAMPLE_DATE)
+
+
+@pytest.mark.parametrize("fault", ["podman kill", "crash point"])
+def test_a_task_killed_mid_step_and_run_again_publishes_the_same_answer(image, tmp_path, sample_files, fault) -> None:
+    clean = airtime_run(image, tmp_path, sample_files, SAMPLE_DATE)
+    run = dag(image, tmp_path, sample_files, SAMPLE_DATE)
+    for task in ("catchup", "ingest", "preprocess", "gate"):
+        assert run.run(task) == 0, run.log[task]
+    if fault == "podman kill":  # SIGKILL from outside while the step works
+        assert run.run_killed_mid_step("load") == 137
+    else:  # the step dies (os._exit(137)) just before its commit: airtime/faults.py
+        assert run.run("load", env={"AIRTIME_CRASH_AT": "load-before-commit"}) == 137
+    assert "load done" not in run.log["load"]
+    assert run.run("load") == 0, run.log["load"]  # Argo's retry: a new pod, a fresh emptyDir
+    run.run_all(start_after="load")
+    assert dump_warehouse(tmp_path / "store" / "home" / "warehouse.duckdb") == clean
+
+
+def test_the_dag_in_containers_publishes_the_2292_answers_of_the_real_files(image, tmp_path, shared_data) -> None:
+    files = shared_data  # skips, with the reason, where ../shared/data is absent
+    run = dag(image, tmp_path, files, REAL_DATE)
+    run.run_all()
+    published = dump_warehouse(tmp_path / "store" / "home" / "warehouse.duckdb")
+    assert len(published["forecast"]) == 2292
+    assert published == airtime_run(image, tmp_path, files, REAL_DATE)
+
+
+def published_forecast(settings: Settings, day: dt.date) -> list[dict]:
+    rows = open_warehouse(settings).read_forecast(day).to_pylist()
+    return sorted(rows, key=lambda r: (r["signal"], r["program_code"], r["date"]))
+
+
+@pytest.mark.emulators
+def test_the_dag_in_containers_on_the_gcp_profile_publishes_what_airtime_run_publishes(
+    image, tmp_path, sample_files, gcs_emulator, bigquery_emulator
+) -> None:
+    # the rendered gcp profile, its buckets, project and dataset pointed at the emulators
+    # (tests/gcp_helpers.py); the containers share the host's network to reach their
+    # loopback ports, and nothing else: no folder is shared between the pods
+    profile = new_profile(gcs_emulator, bigquery_emulator)
+    profile.upload_day(sample_files, SAMPLE_DATE)
+    run = ContainerDag(workflow_template(image), tmp_path, parameters={"run_date": SAMPLE_DATE.isoformat()},
+                       env_overrides=profile.env(), podman_args=["--network", "host"])
+    run.run_all()
+    record = open_warehouse(profile.settings()).run_record(SAMPLE_DATE)
+    assert record.state == "published"
+    airtime_run(image, tmp_path, sample_files, SAMPLE_DATE)
+    local = Settings(profile="local", home=tmp_path / "airtime-run" / "home")
+    assert published_forecast(profile.settings(), SAMPLE_DATE) == published_forecast(local, SAMPLE_DATE)
+    assert record.checksums == open_warehouse(local).run_record(SAMPLE_DATE).checksums
