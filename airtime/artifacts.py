@@ -102,25 +102,32 @@ def parquet_rel(path: Path) -> str:
     return f"read_parquet({sql_string(path)})"
 
 
-def figures_of_parquet(path: Path, table: checksum.Table) -> tuple[int, int]:
+def figures_of_parquet(path: Path, table: checksum.Table,
+                       version: int = checksum.CURRENT) -> tuple[int, int]:
     """(rows, checksum): one streaming aggregate, it holds little memory at any size."""
     con = scratch_connection()
     rows, total = con.execute(
-        checksum.duckdb_select(table, "read_parquet($path)"), {"path": str(path)}
+        checksum.duckdb_select(table, "read_parquet($path)", version=version), {"path": str(path)}
     ).fetchone()
     return int(rows), int(total)
 
 
 def publish_parquet(
-    store: ObjectStore, local: Path, run_date, step: str, name: str, table: checksum.Table | None
+    store: ObjectStore, local: Path, run_date, step: str, name: str, table: checksum.Table | None,
+    figures: tuple[int, int] | None = None,
 ) -> Output:
     """Upload a finished local Parquet file as `runs/<D>/<step>/<name>-<digest>.parquet`.
 
     The key carries the content digest, so an artifact never changes once written: it is
     uploaded create-only (if_generation_match=0 on GCS), and a retried step that produced
     the same bytes finds it already there. A re-delivered source gives new bytes, a new key,
-    and the manifest (written last) switches to it; the old artifact stays for audit."""
-    rows, total = figures_of_parquet(local, table) if table else (_count(local), 0)
+    and the manifest (written last) switches to it; the old artifact stays for audit.
+    `figures` (rows, checksum in checksum.CURRENT), when the writer computed them already,
+    spare a pass over the file."""
+    if figures is not None:
+        rows, total = figures
+    else:
+        rows, total = figures_of_parquet(local, table) if table else (_count(local), 0)
     digest = sha256_file(local)
     key = f"{run_prefix(run_date)}/{step}/{name}-{digest[:16]}.parquet"
     if not store.exists(key):
@@ -129,7 +136,8 @@ def publish_parquet(
         except StorageError:
             if not store.exists(key):  # not a lost race with an identical upload
                 raise
-    return Output(key=key, uri=store.uri(key), rows=rows, checksum=total, sha256=digest)
+    return Output(key=key, uri=store.uri(key), rows=rows, checksum=total, sha256=digest,
+                  checksum_version=checksum.CURRENT)
 
 
 def _count(path: Path) -> int:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,7 +38,7 @@ from airtime.bigquery_schema import (
     staging_schema,
 )
 from airtime.errors import ConfigError, StorageError
-from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST
+from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, TableKey
 from airtime.settings import Settings
 from airtime.warehouse import (
     FAILED,
@@ -310,11 +310,12 @@ class BigQueryWarehouse(LedgerReads):
 
     # -- reads ------------------------------------------------------------------------
 
-    def figures(self, run_date: dt.date) -> dict[str, Figures]:
+    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
         # one job for the three tables: each SELECT reads only the run's partition
         parts = [
             f"SELECT '{key}' AS kind, * FROM (" + checksum.bigquery_select(
-                key, self._sql_table(table.name), "WHERE run_date = @run_date") + ")"
+                key, self._sql_table(table.name), "WHERE run_date = @run_date",
+                (versions or {}).get(key, checksum.CURRENT)) + ")"
             for key, table in DATA_TABLES.items()
         ]
         job = self._query(" UNION ALL ".join(parts), {"run_date": run_date},

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ import pyarrow as pa
 from airtime import checksum, faults
 from airtime.artifacts import DEFAULT_MEMORY_LIMIT
 from airtime.errors import IntegrityError, StorageError
-from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES
+from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES, TableKey
 from airtime.warehouse import (
     FAILED,
     LOADED,
@@ -179,12 +179,13 @@ class DuckDBWarehouse(LedgerReads):
 
     # -- reads ----------------------------------------------------------------------
 
-    def figures(self, run_date: dt.date) -> dict[str, Figures]:
+    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
         result = {}
         with self._connect(read_only=True) as con:
             for key, table in DATA_TABLES.items():
+                version = (versions or {}).get(key, checksum.CURRENT)
                 rows, total = con.execute(
-                    checksum.duckdb_select(key, table.name, "WHERE run_date = $run_date"),
+                    checksum.duckdb_select(key, table.name, "WHERE run_date = $run_date", version),
                     {"run_date": run_date},
                 ).fetchone()
                 result[key] = Figures(rows=int(rows), checksum=int(total))

@@ -45,9 +45,13 @@ def forecast_sql(history: str, availability: str) -> str:
     """Forecast rows for every slot of `availability` (left join: none is dropped)."""
     assert HISTORY_DEPTH == 4, "the median below is written out for up to 4 values"
     return f"""
-        WITH recent AS (
+        WITH slots AS (SELECT signal, program_code, date, available_time, isodow(date) AS dow
+                       FROM {availability}),
+        first_slot AS (SELECT signal, program_code, dow, min(date) AS first_date FROM slots GROUP BY ALL),
+        recent AS (
             SELECT signal, program_code, isodow(exhibition_date) AS dow, exhibition_date,
                    row_number() OVER same_weekday AS n,
+                   lead(exhibition_date) OVER same_weekday AS next_date,
                    average_audience AS a0,
                    lag(average_audience, 1) OVER same_weekday AS a1,
                    lag(average_audience, 2) OVER same_weekday AS a2,
@@ -55,6 +59,15 @@ def forecast_sql(history: str, availability: str) -> str:
             FROM {history}
             WINDOW same_weekday AS (
                 PARTITION BY signal, program_code, isodow(exhibition_date) ORDER BY exhibition_date)
+        ),
+        candidates AS (
+            -- the ASOF join below picks, per slot on D, the latest exhibition before D; an
+            -- exhibition followed (same weekday) by another before the group's first slot is
+            -- never that one. Dropping those leaves about one row per group to join: without
+            -- it, the ASOF join sorted the whole history a second time.
+            SELECT r.* FROM recent r
+            JOIN first_slot f ON r.signal = f.signal AND r.program_code = f.program_code AND r.dow = f.dow
+            WHERE r.next_date IS NULL OR r.next_date >= f.first_date
         ),
         rolling AS (
             -- median of the last min(n, 4): of 4, the two middle values are the larger of
@@ -68,10 +81,8 @@ def forecast_sql(history: str, availability: str) -> str:
                        ELSE a0
                    END AS predicted_audience,
                    least(n, {HISTORY_DEPTH}) AS history_size
-            FROM recent
-        ),
-        slots AS (SELECT signal, program_code, date, available_time, isodow(date) AS dow
-                  FROM {availability})
+            FROM candidates
+        )
         SELECT s.signal, s.program_code, s.date,
                CAST(s.dow - 1 AS TINYINT) AS weekday,
                CAST(s.available_time AS INTEGER) AS available_time,

@@ -24,6 +24,9 @@ class Output:
     rows: int
     checksum: int  # order-independent row checksum, see airtime.checksum
     sha256: str  # of the file's bytes
+    # the airtime.checksum version `checksum` was computed with (absent in manifests
+    # written before versions existed: those are version 1)
+    checksum_version: int = 1
 
 
 @dataclass

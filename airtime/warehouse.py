@@ -161,8 +161,9 @@ class Warehouse(Protocol):
         atomically."""
         ...
 
-    def figures(self, run_date: dt.date) -> dict[TableKey, Figures]:
-        """Row count and checksum of each table's rows for the run, read back."""
+    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[TableKey, Figures]:
+        """Row count and checksum of each table's rows for the run, read back; each table's
+        checksum in the airtime.checksum version `versions` names (default: the current one)."""
         ...
 
     def publish(self, run_date: dt.date, input_digest: str) -> None:

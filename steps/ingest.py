@@ -89,7 +89,8 @@ def _ingest(ctx: Context, source: ObjectStore, keys: dict[str, str]) -> Ingested
         outputs: dict[str, Output] = {}
         for table, result in results.items():
             assert result.parquet is not None
-            outputs[table] = publish_parquet(ctx.artifacts, result.parquet, ctx.run_date, STEP.name, table, table)
+            outputs[table] = publish_parquet(ctx.artifacts, result.parquet, ctx.run_date, STEP.name, table, table,
+                                             result.figures)
             if result.bad_rows is not None:
                 key = f"{run_prefix(ctx.run_date)}/{STEP.name}/quarantine-{table}.csv"
                 ctx.artifacts.write_bytes(key, _quarantine_csv(result))

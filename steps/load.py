@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from airtime.artifacts import fetch_checked
 from airtime.manifest import Output, digest_of
@@ -30,6 +30,12 @@ from steps.scaffold import Context, Planned, Step, Upstream
 class Loaded:
     warehouse_digest: str  # the ledger row of this load carries it; publish must match it
     expected: dict[str, list[int]]  # table -> [rows, checksum] loaded, for verify
+    # table -> airtime.checksum version of `expected` (absent in older manifests: 1)
+    checksum_versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def versions(self) -> dict[TableKey, int]:
+        return {t: self.checksum_versions.get(t, 1) for t in self.expected}  # type: ignore[misc]
 
 
 def loaded_files(upstream: Upstream) -> dict[TableKey, Output]:
@@ -60,7 +66,8 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
         ctx.forget_figures()  # the run's rows just changed
         ctx.progress.add(sum(out.rows for out in outputs.values()))
         announce(ctx.artifacts, ctx.run_date, LOADED)  # the served day may have changed
-        return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()})
+        return Loaded(digest, {table: [out.rows, out.checksum] for table, out in outputs.items()},
+                      {table: out.checksum_version for table, out in outputs.items()})
 
     return Planned(inputs, work)
 
@@ -71,7 +78,7 @@ def still_loaded(ctx: Context, loaded: Loaded) -> bool:
     record = ctx.warehouse.run_record(ctx.run_date)
     return record is not None and record.input_digest == loaded.warehouse_digest \
         and record.state in (LOADED, PUBLISHED) \
-        and ctx.figures() == {t: Figures(*f) for t, f in loaded.expected.items()}
+        and ctx.figures(loaded.versions) == {t: Figures(*f) for t, f in loaded.expected.items()}
 
 
 STEP = Step("load", upstream=(INGEST, PREPROCESS, GATE), writes=Loaded, plan=plan, still_done=still_loaded)

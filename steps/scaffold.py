@@ -23,7 +23,7 @@ import socket
 import time
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -52,18 +52,19 @@ class Context:
     warehouse: Warehouse
     source: str  # the source location (folder, gs:// or s3:// prefix) before the dt= lookup
     progress: Progress = field(default_factory=Progress)  # what the running step reports
-    _figures: dict[TableKey, Figures] | None = field(default=None, repr=False)
+    _figures: dict[tuple, dict[TableKey, Figures]] = field(default_factory=dict, repr=False)
 
-    def figures(self) -> dict[TableKey, Figures]:
-        """The warehouse's row counts and checksums of the run, read once per context (load's
-        and verify's skip checks of one `airtime run` ask the same question) until a load
-        changes them (`forget_figures`)."""
-        if self._figures is None:
-            self._figures = self.warehouse.figures(self.run_date)
-        return self._figures
+    def figures(self, versions: Mapping[TableKey, int] | None = None) -> dict[TableKey, Figures]:
+        """The warehouse's row counts and checksums of the run (each table's checksum in the
+        version `versions` names), read once per context (load's and verify's skip checks of
+        one `airtime run` ask the same question) until a load changes them (`forget_figures`)."""
+        key = tuple(sorted((versions or {}).items()))
+        if key not in self._figures:
+            self._figures[key] = self.warehouse.figures(self.run_date, versions)
+        return self._figures[key]
 
     def forget_figures(self) -> None:
-        self._figures = None
+        self._figures.clear()
 
 
 def make_context(settings: Settings, run_date: dt.date, source: str | None = None,
@@ -125,15 +126,15 @@ def to_manifest(step: Step[O], ctx: Context, inputs: dict[str, str], outputs: O)
 
 
 def from_manifest(kind: type[O], manifest: Manifest) -> O | None:
-    """The manifest's outputs as `kind`, or None when it lacks a field (written by an
-    older version: the step is then done again)."""
+    """The manifest's outputs as `kind`, or None when it lacks a field without a default
+    (written by an older version: the step is then done again)."""
     values = {}
     for f in dataclasses.fields(kind):
         if f.name in manifest.outputs:
             values[f.name] = manifest.outputs[f.name]
         elif f.name in manifest.extra:
             values[f.name] = manifest.extra[f.name]
-        else:
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             return None
     return kind(**values)
 
