@@ -52,6 +52,10 @@ from grpc_server.servicer import ForecastServicer
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ForecastService"].full_name
+# A gRPC health name for probes that can only speak gRPC (Cloud Run's, on an h2c port):
+# SERVING once the first look at the ledger is done, as /readyz, so traffic waits for the
+# latest run to load but a first deploy with nothing published still starts.
+READINESS_HEALTH_NAME = "airtime.readiness"
 MAX_RECEIVE_BYTES = 1 * 1024 * 1024  # requests are a few dozen bytes
 MAX_SEND_BYTES = 32 * 1024 * 1024  # a max-size page is well under this
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -254,7 +258,8 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         servicer.add_to_server(forecast, registrar)
         health_servicer = AioHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
-        for name in ("", SERVICE_NAME):  # nothing to answer from until a run is loaded
+        # nothing to answer from until a run is loaded; not ready until the ledger is read
+        for name in ("", SERVICE_NAME, READINESS_HEALTH_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar)
@@ -328,6 +333,8 @@ def _first_check(service: Service) -> None:
         log.warning("first look at the ledger failed; retrying every poll", exc_info=True)
     finally:
         service.checked.set()
+        # after a drain began the health servicer ignores this: it stays NOT_SERVING
+        service.health.set(READINESS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
     service.backend.start()
 
 

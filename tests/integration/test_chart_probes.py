@@ -214,3 +214,31 @@ def test_image_chart_and_settings_agree_on_the_ports(rendered: list[dict]) -> No
     (expose,) = [line.split()[1:] for line in (ROOT / "Dockerfile").read_text().splitlines()
                  if line.startswith("EXPOSE ")]
     assert sorted(map(int, expose)) == sorted(ports.values())
+
+
+def test_cloud_run_grpc_probe_passes_on_an_empty_warehouse_and_fails_while_draining(tmp_path: Path) -> None:
+    """deploy/cloudrun/service.yaml probes gRPC health of `airtime.readiness` on the serving
+    port (Cloud Run's HTTP probes cannot reach an h2c port). Like the chart's /readyz it must
+    pass before the first publish, or a first deploy never starts, while the ForecastService
+    health keeps saying there is nothing to answer from; SIGTERM turns it off."""
+    from grpc_server.server import READINESS_HEALTH_NAME
+
+    grpc_port = _free_port()
+    with airtime_serve(_hermetic_env(tmp_path / "home", metrics_port="0"), grpc_port) as process, \
+            grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + STARTUP_BUDGET_SECONDS
+        while True:
+            assert process.poll() is None, f"airtime serve exited: {process.stderr.read()}"
+            assert time.monotonic() < deadline, "the gRPC readiness probe never passed"
+            with contextlib.suppress(grpc.RpcError):
+                request = health_pb2.HealthCheckRequest(service=READINESS_HEALTH_NAME)
+                if stub.Check(request, timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            time.sleep(0.2)
+        assert _forecast_health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # draining: a Watch sees the name go NOT_SERVING before the server stops
+        watch = stub.Watch(health_pb2.HealthCheckRequest(service=READINESS_HEALTH_NAME), timeout=20)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING

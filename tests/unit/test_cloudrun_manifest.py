@@ -20,7 +20,7 @@ import yaml
 
 from airtime.settings import Settings
 from deploy import validate_crd
-from grpc_server.server import LIVENESS_PATH, READINESS_PATH
+from grpc_server.server import READINESS_HEALTH_NAME
 from tests.conftest import ROOT
 
 CLOUDRUN = ROOT / "deploy" / "cloudrun"
@@ -110,14 +110,16 @@ def test_scales_to_zero_with_request_based_billing(service: dict) -> None:
     assert all(isinstance(v, str) for v in annotations.values())  # annotations are strings
 
 
-def test_startup_probe_waits_for_the_snapshot_and_liveness_for_the_process(service: dict) -> None:
+def test_probes_speak_grpc_on_the_serving_port_and_ask_for_readiness(service: dict) -> None:
+    """Cloud Run's HTTP probes need an HTTP/1 service and this one is h2c, and Cloud Run routes
+    one port: both probes are gRPC health checks of the readiness name on the serving port
+    (tests/integration/test_grpc_readiness_health.py checks the server's side of it)."""
     container = _container(service)
-    metrics_port = int(_env(container)["AIRTIME_METRICS_PORT"])
+    port = container["ports"][0]["containerPort"]
     startup, liveness = container["startupProbe"], container["livenessProbe"]
-    assert startup["httpGet"] == {"path": READINESS_PATH, "port": metrics_port}
-    assert liveness["httpGet"] == {"path": LIVENESS_PATH, "port": metrics_port}
-    assert metrics_port != container["ports"][0]["containerPort"]
     for probe in (startup, liveness):
+        assert probe["grpc"] == {"port": port, "service": READINESS_HEALTH_NAME}
+        assert "httpGet" not in probe and "tcpSocket" not in probe
         # documented bounds: period 1-240 s, timeout at most the period
         assert 1 <= probe["periodSeconds"] <= 240
         assert 1 <= probe["timeoutSeconds"] <= probe["periodSeconds"]
