@@ -152,3 +152,58 @@ def test_report_shows_the_first_problems_and_counts_all(tmp_path):
     assert len(result.problems) == MAX_SHOWN
     assert [p.line for p in result.problems] == list(range(3, 3 + MAX_SHOWN))
     assert result.bad_row_count == 30 and result.rows.num_rows == 1
+
+
+# values at the edges of what a parser takes: spaces, signs, exponents, hex, underscores,
+# special floats, impossible dates and times, leap days, year 0, hour 24, leap seconds
+ODD_VALUES = {
+    "signal": ["SP1", "sp_1-X", "", " SP1", "SP1 ", "S P", "SÃO", "A" * 32, "A" * 33, '"SP1"', "SP1\x1f", "１"],
+    "exhibition_date": ["2026-05-16", "2024-02-29", "2026-02-29", "2026-02-30", "2026-13-01", "2026-00-10",
+                        "0000-01-01", "0001-01-01", "9999-12-31", "2026-5-16", " 2026-05-16", "2026-05-16 ",
+                        "16/05/2026", "2026-05-16T00:00", "+2026-05-16", "２026-05-16"],
+    "program_start_time": ["2026-05-16T16:24:00.000Z", "2026-05-16T16:24:00Z", "2026-05-16T16:24Z",
+                           "2026-05-16T16:24:00.123456Z", "2026-05-16T16:24:00.1234567Z",
+                           "2026-05-16T16:24:00+00:00", "2026-05-16T16:24:00+0000", "2026-05-16T16:24:00+01:00",
+                           "2026-05-16T24:00:00.000Z", "2026-05-16T23:59:60.000Z", "2026-05-16T23:60:00.000Z",
+                           "2026-02-29T10:00:00Z", "2024-02-29T10:00:00Z", "0000-01-01T00:00:00Z",
+                           "9999-12-31T23:59:59.999Z", "2026-05-16 16:24:00Z", "2026-05-16T16:24:00",
+                           " 2026-05-16T16:24:00Z", "1969-12-31T23:59:59.999Z"],
+    "average_audience": ["1", "1.5", " 1.5", "1.5 ", "+1.5", "-0", "-0.0", "-1", ".5", "5.", "1e5", "1E5", "1e+5",
+                         "1e-5", "0x10", "0x1p3", "nan", "NaN", "inf", "-inf", "Infinity", "1e309", "1e400",
+                         "1_000", "1,5", "", "1e", "e5", "--1", "1.5.5", "0001.5", "1d", "\t1", "１", "4.9e-324",
+                         "9007199254740993", "0.1000000000000000055511151231257827", "1e12", "1000000000000.0001",
+                         "1.7976931348623157e308", "+.5", "1e0005", '"1.5"'],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_VALUES))
+def test_arrow_fast_parse_agrees_with_sql(name):
+    """Ingest's Arrow kernels (`_arrow_parse`) accept only what the SQL PARSE and checks
+    accept, with the same typed value; anything else they flag or leave to the SQL."""
+    import pyarrow as pa
+
+    from airtime.artifacts import scratch_connection
+    from airtime.validation import _arrow_parse, _parse
+
+    column = next(c for c in AUDIENCE.columns if c.name == name)
+    con = scratch_connection(keep_order=True)
+    taken = 0
+    for value in ODD_VALUES[name]:
+        values = pa.array([value], pa.string())
+        fast = _arrow_parse(values, column)
+        sql_typed, sql_bad = _parse(con, values, column)
+        if fast is None:
+            continue  # the SQL decides, as before
+        typed, bad = fast
+        if not bad[0]:
+            taken += 1
+            assert not sql_bad[0], f"{value!r}: Arrow accepts what the SQL refuses"
+            if column.column.kind != "string":
+                assert typed.cast(column.column.arrow_type)[0] == sql_typed[0], value
+    assert taken >= 2  # the common forms do take the fast path
+    # one bad value in a block: the whole column of that block goes to the SQL, or is flagged
+    block = pa.array(ODD_VALUES[name], pa.string())
+    fast = _arrow_parse(block, column)
+    if fast is not None:
+        assert fast[1].sum() >= _parse(con, block, column)[1].sum()
+    con.close()
