@@ -119,19 +119,23 @@ class WorkflowConfig:
 
 
 # Peak RSS measured with /usr/bin/time -v on the local profile (docs/operations-argo.md,
-# "Pod sizes", `make bench`): DuckDB holds at most Settings.duckdb_memory_limit (512MB) and
-# spills the rest to the step's scratch folder, so memory no longer grows with the day: at 10M
-# audience rows ingest peaks at ~0.7 GiB, preprocess ~0.8, load ~0.4, verify ~0.35 and the
-# whole day in one process (catchup) ~0.85 GiB. Limits = requests on Autopilot, so a peak above
-# the request is an OOM kill (137, retried, and killed again): ~1.3-1.8x headroom at 10M rows.
-# Ephemeral storage holds what a step fetches (the source CSVs: 624 MiB at 10M rows), writes
-# (Parquet, ~170 MiB per 10M rows) and spills. CPU is unchanged (not measured on pods): a step
-# runs slower on 0.5 vCPU than on the 2-core machine of the table, well inside its deadline.
+# "Pod sizes", `make bench` and `python -m bench.day --rows 50000000`): DuckDB holds at most
+# Settings.duckdb_memory_limit (512MB) and spills the rest to the step's scratch folder, so
+# memory is bounded, not flat: a step grows toward that limit plus the process (~0.2-0.4 GiB)
+# as the day grows. At 50M audience rows, each step alone: ingest 913 MiB, preprocess 784,
+# load 694, verify 675, and the whole day in one process (catchup) 916 MiB (at 10M: 639, 699,
+# 428, 359, 850). Limits = requests on Autopilot, so a peak above the request is an OOM kill
+# (137, retried, and killed again): these give >= 1.3x headroom at 50M rows (verify's old
+# 512Mi, enough at 10M, would have been killed at 50M). Ephemeral storage holds what a step
+# fetches (the source CSVs: 624 MiB at 10M rows, 3.1 GiB at 50M), writes (Parquet, ~170 MiB
+# per 10M rows) and spills: sized here for a 10M-row day; scale it with the day
+# (WorkflowConfig.resources). CPU is unchanged (not measured on pods): a step runs slower on
+# 0.5 vCPU than on the 2-core machine of the table, inside its deadline (step_deadline_seconds).
 DEFAULT_RESOURCES = {
     "catchup": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="3Gi"),
-    "ingest": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="2Gi"),
+    "ingest": StepResources(cpu="500m", memory="1280Mi", ephemeral_storage="2Gi"),
     "preprocess": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="2Gi"),
-    "load": StepResources(cpu="250m", memory="768Mi", ephemeral_storage="1Gi"),
-    "verify": StepResources(cpu="250m", memory="512Mi", ephemeral_storage="1Gi"),
+    "load": StepResources(cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
+    "verify": StepResources(cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
     "notify": StepResources(cpu="250m", memory="256Mi", ephemeral_storage="100Mi"),
 }
