@@ -28,15 +28,16 @@ import jsonschema
 import yaml
 
 
-def _strict(node: Any) -> None:
+def strict(node: Any) -> None:
+    """Refuse unknown fields wherever the schema lists its properties (in place)."""
     if isinstance(node, dict):
         if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
             node.setdefault("additionalProperties", False)
         for value in node.values():
-            _strict(value)
+            strict(value)
     elif isinstance(node, list):
         for value in node:
-            _strict(value)
+            strict(value)
 
 
 def read_crd(path: Path) -> dict:
@@ -53,7 +54,7 @@ def schemas(crd_paths: Iterable[Path]) -> dict[tuple[str, str], dict]:
         for version in crd["spec"]["versions"]:
             if version.get("served", True) and "schema" in version:
                 schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-                _strict(schema)
+                strict(schema)
                 found[(f"{group}/{version['name']}", kind)] = schema
     return found
 

@@ -12,12 +12,12 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from deploy.validate_crd import strict
 from workflows.config import WorkflowConfig
 from workflows.render import render
 
@@ -25,17 +25,6 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas" / "argo"
 SCHEMA = SCHEMAS / "schema.json.gz"
 PREFIX = "io.argoproj.workflow.v1alpha1."
 INT_OR_STRING = ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", "io.k8s.apimachinery.pkg.api.resource.Quantity")
-
-
-def _strict(node: Any) -> None:
-    if isinstance(node, dict):
-        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-            node.setdefault("additionalProperties", False)
-        for value in node.values():
-            _strict(value)
-    elif isinstance(node, list):
-        for value in node:
-            _strict(value)
 
 
 def read(path: Path) -> str:
@@ -48,7 +37,7 @@ def _definitions() -> dict:
     for name in INT_OR_STRING:
         # schema.json types these as string only; the API server takes both
         definitions[name] = {"type": ["integer", "number", "string"]}
-    _strict(definitions)
+    strict(definitions)
     return definitions
 
 
@@ -124,7 +113,7 @@ def test_rendered_document_is_valid_against_the_strict_crd_schema(kind: str) -> 
     crd = yaml.safe_load(read(SCHEMAS / CRDS[kind]))
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-    _strict(schema)
+    strict(schema)
     (doc,) = [d for d in argo_documents() if d["kind"] == kind]
     assert [e.message for e in jsonschema.Draft4Validator(schema).iter_errors(doc)] == []
     doc = copy.deepcopy(doc)
