@@ -42,10 +42,11 @@ the slower one to read back.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -114,14 +115,20 @@ def _offset(lane: int) -> int:
     return _constant(P, "offset", lane)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class _Dialect:
     """The few spellings that differ between DuckDB and GoogleSQL."""
 
-    def __init__(self, *, mod, div, md5_60, days, micros, is_nan, is_inf, format_e, int_type,
-                 rows_alias):
-        self.mod, self.div, self.md5_60 = mod, div, md5_60
-        self.days, self.micros, self.is_nan, self.is_inf = days, micros, is_nan, is_inf
-        self.format_e, self.int_type, self.rows_alias = format_e, int_type, rows_alias
+    mod: Callable[[str, object], str]
+    div: Callable[[str, object], str]
+    md5_60: Callable[[str], str]
+    days: Callable[[str], str]
+    micros: Callable[[str], str]
+    is_nan: Callable[[str], str]
+    is_inf: Callable[[str], str]
+    format_e: Callable[[str], str]
+    int_type: str
+    rows_alias: str
 
 
 _DUCKDB = _Dialect(
