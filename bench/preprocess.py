@@ -44,7 +44,7 @@ TARGET_RSS_MIB = 2048.0
 def run_duckdb(audience: Path, availability: Path, out: Path) -> dict:
     import duckdb
 
-    from airtime.forecast import forecast_sql, merged_history_sql
+    from airtime.forecast import forecast_query, merged_history_sql
 
     started = time.perf_counter()
     con = duckdb.connect()
@@ -58,7 +58,7 @@ def run_duckdb(audience: Path, availability: Path, out: Path) -> dict:
     )
     merged = time.perf_counter()
     con.execute(
-        f"COPY ({forecast_sql(f'read_parquet({str(history)!r})', f'read_parquet({str(availability)!r})')})"
+        f"COPY ({forecast_query(con, f'read_parquet({str(history)!r})', f'read_parquet({str(availability)!r})')})"
         f" TO '{forecast}' (FORMAT parquet)"
     )
     done = time.perf_counter()

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, scratch_connection, sql_string, workdir
-from airtime.forecast import forecast_sql, merged_history_sql
+from airtime.forecast import forecast_query, merged_history_sql
 from airtime.manifest import Output, run_dates_with
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
@@ -80,7 +80,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
                         {"run_date": ctx.run_date})
             con.execute("SET preserve_insertion_order = false")
         ctx.progress.phase("forecasting every slot")
-        forecast = forecast_sql(parquet_rel(history_file), parquet_rel(availability))
+        forecast = forecast_query(con, parquet_rel(history_file), parquet_rel(availability))
         con.execute(f"COPY ({forecast}) TO {sql_string(forecast_file)} (FORMAT parquet)")
         con.close()
         return Forecasted(

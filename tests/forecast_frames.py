@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from airtime.forecast import forecast_sql, merged_history_sql
+from airtime.forecast import forecast_query, merged_history_sql
 
 
 def compute_forecast(history: pd.DataFrame, availability: pd.DataFrame) -> pd.DataFrame:
@@ -16,7 +16,7 @@ def compute_forecast(history: pd.DataFrame, availability: pd.DataFrame) -> pd.Da
     con = duckdb.connect()
     con.register("history_df", history)
     con.register("availability_df", availability)
-    return con.sql(forecast_sql("history_df", "availability_df")).df()
+    return con.sql(forecast_query(con, "history_df", "availability_df")).df()
 
 
 def merge_history(

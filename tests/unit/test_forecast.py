@@ -168,6 +168,19 @@ def test_later_slots_see_more_history_than_earlier_ones():
     assert [sizes[SLOT - i * WEEK] for i in range(4)] == [3, 2, 1, 0]
 
 
+def test_groups_after_their_history_and_groups_with_a_past_slot_are_forecast_together():
+    # HUCK's slots all come after its last exhibition (the 4-latest aggregate); VALE has a
+    # slot before its last exhibition (the per-exhibition path): one query, both right
+    hist = history(*saturdays_before(SLOT, [10.0, 20.0, 30.0, 40.0, 1000.0]),
+                   *saturdays_before(SLOT + WEEK, [1.0, 2.0, 3.0, 4.0, 5.0], program="VALE"))
+    result = compute_forecast(hist, slots(("SP1", "HUCK", SLOT), ("SP1", "HUCK", SLOT + 2 * WEEK),
+                                          ("SP1", "VALE", SLOT - WEEK), ("SP1", "VALE", SLOT + WEEK)))
+    got = {(p, d.date()): (a, n) for p, d, a, n in
+           result[["program_code", "date", "predicted_audience", "history_size"]].itertuples(index=False)}
+    assert got == {("HUCK", SLOT): (35.0, 4), ("HUCK", SLOT + 2 * WEEK): (35.0, 4),
+                   ("VALE", SLOT - WEEK): (2.0, 3), ("VALE", SLOT + WEEK): (3.5, 4)}
+
+
 def test_merge_history_latest_delivery_wins_per_signal_program_and_date():
     day1, day2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
     first = merge_history(None, audience(("SP1", "HUCK", SLOT - WEEK, 100.0), ("SP1", "HUCK", SLOT - 2 * WEEK, 50.0)), day1)
