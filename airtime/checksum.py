@@ -129,6 +129,10 @@ class _Dialect:
     format_e: Callable[[str], str]
     int_type: str
     rows_alias: str
+    # hash each distinct string once and join it back, rather than once per row: in DuckDB
+    # the MD5 of two code columns was 2.1 s of 3.5 s at 10M rows, the join 0.3 s. Not in
+    # BigQuery, which bills by bytes scanned: a second scan of the table would cost more.
+    hash_distinct_strings: bool = False
 
 
 _DUCKDB = _Dialect(
@@ -143,6 +147,7 @@ _DUCKDB = _Dialect(
     format_e=lambda x: f"printf('%.17e', {x})",
     int_type="BIGINT",
     rows_alias="rows",
+    hash_distinct_strings=True,
 )
 _BIGQUERY = _Dialect(
     mod=lambda a, b: f"MOD({a}, {b})",
@@ -162,11 +167,15 @@ def _v2_sql(sql: _Dialect, table: TableKey, relation: str, where: str) -> str:
     """Three nested projections, so that no expression is written (and computed) twice:
     values -> limbs -> lanes, then the aggregate."""
     fields = row_fields(table)
-    values, limbs = [], []
+    values, limbs, lookups = [], [], []
     for i, (name, kind) in enumerate(fields):
         e, h = f"e{i}", f"h{i}"
         if kind == "text":
-            values.append(f"{sql.md5_60(name)} AS {h}")
+            if sql.hash_distinct_strings:  # NULL finds no match: its h is NULL as below
+                lookups.append(f" LEFT JOIN (SELECT v AS s{i}, {sql.md5_60('v')} AS {h} FROM"
+                               f" (SELECT DISTINCT {name} AS v FROM {relation} {where})) AS d{i}"
+                               f" ON r.{name} = d{i}.s{i}")
+            values.append(f"{h}" if sql.hash_distinct_strings else f"{sql.md5_60(name)} AS {h}")
             limbs += [f"coalesce({sql.mod(h, P)}, 0) AS l{i}a",
                       f"coalesce({sql.div(h, P)}, {NULL_MARK}) AS l{i}b"]
             continue
@@ -194,6 +203,7 @@ def _v2_sql(sql: _Dialect, table: TableKey, relation: str, where: str) -> str:
             second = f"CASE WHEN {h} < 0 THEN {NULL_MARK} ELSE {BIG_MARK} + {sql.div(h, 2**32)} END"
         limbs += [f"coalesce({sql.mod(e, P)}, {first}) AS l{i}a",
                   f"coalesce({sql.div(e, P)}, {second}) AS l{i}b"]
+    rows = f"(SELECT * FROM {relation} {where}) AS r{''.join(lookups)}" if lookups else f"{relation} {where}"
     names = [f"l{i}{part}" for i in range(len(fields)) for part in "ab"]
     lanes = []
     for lane in range(LANES):
@@ -205,7 +215,7 @@ def _v2_sql(sql: _Dialect, table: TableKey, relation: str, where: str) -> str:
         f"SELECT COUNT(*) AS {sql.rows_alias}, COALESCE(CAST({total} AS {sql.int_type}), 0) AS checksum"
         f" FROM (SELECT {', '.join(lanes)}"
         f" FROM (SELECT {', '.join(limbs)}"
-        f" FROM (SELECT {', '.join(values)} FROM {relation} {where}) AS v) AS l) AS k"
+        f" FROM (SELECT {', '.join(values)} FROM {rows}) AS v) AS l) AS k"
     )
 
 
