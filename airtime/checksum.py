@@ -292,6 +292,11 @@ class ArrowFigures:
         self.offsets = np.array([[_offset(lane)] for lane in range(LANES)], dtype=np.int64)
 
     def add(self, batch: pa.RecordBatch) -> None:
+        self.include(self.partial(batch))
+
+    def partial(self, batch: pa.RecordBatch) -> tuple[int, list[int]]:
+        """(rows, lane sums) of one batch, touching no state: batches can be summed on
+        several threads and `include`d in any order (the checksum is a sum)."""
         lanes = np.repeat(self.offsets, batch.num_rows, axis=1)
         for j, (name, kind) in enumerate(self.fields):
             for k, limb in enumerate(_arrow_limbs(kind, batch.column(name))):
@@ -299,9 +304,12 @@ class ArrowFigures:
         lanes %= P
         lanes *= lanes  # < 2**62
         lanes %= P
-        for lane in range(LANES):
-            self.sums[lane] += int(lanes[lane].sum())  # < 2**31 per row
-        self.rows += batch.num_rows
+        return batch.num_rows, [int(lanes[lane].sum()) for lane in range(LANES)]  # < 2**31 per row
+
+    def include(self, partial: tuple[int, list[int]]) -> None:
+        rows, sums = partial
+        self.rows += rows
+        self.sums = [mine + theirs for mine, theirs in zip(self.sums, sums, strict=True)]
 
     @property
     def figures(self) -> tuple[int, int]:

@@ -27,11 +27,13 @@ gets through it.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,7 @@ BOM = codecs.BOM_UTF8
 MAX_SHOWN = 20
 MAX_QUOTED = 200  # characters of a delivered value a report quotes (a CR-only file is one "line")
 BLOCK_BYTES = 1 << 23  # CSV read unit: bounds the memory of the fast pass
+TYPING_THREADS = 2  # blocks typed at once beside the reader (2 measured as good as 3 on 2 cores)
 # signal and program codes, here and in the query service's request checks
 CODE_PATTERN = r"[A-Za-z0-9_-]{1,32}"
 CODE_RULE = "must be 1-32 letters, digits, '_' or '-'"
@@ -393,34 +396,72 @@ def _read_blocks(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded
     # doubles) pyarrow builds a dictionary per row group only to throw it away, ~25% of the
     # write time at 10M rows
     with pq.ParquetWriter(out, written, store_schema=False,
-                          use_dictionary=[c.name for c in spec.columns if c.parquet_dictionary]) as writer:
-        for block in reader:
-            typed, bad = [], np.zeros(block.num_rows, dtype=bool)
-            for c in spec.columns:
-                raw = block.column(c.name)
-                if c.few_values:
-                    values, bad_values = _arrow_parse(raw.dictionary, c) or _parse(con, raw.dictionary, c)
-                    typed.append(raw if c.column.kind == "string" else values.take(raw.indices))
-                    bad |= bad_values[raw.indices.to_numpy()]
-                else:
-                    values, bad_values = _arrow_parse(raw, c) or _parse(con, raw, c)
-                    typed.append(values)
-                    bad |= bad_values
-            good = pa.array(~bad)
-            kept = pa.RecordBatch.from_arrays([a.filter(good) for a in typed] if good.false_count else typed,
-                                              schema=written)
-            writer.write_batch(kept)
-            scan.figures.add(kept)
-            if good.false_count:
-                where = np.flatnonzero(bad)
-                fields = [_text(block.column(c.name), where) for c in spec.columns]
+                          use_dictionary=[c.name for c in spec.columns if c.parquet_dictionary]) as writer, \
+            ThreadPoolExecutor(TYPING_THREADS, thread_name_prefix="airtime-typing") as pool:
+
+        def keep(typed: _TypedBlock) -> None:  # in file order, on this thread
+            writer.write_batch(typed.kept)
+            scan.figures.include(typed.figures)
+            if typed.bad is not None:
+                where = np.flatnonzero(typed.bad)
+                fields = [_text(typed.block.column(c.name), where) for c in spec.columns]
                 scan.suspect_index.append(where + scan.seen)
                 scan.suspect_text.append(pc.binary_join_element_wise(*fields, delimiter))
-            scan.seen += block.num_rows
-            scan.written += kept.num_rows
+            scan.seen += typed.block.num_rows
+            scan.written += typed.kept.num_rows
             if on_rows is not None:
-                on_rows(block.num_rows)
+                on_rows(typed.block.num_rows)
+
+        # The reader parses the next block on this thread while the pool types and sums the
+        # ones before it (Arrow and numpy release the GIL): at 10M rows, reading, typing and
+        # summing one block after the other took 4.4 s, overlapped 2.7 s (writing included).
+        # At most TYPING_THREADS + 1 blocks are in flight, so memory stays bounded.
+        in_flight: collections.deque[Future[_TypedBlock]] = collections.deque()
+        for block in reader:
+            in_flight.append(pool.submit(_type_block, block, spec, written, con, scan.figures))
+            if len(in_flight) > TYPING_THREADS:
+                keep(in_flight.popleft().result())
+        while in_flight:
+            keep(in_flight.popleft().result())
     con.close()
+
+
+@dataclass(frozen=True)
+class _TypedBlock:
+    block: pa.RecordBatch  # as read: text (codes, dates as dictionaries)
+    kept: pa.RecordBatch  # the typed rows that break no rule
+    bad: np.ndarray | None  # per row of `block`, whether it breaks one (None: none does)
+    figures: tuple[int, list[int]]  # checksum.ArrowFigures.partial of `kept`
+
+
+def _type_block(block: pa.RecordBatch, spec: FileSpec, written: pa.Schema, con: duckdb.DuckDBPyConnection,
+                figures: checksum.ArrowFigures) -> _TypedBlock:
+    """One block typed (on a pool thread): Arrow's kernels, or the SQL for a column they
+    cannot decide, on a cursor of its own (registered values are per connection)."""
+    typed, bad = [], np.zeros(block.num_rows, dtype=bool)
+    cursor: duckdb.DuckDBPyConnection | None = None
+    for c in spec.columns:
+        raw = block.column(c.name)
+        values = raw.dictionary if c.few_values else raw
+        parsed = _arrow_parse(values, c)
+        if parsed is None:
+            if cursor is None:
+                cursor = con.cursor()
+                cursor.execute("SET TimeZone = 'UTC'")
+            parsed = _parse(cursor, values, c)
+        values, bad_values = parsed
+        if c.few_values:
+            typed.append(raw if c.column.kind == "string" else values.take(raw.indices))
+            bad |= bad_values[raw.indices.to_numpy()]
+        else:
+            typed.append(values)
+            bad |= bad_values
+    if cursor is not None:
+        cursor.close()
+    good = pa.array(~bad)
+    kept = pa.RecordBatch.from_arrays([a.filter(good) for a in typed] if good.false_count else typed,
+                                      schema=written)
+    return _TypedBlock(block, kept, bad if good.false_count else None, figures.partial(kept))
 
 
 def _text(raw: pa.Array, where: np.ndarray) -> pa.Array:
