@@ -1,0 +1,108 @@
+"""Benchmark: the least work any day can do that still stores and verifies, against pandas.
+
+    python -m bench.floor [--rows 10000000] [--repeat 3]
+
+Why it exists: issue 11 asks for the whole `airtime run` at least 4x faster than the pandas
+script of bench/baseline.py. This measures how fast a day could be at all on this machine
+with the same engines, stripped of everything but what the mission cannot do without, each
+contender its own process under `/usr/bin/time -v`, alternating:
+- floor: read both CSV files with pyarrow's multi-threaded reader straight into typed
+  columns (no rule checked, no line numbers, no duplicate keys looked for), the forecast
+  (airtime/forecast.py) on those tables, the three tables written into a fresh DuckDB file in
+  one transaction, and read back once for their row counts and checksums (checksum v2, as
+  verify does). No artifacts, no manifests, no ledger, no resume, no progress.
+- pandas: bench/baseline.py, as in bench/day.py.
+If the floor's ratio is near or under the target, no design of the full run reaches it here.
+Not a test: it asserts nothing about time (see ../shared/notes/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.day import OUT, TARGET_RATIO, prepare, run_pandas, timed
+
+
+def floor_worker(csv: Path, warehouse: Path) -> None:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from airtime import checksum
+    from airtime.duckdb_warehouse import SCHEMA
+    from airtime.forecast import forecast_query
+
+    codes = pa.dictionary(pa.int32(), pa.string())
+    audience = pacsv.read_csv(
+        next(csv.glob("*program_audience*.csv")),
+        convert_options=pacsv.ConvertOptions(column_types={
+            "signal": codes, "program_code": codes, "exhibition_date": pa.date32(),
+            "program_start_time": pa.timestamp("us", tz="UTC"), "average_audience": pa.float64()}))
+    availability = pacsv.read_csv(
+        next(csv.glob("*inventory_availability*.csv")), parse_options=pacsv.ParseOptions(delimiter=";"),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"signal": codes, "program_code": codes, "available_time": pa.int32()},
+            timestamp_parsers=["%d/%m/%Y"]))
+    availability = availability.set_column(2, "date", availability.column("date").cast(pa.date32()))
+    con = duckdb.connect(str(warehouse), config={"preserve_insertion_order": False})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SCHEMA)
+    con.register("audience_csv", audience)
+    con.register("availability_csv", availability)
+    con.execute("BEGIN TRANSACTION")
+    con.execute("INSERT INTO raw_audience BY NAME SELECT DATE '2026-11-30' AS run_date, * FROM audience_csv")
+    con.execute("INSERT INTO raw_availability BY NAME SELECT DATE '2026-11-30' AS run_date, * FROM availability_csv")
+    con.execute("INSERT INTO forecast BY NAME SELECT DATE '2026-11-30' AS run_date, *"
+                f" FROM ({forecast_query(con, 'audience_csv', 'availability_csv')})")
+    con.execute("COMMIT")
+    con.close()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    for key, table in (("audience", "raw_audience"), ("availability", "raw_availability"), ("forecast", "forecast")):
+        con.execute(checksum.duckdb_select(key, table)).fetchone()  # type: ignore[arg-type]
+    con.close()
+
+
+def run_floor(csv: Path, scratch: Path) -> dict:
+    scratch.mkdir(parents=True, exist_ok=True)
+    warehouse = scratch / "floor.duckdb"
+    warehouse.unlink(missing_ok=True)
+    seconds, rss, _ = timed([sys.executable, "-m", "bench.floor", "--worker", str(csv), str(warehouse)])
+    warehouse.unlink(missing_ok=True)
+    return {"seconds": seconds, "max_rss_mib": rss}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="audience rows (default 10M)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT, help="cache and scratch folder")
+    parser.add_argument("--worker", nargs=2, metavar=("CSV", "WAREHOUSE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        floor_worker(Path(args.worker[0]), Path(args.worker[1]))
+        return 0
+    csv, facts = prepare(args.rows, args.seed, args.out)
+    print(f"input: {', '.join(f'{n} {r:,} rows' for n, r in sorted(facts['rows'].items()))}; cached in {csv}")
+    scratch = args.out / "scratch-floor"
+    runs: dict[str, list[dict]] = {"floor": [], "pandas": []}
+    for i in range(args.repeat):
+        for kind, run in (("floor", run_floor), ("pandas", run_pandas)):
+            result = run(csv, scratch)
+            runs[kind].append(result)
+            print(f"  {kind:6} run {i + 1}: {result['seconds']:6.2f} s, peak RSS {result['max_rss_mib']:5.0f} MiB",
+                  flush=True)
+    ours = statistics.median(r["seconds"] for r in runs["floor"])
+    theirs = statistics.median(r["seconds"] for r in runs["pandas"])
+    print(f"floor (read, forecast, write, read back) median {ours:.2f} s; pandas median {theirs:.2f} s")
+    print(f"ratio pandas / floor: {theirs / ours:.1f}x (the whole run's target: >= {TARGET_RATIO:.0f}x;"
+          f" a run can only be slower than its floor)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
