@@ -17,6 +17,7 @@ object for exactly this delivery; the next run of the date passes the gate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from airtime.artifacts import fetch_checked, parquet_rel
+from airtime.artifacts import fetch_checked, parquet_rel, scratch_connection, workdir
 from airtime.errors import InputError
 from airtime.manifest import run_prefix
 from airtime.settings import Settings
@@ -105,12 +106,17 @@ def findings_of(ctx: Context, ingested: Ingested, previous: tuple[dt.date, Inges
         if previous is None:
             return findings
         findings += _size_findings(ctx.settings, ingested, previous[1])
-        with fetch_checked(ctx.artifacts, previous[1].availability) as before:
-            findings += _vanished(ctx.settings, today["availability"], parquet_rel(before))
-        history: Forecasted | None = read_outputs(PREPROCESS, ctx, previous[0])
-        if history is not None:
-            with fetch_checked(ctx.artifacts, history.history) as old:
-                findings += _rewritten(ctx.settings, today["audience"], parquet_rel(old))
+        # bounded like every step's DuckDB: the rewrite check joins the day's audience with the
+        # whole history (10M x 10M rows on a daily full-history delivery), which without a
+        # limit takes whatever the pod has
+        with workdir() as tmp, contextlib.closing(
+                scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)) as con:
+            with fetch_checked(ctx.artifacts, previous[1].availability) as before:
+                findings += _vanished(con, ctx.settings, today["availability"], parquet_rel(before))
+            history: Forecasted | None = read_outputs(PREPROCESS, ctx, previous[0])
+            if history is not None:
+                with fetch_checked(ctx.artifacts, history.history) as old:
+                    findings += _rewritten(con, ctx.settings, today["audience"], parquet_rel(old))
     return findings
 
 
@@ -124,8 +130,7 @@ def _size_findings(settings: Settings, now: Ingested, before: Ingested) -> list[
     return found
 
 
-def _vanished(settings: Settings, today: str, before: str) -> list[str]:
-    con = duckdb.connect()
+def _vanished(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, before: str) -> list[str]:
     signals = [s for (s,) in con.execute(
         f"SELECT DISTINCT signal FROM {before} EXCEPT SELECT DISTINCT signal FROM {today} ORDER BY 1").fetchall()]
     found = []
@@ -143,8 +148,8 @@ def _vanished(settings: Settings, today: str, before: str) -> list[str]:
     return found
 
 
-def _rewritten(settings: Settings, today: str, history: str) -> list[str]:
-    overlap, changed = duckdb.connect().execute(
+def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[str]:
+    overlap, changed = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE abs(t.average_audience - h.average_audience)"
         f" > 1e-9 * greatest(abs(h.average_audience), 1))"
         f" FROM {today} t JOIN {history} h USING (signal, program_code, exhibition_date)").fetchone()

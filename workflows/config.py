@@ -122,19 +122,23 @@ class WorkflowConfig:
 # "Pod sizes", `make bench` and `python -m bench.day --rows 50000000`): DuckDB holds at most
 # Settings.duckdb_memory_limit (512MB) and spills the rest to the step's scratch folder, so
 # memory is bounded, not flat: a step grows toward that limit plus the process (~0.2-0.4 GiB)
-# as the day grows. At 50M audience rows, each step alone: ingest 913 MiB, preprocess 784,
-# load 694, verify 675, and the whole day in one process (catchup) 916 MiB (at 10M: 639, 699,
-# 428, 359, 850). Limits = requests on Autopilot, so a peak above the request is an OOM kill
-# (137, retried, and killed again): these give >= 1.3x headroom at 50M rows (verify's old
-# 512Mi, enough at 10M, would have been killed at 50M). Ephemeral storage holds what a step
+# as the day grows. Each step alone, the most of a first and a next day (the history merged),
+# at 50M audience rows: ingest 831 MiB, preprocess 842, gate 805, load 710, verify 693, the
+# whole day in one process (catchup) 1087 (at 10M: 800, 746, 751, 441, 377, catchup 1198).
+# Limits = requests on Autopilot, so a peak above the request is an OOM kill (137, retried,
+# and killed again): these give >= 1.3x headroom over those peaks (verify's old 512Mi, enough
+# at 10M, would have been killed at 50M; the gate had the 1Gi default and no DuckDB limit;
+# catchup's 1536Mi left 1.28x over a 10M next day). Ephemeral storage holds what a step
 # fetches (the source CSVs: 624 MiB at 10M rows, 3.1 GiB at 50M), writes (Parquet, ~170 MiB
-# per 10M rows) and spills: sized here for a 10M-row day; scale it with the day
-# (WorkflowConfig.resources). CPU is unchanged (not measured on pods): a step runs slower on
-# 0.5 vCPU than on the 2-core machine of the table, inside its deadline (step_deadline_seconds).
+# per 10M rows) and spills (a next day at 10M: preprocess 609 MB, gate 399 MB; at 50M 4.2 and
+# 3.6 GB): sized here for a 10M-row day; scale it with the day (WorkflowConfig.resources).
+# CPU is unchanged (not measured on pods): a step runs slower on 0.5 vCPU than on the 2-core
+# machine of the table, inside its deadline (step_deadline_seconds).
 DEFAULT_RESOURCES = {
-    "catchup": StepResources(cpu="500m", memory="1536Mi", ephemeral_storage="3Gi"),
+    "catchup": StepResources(cpu="500m", memory="1792Mi", ephemeral_storage="3Gi"),
     "ingest": StepResources(cpu="500m", memory="1280Mi", ephemeral_storage="2Gi"),
-    "preprocess": StepResources(cpu="500m", memory="1Gi", ephemeral_storage="2Gi"),
+    "preprocess": StepResources(cpu="500m", memory="1280Mi", ephemeral_storage="2Gi"),
+    "gate": StepResources(cpu="500m", memory="1280Mi", ephemeral_storage="2Gi"),
     "load": StepResources(cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
     "verify": StepResources(cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
     "notify": StepResources(cpu="250m", memory="256Mi", ephemeral_storage="100Mi"),
