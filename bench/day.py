@@ -11,8 +11,12 @@ own process under `/usr/bin/time -v`:
 - pandas: bench/baseline.py `read_delivery` + `rolling_forecast` (vectorised: rolling
   median per signal/program/weekday and merge_asof) and the result written to Parquet.
 Prints medians, the ratio, rows per second of each step and peak RSS, and checks that the
-two forecasts agree. `--steps` also runs each step alone (`python -m steps.<step>`) once
-for its peak RSS: what a pod of that step needs (docs/operations-argo.md, "Pod sizes").
+two forecasts agree. Each round also runs the next day on the same files in the same home
+(what every later daily run does: the history merged, the gate comparing with it), and the
+same delivery with one bad value appended as its last line: it must be refused (exit 3)
+naming that line, and its time is compared with the good run's. `--steps` also runs each
+step alone (`python -m steps.<step>`) once for its peak RSS: what a pod of that step needs
+(docs/operations-argo.md, "Pod sizes").
 Not a test: it asserts nothing about time (see ../shared/notes/benchmarks.md).
 """
 
@@ -63,16 +67,43 @@ def _count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 24), b""))
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB, stdout) of a command run as its own process."""
+def timed(command: list[str], env: dict[str, str] | None = None, expect: int = 0) -> tuple[float, float, str]:
+    """(seconds, peak RSS MiB, stdout and stderr) of a command run as its own process."""
     full = [str(TIME), "-v", *command] if TIME.is_file() else command
     started = time.perf_counter()
     done = subprocess.run(full, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    if done.returncode != expect:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}, not {expect}:\n{done.stdout[-2000:]}\n"
+                         f"{done.stderr[-3000:]}")
     found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    return seconds, int(found.group(1)) / 1024 if found else float("nan"), done.stdout
+    return seconds, int(found.group(1)) / 1024 if found else float("nan"), done.stdout + done.stderr
+
+
+def prepare_bad(csv: Path) -> tuple[Path, int]:
+    """The same delivery with one more audience line whose value breaks a rule (-1: must be
+    >= 0), last in the file; and that line's number. Made once beside the delivery."""
+    folder = csv.parent / "last-line-bad"
+    audience = next(csv.glob("*program_audience*.csv"))
+    lines = _count_lines(audience) + 1  # the header is line 1
+    if not (folder / "ready").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        for source in csv.iterdir():  # copies: a source folder refuses links leading out of it
+            shutil.copyfile(source, folder / source.name)
+        with (folder / audience.name).open("a") as fh:
+            fh.write("SP1,LASTBAD,2026-11-28,2026-11-28T15:01:00.000Z,-1\n")
+        (folder / "ready").write_text("")
+    return folder, lines
+
+
+def run_bad(csv: Path, scratch: Path, line: int) -> dict:
+    """`airtime run` on the delivery with a bad last line: refused (exit 3, InputError), naming the line."""
+    home = _home(scratch, "airtime-bad")
+    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
+    seconds, rss, output = timed([str(AIRTIME), "run", "--date", RUN_DATE.isoformat(), "--source", str(csv)], env,
+                                 expect=3)
+    return {"seconds": seconds, "max_rss_mib": rss, "names_line": f"line {line}" in output}
 
 
 def _home(scratch: Path, name: str) -> Path:
@@ -86,6 +117,18 @@ def run_airtime(csv: Path, scratch: Path) -> dict:
     home = _home(scratch, "airtime")
     env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
     seconds, rss, stdout = timed([str(AIRTIME), "run", "--date", RUN_DATE.isoformat(), "--source", str(csv)], env)
+    steps = {name: float(s) for name, s in STEP_LINE.findall(stdout)}
+    return {"seconds": seconds, "max_rss_mib": rss, "steps": steps}
+
+
+def run_next_day(csv: Path, scratch: Path) -> dict:
+    """The day after, on the home `run_airtime` just left: the same files delivered again (the
+    audience file is the whole history), so preprocess merges them into the history the first
+    day kept and the gate compares them with it. What every daily run after the first does."""
+    home = scratch / "airtime"
+    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
+    next_day = (RUN_DATE + dt.timedelta(days=1)).isoformat()
+    seconds, rss, stdout = timed([str(AIRTIME), "run", "--date", next_day, "--source", str(csv)], env)
     steps = {name: float(s) for name, s in STEP_LINE.findall(stdout)}
     return {"seconds": seconds, "max_rss_mib": rss, "steps": steps}
 
@@ -140,14 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
           f" {facts['bytes'] / 2**20:,.0f} MiB; cached in {csv}")
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
     scratch = args.out / "scratch-day"
-    runs: dict[str, list[dict]] = {"airtime": [], "pandas": []}
+    bad_csv, bad_line = prepare_bad(csv)
+    runs: dict[str, list[dict]] = {"airtime": [], "next": [], "pandas": [], "bad": []}
+    contenders = (("airtime", args.repeat, run_airtime), ("next", args.repeat, run_next_day),
+                  ("pandas", args.baseline_repeat, run_pandas),
+                  ("bad", args.repeat, lambda _csv, scratch: run_bad(bad_csv, scratch, bad_line)))
     for i in range(max(args.repeat, args.baseline_repeat)):
-        for kind, wanted, run in (("airtime", args.repeat, run_airtime), ("pandas", args.baseline_repeat, run_pandas)):
+        for kind, wanted, run in contenders:
             if i < wanted:
                 result = run(csv, scratch)
                 runs[kind].append(result)
                 print(f"  {kind:7} run {i + 1}: {result['seconds']:7.2f} s, peak RSS {result['max_rss_mib']:6.0f} MiB"
-                      + ("".join(f", {k} {v:.2f}s" for k, v in result.get("steps", {}).items())), flush=True)
+                      + ("".join(f", {k} {v:.2f}s" for k, v in result.get("steps", {}).items()))
+                      + (f", names line {bad_line}: {result['names_line']}" if kind == "bad" else ""), flush=True)
     agree = forecasts_agree(scratch)
     ours = statistics.median(r["seconds"] for r in runs["airtime"])
     theirs = statistics.median(r["seconds"] for r in runs["pandas"])
@@ -161,19 +209,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in step_names:
         rate = input_rows / step_median[step] if step_median[step] else float("inf")
         print(f"{'  ' + step:44} {step_median[step]:9.2f} {'':5} {'':13} {rate / 1e6:6.1f}M rows/s")
+    nxt = statistics.median(r["seconds"] for r in runs["next"])
+    nxt_rss = max(r["max_rss_mib"] for r in runs["next"])
+    nxt_steps = {s: statistics.median(r["steps"][s] for r in runs["next"]) for s in step_names}
+    print(f"{'airtime run, the next day (history merged)':44} {nxt:9.2f} {len(runs['next']):5} {nxt_rss:13.0f}")
+    print(f"{'':44} " + ", ".join(f"{k} {v:.2f}" for k, v in nxt_steps.items()))
     print(f"{'pandas script (read CSVs, rolling, asof)':44} {theirs:9.2f} {len(runs['pandas']):5} {theirs_rss:13.0f}")
     ratio = theirs / ours
-    print(f"ratio pandas / airtime run: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x); airtime peak RSS"
-          f" {ours_rss:.0f} MiB (target <= {TARGET_RSS_MIB:.0f} MiB)")
+    print(f"ratio pandas / airtime run: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x), the next day"
+          f" {theirs / nxt:.1f}x; airtime peak RSS {max(ours_rss, nxt_rss):.0f} MiB (target <= {TARGET_RSS_MIB:.0f} MiB)")
     print("rows/s: the day's input rows (audience + availability) over the step's median time")
+    bad = statistics.median(r["seconds"] for r in runs["bad"])
+    named = all(r["names_line"] for r in runs["bad"])
+    print(f"bad value on the last line ({bad_line:,}): refused in {bad:.2f} s, {bad / ours:.2f}x the good run"
+          f" (target <= 2x); its line number named in every report: {named}")
     summary = {"input": facts, "runs": runs, "agreement": agree, "ratio": ratio, "step_median_seconds": step_median,
                "airtime_median_seconds": ours, "pandas_median_seconds": theirs,
-               "airtime_peak_rss_mib": ours_rss, "pandas_peak_rss_mib": theirs_rss}
+               "airtime_peak_rss_mib": ours_rss, "pandas_peak_rss_mib": theirs_rss,
+               "next_day_median_seconds": nxt, "next_day_peak_rss_mib": nxt_rss, "next_day_steps": nxt_steps,
+               "next_day_ratio": theirs / nxt,
+               "last_line_bad_seconds": bad, "last_line_bad_ratio": bad / ours, "last_line_named": named}
     if args.steps:
         alone = run_steps_alone(csv, scratch)
         print("peak RSS of each step alone (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in alone.items()))
         summary["step_peak_rss_mib"] = alone
-    ok = agree["unmatched"] == 0 and agree["different"] == 0 and agree["max_relative_difference"] < 1e-9
+    ok = agree["unmatched"] == 0 and agree["different"] == 0 and agree["max_relative_difference"] < 1e-9 and named
     print(f"outputs agree: {ok} ({agree['airtime_rows']:,} rows each side, {agree['unmatched']} unmatched,"
           f" {agree['different']} different, max relative difference {agree['max_relative_difference']:.1e})")
     (args.out / f"day-result-{args.rows}.json").write_text(json.dumps(summary, indent=2))
