@@ -7,12 +7,12 @@ problem is reported with file, line, column, value and the rule it breaks.
 Two passes, one of them usually enough:
 - the fast pass streams the file through pyarrow's CSV reader (native, multi-threaded,
   one block at a time, so memory stays bounded) with the low-cardinality columns
-  dictionary-encoded, types each block with Arrow's kernels where they agree with the
-  PARSE/CHECKS SQL below (`_arrow_parse`: codes, ISO dates, start times, audiences), with
-  that SQL otherwise (on the distinct values of a dictionary column, on every value
-  otherwise), and writes the good rows to
-  Parquet as it goes, in file order; rows are in file order, so a row's line number is
-  its index plus 2 and a suspect row keeps it;
+  dictionary-encoded, types each block (on a pool of threads, while the next block is
+  read) with Arrow's kernels where they agree with the PARSE/CHECKS SQL below
+  (`_arrow_parse`: codes, ISO dates, start times, audiences), with that SQL otherwise (on
+  the distinct values of a dictionary column, on every value otherwise), and writes the
+  good rows to Parquet as it goes, in file order; rows are in file order, so a row's line
+  number is its index plus 2 and a suspect row keeps it;
 - only the lines the fast pass set aside (and, when a row has the wrong number of fields,
   the whole file again single-threaded, where pyarrow knows each line number) go through
   the exact line checker (`_check_lines`), which splits, unquotes, trims and checks each
@@ -32,6 +32,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -426,6 +427,9 @@ def _read_blocks(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded
     con.close()
 
 
+_CURSORS = threading.Lock()
+
+
 @dataclass(frozen=True)
 class _TypedBlock:
     block: pa.RecordBatch  # as read: text (codes, dates as dictionaries)
@@ -446,7 +450,8 @@ def _type_block(block: pa.RecordBatch, spec: FileSpec, written: pa.Schema, con: 
         parsed = _arrow_parse(values, c)
         if parsed is None:
             if cursor is None:
-                cursor = con.cursor()
+                with _CURSORS:  # the parent connection is shared by the pool's threads
+                    cursor = con.cursor()
                 cursor.execute("SET TimeZone = 'UTC'")
             parsed = _parse(cursor, values, c)
         values, bad_values = parsed
