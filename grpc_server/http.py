@@ -53,6 +53,7 @@ from airtime.v1 import forecast_service_pb2 as pb
 from grpc_server.auth import Tokens, bearer
 from grpc_server.errors import BadRequestError
 from grpc_server.errors import status_of as _status_of
+from grpc_server.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("grpc_server.access")
@@ -353,13 +354,19 @@ def _status(code: int, text: str) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=text)
 
 
+ROUTE_KEY = web.RequestKey("airtime_route", str)  # the metrics label of a request, kept on it
+UNMATCHED = "unmatched"  # the label of a path no rule or health check has
+
+
 class HttpGateway:
     """The aiohttp application serving the rules' routes from a servicer."""
 
     def __init__(self, servicer: object, tokens: Tokens | None, *,
                  checks: Mapping[str, Callable[[], bool]] | None = None,
-                 routes: list[Route] | None = None, unary_timeout: float = UNARY_TIMEOUT_SECONDS) -> None:
+                 routes: list[Route] | None = None, unary_timeout: float = UNARY_TIMEOUT_SECONDS,
+                 metrics: ServiceMetrics | None = None) -> None:
         self._servicer = servicer
+        self._metrics = metrics
         self._tokens = tokens if tokens is not None and tokens.enabled else None
         self._checks = dict(checks or {})
         self._routes = routes if routes is not None else service_routes()
@@ -382,9 +389,11 @@ class HttpGateway:
             response = error_response(_status(code_pb2.INTERNAL, "internal error"))
             return response
         finally:
+            code = response.status if response is not None else 499
+            seconds = time.perf_counter() - started
+            if self._metrics is not None:
+                self._metrics.observe_http(request.get(ROUTE_KEY, UNMATCHED), code, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                code = response.status if response is not None else 499
-                seconds = time.perf_counter() - started
                 access_log.info("%s %s %d %.2fms", request.method, request.path, code, seconds * 1000,
                                 extra={"method": f"{request.method} {request.path}", "code": code,
                                        "duration_ms": round(seconds * 1000, 3), "peer": request.remote})
@@ -393,6 +402,7 @@ class HttpGateway:
         path = request.rel_url.raw_path
         check = self._checks.get(path)
         if check is not None:  # health: open, like gRPC's unary health Check
+            request[ROUTE_KEY] = path
             if request.method not in ("GET", "HEAD"):
                 return error_response(_status(code_pb2.UNIMPLEMENTED, "health checks are GET"))
             ok = check()
@@ -401,6 +411,7 @@ class HttpGateway:
         matched = [(route, match) for route, match in matched if match is not None]
         if not matched:
             return error_response(_status(code_pb2.NOT_FOUND, f"no route for {request.path}"))
+        request[ROUTE_KEY] = matched[0][0].template
         for route, match in matched:
             if route.http_method == request.method or (request.method == "HEAD" and route.http_method == "GET"):
                 return await self._call(request, route, match)

@@ -37,14 +37,33 @@ class ServiceMetrics:
                            registry=self.registry)
         self.swaps = Counter("airtime_run_swaps", "Times a newer run started being served",
                              registry=self.registry)
+        # the HTTP/JSON routes (grpc_server/http.py), by the rule's path template, never the
+        # path itself: program codes and probes of unknown paths would grow the labels forever
+        self.http_requests = Counter(
+            "airtime_http_requests", "HTTP/JSON requests answered, by route template and HTTP status",
+            ["route", "status"], registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "airtime_http_request_seconds", "HTTP/JSON request handling time, by route template",
+            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
         self._http = None
         self._children: dict[tuple[str, str], tuple] = {}  # labels() lookups, once per pair
+        self._http_children: dict[tuple[str, int], tuple] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         children = self._children.get((method, code))
         if children is None:
             children = (self.requests.labels(method, code), self.latency.labels(method))
             self._children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_http(self, route: str, status: int, seconds: float) -> None:
+        children = self._http_children.get((route, status))
+        if children is None:
+            children = (self.http_requests.labels(route, str(status)), self.http_latency.labels(route))
+            self._http_children[(route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
 

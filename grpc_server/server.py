@@ -177,7 +177,7 @@ class Service:
         host None: every interface, IPv4 and IPv6 (asyncio sets IPV6_V6ONLY on a "::"
         socket, so "::" alone would refuse IPv4). Returns the port."""
         assert self.forecast is not None, "built without a servicer"
-        gateway = http.HttpGateway(self.forecast, self.tokens,
+        gateway = http.HttpGateway(self.forecast, self.tokens, metrics=self.metrics,
                                    checks={LIVENESS_PATH: self.live, READINESS_PATH: self.ready})
         self.http = on_loop(http.start_http(gateway, host, port, http.tls_context(settings)))
         return self.http.port

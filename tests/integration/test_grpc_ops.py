@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -78,6 +79,27 @@ def test_metrics_count_requests_by_method_and_code(published, settings):  # noqa
     assert re.search(not_found, text)
     assert 'airtime_grpc_request_seconds_bucket{le="0.005",method="/airtime.v1.ForecastService/GetProgramSlots"}' in text
     assert re.search(r"airtime_served_slots 308", text)
+
+
+def test_metrics_count_http_calls_by_route_template_and_status(published, settings):  # noqa: ANN001, F811
+    metrics = ServiceMetrics()
+    port = metrics.serve_http(0, addr="127.0.0.1")
+    with running_service(settings, published, metrics=metrics) as service:
+        base = f"http://127.0.0.1:{service.start_http(settings, 0, '127.0.0.1')}"
+        urllib.request.urlopen(f"{base}/v1/freshness", timeout=5).read()
+        for path in (f"/v1/programs/HUCK/slots?date={D}", f"/v1/programs/VALE/slots?date={D}"):
+            urllib.request.urlopen(base + path, timeout=5).read()
+        for path in (f"/v1/programs/NOPE/slots?date={D}", "/nowhere/../etc"):
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(base + path, timeout=5)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    # one label per rule, whatever the program code: two programs answered, one unknown
+    assert 'airtime_http_requests_total{route="/v1/freshness",status="200"} 1.0' in text
+    assert 'airtime_http_requests_total{route="/v1/programs/{program_code}/slots",status="200"} 2.0' in text
+    assert 'airtime_http_requests_total{route="/v1/programs/{program_code}/slots",status="404"} 1.0' in text
+    assert 'airtime_http_requests_total{route="unmatched",status="404"} 1.0' in text
+    assert 'airtime_http_request_seconds_count{route="/v1/freshness"} 1.0' in text
+    assert "NOPE" not in text and "nowhere" not in text
 
 
 def test_access_log_has_one_structured_record_per_call(published, settings, caplog):  # noqa: ANN001, F811
