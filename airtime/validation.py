@@ -578,6 +578,7 @@ def read_file(path: Path, name: str, spec: FileSpec, parquet: Path | None = None
             raise _fail(name, f"cannot be read as CSV: {str(exc)[:MAX_QUOTED]}") from None
         if scan.seen == 0 and not scan.invalid:
             raise _fail(name, "has a header but no data rows", line=2)
+        pa.default_memory_pool().release_unused()  # the blocks' memory, before DuckDB's checks
         result = _settle(path, name, spec, delimiter, out, scan, tmp, memory_limit)
         if parquet is None:
             result.table, result.parquet = pq.read_table(out), None

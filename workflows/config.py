@@ -128,7 +128,8 @@ class WorkflowConfig:
 # Limits = requests on Autopilot, so a peak above the request is an OOM kill (137, retried,
 # and killed again): these give >= 1.3x headroom over those peaks (verify's old 512Mi, enough
 # at 10M, would have been killed at 50M; the gate had the 1Gi default and no DuckDB limit;
-# catchup's 1536Mi left 1.28x over a 10M next day). Ephemeral storage holds what a step
+# catchup's 1536Mi left 1.28x over a 10M next day; ingest refusing a bad last line: 891 MiB at
+# 50M). Ephemeral storage holds what a step
 # fetches (the source CSVs: 624 MiB at 10M rows, 3.1 GiB at 50M), writes (Parquet, ~170 MiB
 # per 10M rows) and spills (a next day at 10M: preprocess 609 MB, gate 399 MB; at 50M 4.2 and
 # 3.6 GB): sized here for a 10M-row day; scale it with the day (WorkflowConfig.resources).
