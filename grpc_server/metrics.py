@@ -48,22 +48,24 @@ class ServiceMetrics:
             ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self._http = None
-        self._children: dict[tuple[str, str], tuple] = {}  # labels() lookups, once per pair
-        self._http_children: dict[tuple[str, int], tuple] = {}
+        # labels() lookups, once per (kind, name, code)
+        self._children: dict[tuple[str, str, str], tuple] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        children = self._children.get((method, code))
-        if children is None:
-            children = (self.requests.labels(method, code), self.latency.labels(method))
-            self._children[(method, code)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        """A gRPC call answered: its full method name and status code name."""
+        self._observe("grpc", self.requests, self.latency, method, code, seconds)
 
     def observe_http(self, route: str, status: int, seconds: float) -> None:
-        children = self._http_children.get((route, status))
+        """An HTTP/JSON call answered: its route template (grpc_server/http.py) and status."""
+        self._observe("http", self.http_requests, self.http_latency, route, str(status), seconds)
+
+    def _observe(self, kind: str, counter: Counter, histogram: Histogram, name: str, code: str,
+                 seconds: float) -> None:
+        key = (kind, name, code)
+        children = self._children.get(key)
         if children is None:
-            children = (self.http_requests.labels(route, str(status)), self.http_latency.labels(route))
-            self._http_children[(route, status)] = children
+            children = (counter.labels(name, code), histogram.labels(name))
+            self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
 
