@@ -97,13 +97,20 @@ def prepare_bad(csv: Path) -> tuple[Path, int]:
     return folder, lines
 
 
+def _airtime_run(home: Path, day: dt.date, csv: Path, expect: int = 0) -> dict:
+    """`airtime run` of one day on the local profile in `home`: seconds, peak RSS, step times
+    and its output."""
+    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
+    seconds, rss, output = timed([str(AIRTIME), "run", "--date", day.isoformat(), "--source", str(csv)], env,
+                                 expect=expect)
+    steps = {name: float(s) for name, s in STEP_LINE.findall(output)}
+    return {"seconds": seconds, "max_rss_mib": rss, "steps": steps, "output": output}
+
+
 def run_bad(csv: Path, scratch: Path, line: int) -> dict:
     """`airtime run` on the delivery with a bad last line: refused (exit 3, InputError), naming the line."""
-    home = _home(scratch, "airtime-bad")
-    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
-    seconds, rss, output = timed([str(AIRTIME), "run", "--date", RUN_DATE.isoformat(), "--source", str(csv)], env,
-                                 expect=3)
-    return {"seconds": seconds, "max_rss_mib": rss, "names_line": f"line {line}" in output}
+    run = _airtime_run(_home(scratch, "airtime-bad"), RUN_DATE, csv, expect=3)
+    return {"seconds": run["seconds"], "max_rss_mib": run["max_rss_mib"], "names_line": f"line {line}" in run["output"]}
 
 
 def _home(scratch: Path, name: str) -> Path:
@@ -114,23 +121,16 @@ def _home(scratch: Path, name: str) -> Path:
 
 
 def run_airtime(csv: Path, scratch: Path) -> dict:
-    home = _home(scratch, "airtime")
-    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
-    seconds, rss, stdout = timed([str(AIRTIME), "run", "--date", RUN_DATE.isoformat(), "--source", str(csv)], env)
-    steps = {name: float(s) for name, s in STEP_LINE.findall(stdout)}
-    return {"seconds": seconds, "max_rss_mib": rss, "steps": steps}
+    run = _airtime_run(_home(scratch, "airtime"), RUN_DATE, csv)
+    return {k: run[k] for k in ("seconds", "max_rss_mib", "steps")}
 
 
 def run_next_day(csv: Path, scratch: Path) -> dict:
     """The day after, on the home `run_airtime` just left: the same files delivered again (the
     audience file is the whole history), so preprocess merges them into the history the first
     day kept and the gate compares them with it. What every daily run after the first does."""
-    home = scratch / "airtime"
-    env = {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text"}
-    next_day = (RUN_DATE + dt.timedelta(days=1)).isoformat()
-    seconds, rss, stdout = timed([str(AIRTIME), "run", "--date", next_day, "--source", str(csv)], env)
-    steps = {name: float(s) for name, s in STEP_LINE.findall(stdout)}
-    return {"seconds": seconds, "max_rss_mib": rss, "steps": steps}
+    run = _airtime_run(scratch / "airtime", RUN_DATE + dt.timedelta(days=1), csv)
+    return {k: run[k] for k in ("seconds", "max_rss_mib", "steps")}
 
 
 def run_steps_alone(csv: Path, scratch: Path) -> dict[str, float]:
