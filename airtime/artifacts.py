@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from airtime import checksum
 from airtime.errors import IntegrityError, StorageError
-from airtime.manifest import Output, run_prefix
+from airtime.manifest import Output
 from airtime.store import ObjectStore, sha256_file
 
 
@@ -53,8 +53,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_REPAIR = ("remove it and the manifest beside it (runs/<date>/<step>/manifest.json), then run that"
-           " date and the later ones again")
+_REPAIR = ("remove the manifests of its generation (runs/<date>/<generation>/*/manifest.json), then"
+           " run that date and the later ones again; `airtime verify --date <date>` lists every damaged"
+           " artifact of a published day")
 
 
 @contextlib.contextmanager
@@ -113,15 +114,15 @@ def figures_of_parquet(path: Path, table: checksum.Table,
 
 
 def publish_parquet(
-    store: ObjectStore, local: Path, run_date, step: str, name: str, table: checksum.Table | None,
+    store: ObjectStore, local: Path, folder: str, name: str, table: checksum.Table | None,
     figures: tuple[int, int] | None = None,
 ) -> Output:
-    """Upload a finished local Parquet file as `runs/<D>/<step>/<name>-<digest>.parquet`.
+    """Upload a finished local Parquet file as `<folder>/<name>-<digest>.parquet`, the
+    folder being the step's in its generation (`runs/<D>/<generation>/<step>`).
 
     The key carries the content digest, so an artifact never changes once written: it is
     uploaded create-only (if_generation_match=0 on GCS), and a retried step that produced
-    the same bytes finds it already there. A re-delivered source gives new bytes, a new key,
-    and the manifest (written last) switches to it; the old artifact stays for audit.
+    the same bytes finds it already there.
     `figures` (rows, checksum in checksum.CURRENT), when the writer computed them already,
     spare a pass over the file."""
     if figures is not None:
@@ -129,7 +130,7 @@ def publish_parquet(
     else:
         rows, total = figures_of_parquet(local, table) if table else (_count(local), 0)
     digest = sha256_file(local)
-    key = f"{run_prefix(run_date)}/{step}/{name}-{digest[:16]}.parquet"
+    key = f"{folder}/{name}-{digest[:16]}.parquet"
     if not store.exists(key):
         try:
             store.upload(local, key, create_only=True)

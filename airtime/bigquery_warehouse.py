@@ -37,13 +37,15 @@ from airtime.bigquery_schema import (
     TABLE_DEFINITIONS,
     staging_schema,
 )
-from airtime.errors import ConfigError, StorageError
-from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, TableKey
+from airtime.errors import ConfigError, StorageError, SupersededError
+from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, GENERATION, TableKey
 from airtime.settings import Settings
 from airtime.warehouse import (
     FAILED,
     LOADED,
+    PRUNED,
     PUBLISHED,
+    SUPERSEDED,
     Attempt,
     Figures,
     LedgerReads,
@@ -52,8 +54,10 @@ from airtime.warehouse import (
     SlotFilter,
     attempt_of,
     filter_clauses,
+    generation_of_row,
     ledger_row,
     record_of,
+    superseded_message,
 )
 
 log = logging.getLogger(__name__)
@@ -175,9 +179,19 @@ class BigQueryWarehouse(LedgerReads):
                 dataset.labels = LABELS
                 self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
             for definition in TABLE_DEFINITIONS:
-                self.client.create_table(definition.table(self._table(definition.name)),
-                                         exists_ok=True, retry=self._retry)
+                table = self.client.create_table(definition.table(self._table(definition.name)),
+                                                 exists_ok=True, retry=self._retry)
+                self._add_generation(table)
         self._ensured = True
+
+    def _add_generation(self, table: bigquery.Table) -> None:
+        """A table created before generations gains the nullable `generation` column; its
+        rows keep NULL there, which every query reads as the LEGACY generation."""
+        if table.schema and all(field.name != GENERATION.name for field in table.schema):
+            table.schema = [*table.schema, bigquery.SchemaField(GENERATION.name, "STRING", mode="NULLABLE",
+                                                                description=GENERATION.description)]
+            self.client.update_table(table, ["schema"], retry=self._retry)
+            log.info("table %s: added the generation column (existing rows: legacy)", table.table_id)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -241,9 +255,10 @@ class BigQueryWarehouse(LedgerReads):
         statements = ["BEGIN TRANSACTION;"]
         for key, table in DATA_TABLES.items():
             name, columns = table.name, ", ".join(table.names)
-            statements.append(f"DELETE FROM {self._sql_table(name)} WHERE run_date = @run_date;")
-            statements.append(f"INSERT INTO {self._sql_table(name)} (run_date, {columns})"
-                              f" SELECT @run_date, {columns} FROM `{staged[key]}`;")
+            statements.append(f"DELETE FROM {self._sql_table(name)} WHERE run_date = @run_date"
+                              f" AND {generation_of_row('@')};")
+            statements.append(f"INSERT INTO {self._sql_table(name)} (run_date, generation, {columns})"
+                              f" SELECT @run_date, @generation, {columns} FROM `{staged[key]}`;")
         row = {name: value for name, value in ledger_row(load, _now()).items() if value is not None}
         statements.append(_REPLACE_LEDGER_ROW.format(
             runs=self._sql_table("runs"), columns=", ".join(row),
@@ -254,31 +269,65 @@ class BigQueryWarehouse(LedgerReads):
             with contextlib.suppress(api_exceptions.GoogleAPIError):  # expiry cleans up anyway
                 self.client.delete_table(staging_id, not_found_ok=True, retry=self._retry)
 
-    def publish(self, run_date: dt.date, input_digest: str) -> None:
+    def publish(self, run_date: dt.date, generation: str, input_digest: str) -> None:
         self.ensure_schema()
-        job = self._query(
-            f"UPDATE {self._sql_table('runs')} SET state = @published, published_at = @now,"
-            " failed_step = NULL, error = NULL WHERE run_date = @run_date"
-            " AND input_digest = @digest AND state IN (@loaded, @published)",
-            {"published": PUBLISHED, "loaded": LOADED, "now": _now(), "run_date": run_date,
-             "digest": input_digest},
-            what=f"publish of run {run_date}",
-        )
-        if not job.num_dml_affected_rows:
+        params = {"run_date": run_date, "generation": generation}
+        runs = self._sql_table("runs")
+        mine = [r for r in self.generations(run_date) if r.generation == generation
+                and r.input_digest == input_digest and r.state in (LOADED, PUBLISHED)]
+        if not mine:
             raise StorageError(
-                f"cannot publish run {run_date}: the ledger has no loaded run with digest "
-                f"{input_digest[:12]} (loaded by another attempt?)"
-            )
+                f"cannot publish run {run_date} generation {generation}: the ledger has no loaded"
+                f" generation with digest {input_digest[:12]} (loaded by another attempt?)")
+        later = [r for r in self.generations(run_date) if r.state == PUBLISHED and r.generation != generation
+                 and r.loaded_at and mine[0].loaded_at and r.loaded_at > mine[0].loaded_at]
+        if later:
+            raise SupersededError(superseded_message(run_date, generation, later[0].generation,
+                                                     later[0].loaded_at))
+        statements = [
+            "BEGIN TRANSACTION;",
+            f"UPDATE {runs} SET state = @superseded WHERE run_date = @run_date AND state = @published"
+            f" AND NOT {generation_of_row('@')};",
+            f"UPDATE {runs} SET state = @published, published_at = @now, failed_step = NULL, error = NULL"
+            f" WHERE run_date = @run_date AND {generation_of_row('@')} AND input_digest = @digest"
+            " AND state IN (@loaded, @published);",
+        ]
+        for table in DATA_TABLES.values():  # the superseded generations' rows go with the switch
+            statements.append(
+                f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date AND NOT {generation_of_row('@')}"
+                f" AND COALESCE(generation, 'legacy') IN (SELECT COALESCE(generation, 'legacy') FROM {runs}"
+                " WHERE run_date = @run_date AND state = @superseded);")
+        statements.append("COMMIT TRANSACTION;")
+        self._query("\n".join(statements),
+                    {**params, "published": PUBLISHED, "superseded": SUPERSEDED, "loaded": LOADED,
+                     "now": _now(), "digest": input_digest},
+                    what=f"publish of run {run_date} generation {generation}")
 
-    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
+    def record_failure(self, run_date: dt.date, generation: str, step: str, message: str, *,
+                       state: str = FAILED, demote: bool = False) -> None:
         self.ensure_schema()
         self._query(
             _MERGE_FAILED.format(runs=self._sql_table("runs")),
             # `published`: the state a failure leaves alone, none when demoting
-            {"run_date": run_date, "failed": FAILED, "published": "" if demote else PUBLISHED,
-             "now": _now(), "step": step, "error": message[:2000]},
+            {"run_date": run_date, "generation": generation, "failed": state,
+             "published": "" if demote else PUBLISHED, "now": _now(), "step": step, "error": message[:2000]},
             what=f"ledger update of run {run_date}",
         )
+
+    def remove_generation(self, run_date: dt.date, generation: str) -> None:
+        self.ensure_schema()
+        record = self.generation_record(run_date, generation)
+        if record is not None and record.state == PUBLISHED:
+            raise StorageError(f"run {run_date} generation {generation} is published: not removed")
+        statements = ["BEGIN TRANSACTION;"]
+        for table in DATA_TABLES.values():
+            statements.append(f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date"
+                              f" AND {generation_of_row('@')};")
+        statements.append(f"UPDATE {self._sql_table('runs')} SET state = @pruned WHERE run_date = @run_date"
+                          f" AND {generation_of_row('@')};")
+        statements.append("COMMIT TRANSACTION;")
+        self._query("\n".join(statements), {"run_date": run_date, "generation": generation, "pruned": PRUNED},
+                    what=f"removal of run {run_date} generation {generation}")
 
     def start_attempt(self, attempt: Attempt) -> None:
         self.ensure_schema()
@@ -310,15 +359,16 @@ class BigQueryWarehouse(LedgerReads):
 
     # -- reads ------------------------------------------------------------------------
 
-    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
+    def figures(self, run_date: dt.date, generation: str,
+                versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
         # one job for the three tables: each SELECT reads only the run's partition
         parts = [
             f"SELECT '{key}' AS kind, * FROM (" + checksum.bigquery_select(
-                key, self._sql_table(table.name), "WHERE run_date = @run_date",
+                key, self._sql_table(table.name), f"WHERE run_date = @run_date AND {generation_of_row('@')}",
                 (versions or {}).get(key, checksum.CURRENT)) + ")"
             for key, table in DATA_TABLES.items()
         ]
-        job = self._query(" UNION ALL ".join(parts), {"run_date": run_date},
+        job = self._query(" UNION ALL ".join(parts), {"run_date": run_date, "generation": generation},
                           what=f"figures of run {run_date}")
         with self._errors(f"figures of run {run_date}"):
             rows = {row["kind"]: row for row in job.result(retry=self._retry)}
@@ -338,8 +388,9 @@ class BigQueryWarehouse(LedgerReads):
         with self._errors("ledger read"):
             return [record_of(row) for row in job.result(retry=self._retry)]
 
-    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
-        clauses, params = filter_clauses(run_date, where, "@")
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None,
+                      generation: str | None = None) -> pa.Table:
+        clauses, params = filter_clauses(run_date, where, "@", generation, runs=self._sql_table("runs"))
         job = self._query(
             f"SELECT {', '.join(FORECAST.names)} FROM {self._sql_table('forecast')}"
             f" WHERE {' AND '.join(clauses)} ORDER BY signal, program_code, date",
@@ -353,14 +404,15 @@ class BigQueryWarehouse(LedgerReads):
 # The ledger row is replaced (as DuckDB's INSERT OR REPLACE does) by DELETE + INSERT inside
 # the load transaction: local-bigquery cannot run MERGE inside a transaction, and both
 # statements are as atomic there as a MERGE would be, on either engine.
-_REPLACE_LEDGER_ROW = """DELETE FROM {runs} WHERE run_date = @run_date;
+_REPLACE_LEDGER_ROW = """DELETE FROM {runs} WHERE run_date = @run_date AND COALESCE(generation, 'legacy') = @generation;
 INSERT INTO {runs} ({columns}) VALUES ({values});"""
 
 # a failure never demotes a published run: the served data stays what verify approved
 _MERGE_FAILED = """MERGE {runs} AS r
-USING (SELECT @run_date AS run_date) AS s ON r.run_date = s.run_date
+USING (SELECT @run_date AS run_date, @generation AS generation) AS s
+  ON r.run_date = s.run_date AND COALESCE(r.generation, 'legacy') = s.generation
 WHEN MATCHED THEN UPDATE SET failed_step = @step, error = @error,
   state = IF(r.state = @published, r.state, @failed)
-WHEN NOT MATCHED THEN INSERT (run_date, state, input_digest, started_at, failed_step, error)
-  VALUES (@run_date, @failed, '', @now, @step, @error)"""
+WHEN NOT MATCHED THEN INSERT (run_date, generation, state, input_digest, started_at, failed_step, error)
+  VALUES (@run_date, @generation, @failed, '', @now, @step, @error)"""
 

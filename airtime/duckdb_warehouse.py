@@ -20,12 +20,15 @@ import pyarrow as pa
 
 from airtime import checksum, faults
 from airtime.artifacts import DEFAULT_MEMORY_LIMIT
-from airtime.errors import IntegrityError, StorageError
+from airtime.errors import IntegrityError, StorageError, SupersededError
 from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, RUNS, TABLES, TableKey
 from airtime.warehouse import (
     FAILED,
+    LEGACY,
     LOADED,
+    PRUNED,
     PUBLISHED,
+    SUPERSEDED,
     Attempt,
     Figures,
     LedgerReads,
@@ -34,8 +37,10 @@ from airtime.warehouse import (
     SlotFilter,
     attempt_of,
     filter_clauses,
+    generation_of_row,
     ledger_row,
     record_of,
+    superseded_message,
 )
 
 log = logging.getLogger(__name__)
@@ -56,9 +61,40 @@ class DuckDBWarehouse(LedgerReads):
         # past it, a load or a checksum spills beside the file (<file>.tmp/) instead of
         # growing the process: Settings.duckdb_memory_limit
         self.memory_limit = memory_limit
+        self._layout_checked = False
 
     @contextlib.contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self._layout_checked:
+            self._layout_checked = True
+            self._migrate_layout()
+        with self._open(read_only) as con:
+            yield con
+
+    def _migrate_layout(self) -> None:
+        """A file written before generations: its tables gain `generation` (existing rows
+        become the date's LEGACY generation), once, by the first process that opens it."""
+        if not self.path.exists():
+            return
+        with self._open(read_only=True) as con:
+            columns = {name for (name,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+        if not columns or "generation" in columns:
+            return
+        with self._open(read_only=False, schema=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            for table in DATA_TABLES.values():
+                con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS generation VARCHAR"
+                            f" DEFAULT '{LEGACY}'")
+            con.execute(RUNS.duckdb_ddl().replace(f"EXISTS {RUNS.name} (", "EXISTS runs_by_generation ("))
+            con.execute(f"INSERT INTO runs_by_generation BY NAME SELECT *, '{LEGACY}' AS generation FROM runs")
+            con.execute("DROP TABLE runs")
+            con.execute("ALTER TABLE runs_by_generation RENAME TO runs")
+            con.execute("COMMIT")
+        log.info("warehouse %s: migrated to one ledger row per generation (existing runs: %r)", self.path, LEGACY)
+
+    @contextlib.contextmanager
+    def _open(self, read_only: bool = False, schema: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.02
         while True:
@@ -81,7 +117,7 @@ class DuckDBWarehouse(LedgerReads):
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         try:
-            if not read_only:
+            if not read_only and schema:
                 con.execute(SCHEMA)
             con.execute("SET TimeZone = 'UTC'")
             yield con
@@ -104,12 +140,13 @@ class DuckDBWarehouse(LedgerReads):
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                params = {"run_date": load.run_date}
+                params = {"run_date": load.run_date, "generation": load.generation}
                 for key, table in DATA_TABLES.items():
-                    con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date", params)
+                    con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date"
+                                f" AND {generation_of_row('$')}", params)
                     con.execute(
-                        f"INSERT INTO {table.name} BY NAME SELECT CAST($run_date AS DATE) AS run_date, *"
-                        f" FROM read_parquet($path)",
+                        f"INSERT INTO {table.name} BY NAME SELECT CAST($run_date AS DATE) AS run_date,"
+                        f" CAST($generation AS VARCHAR) AS generation, * FROM read_parquet($path)",
                         {**params, "path": str(load.files[key])},
                     )
                 faults.crash_point("load-before-commit")
@@ -119,37 +156,57 @@ class DuckDBWarehouse(LedgerReads):
                 con.execute("ROLLBACK")
                 raise
 
-    def publish(self, run_date: dt.date, input_digest: str) -> None:
+    def publish(self, run_date: dt.date, generation: str, input_digest: str) -> None:
+        params = {"run_date": run_date, "generation": generation}
         with self._connect() as con:
-            updated = con.execute(
-                "UPDATE runs SET state = $published, published_at = $now, failed_step = NULL,"
-                " error = NULL WHERE run_date = $run_date AND input_digest = $digest"
-                " AND state IN ($loaded, $published) RETURNING run_date",
-                {
-                    "published": PUBLISHED,
-                    "loaded": LOADED,
-                    "now": _now(),
-                    "run_date": run_date,
-                    "digest": input_digest,
-                },
-            ).fetchall()
-        if not updated:
-            raise StorageError(
-                f"cannot publish run {run_date}: the ledger has no loaded run with digest "
-                f"{input_digest[:12]} (loaded by another attempt?)"
-            )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                mine = con.execute(
+                    f"SELECT loaded_at FROM runs WHERE run_date = $run_date AND {generation_of_row('$')}"
+                    " AND input_digest = $digest AND state IN ($loaded, $published)",
+                    {**params, "digest": input_digest, "loaded": LOADED, "published": PUBLISHED}).fetchone()
+                if mine is None:
+                    raise StorageError(
+                        f"cannot publish run {run_date} generation {generation}: the ledger has no loaded"
+                        f" generation with digest {input_digest[:12]} (loaded by another attempt?)")
+                later = con.execute(
+                    f"SELECT generation, loaded_at FROM runs WHERE run_date = $run_date AND state = $published"
+                    f" AND NOT {generation_of_row('$')} AND loaded_at > $loaded_at",
+                    {**params, "published": PUBLISHED, "loaded_at": mine[0]}).fetchone()
+                if later is not None:
+                    raise SupersededError(superseded_message(run_date, generation, later[0], later[1]))
+                con.execute(f"UPDATE runs SET state = $superseded WHERE run_date = $run_date"
+                            f" AND state = $published AND NOT {generation_of_row('$')}",
+                            {**params, "superseded": SUPERSEDED, "published": PUBLISHED})
+                con.execute(f"UPDATE runs SET state = $published, published_at = $now, failed_step = NULL,"
+                            f" error = NULL WHERE run_date = $run_date AND {generation_of_row('$')}",
+                            {**params, "published": PUBLISHED, "now": _now()})
+                # the superseded generations' rows go with the switch: no reader resolves them
+                # any more (every read names the published generation), and the warehouse keeps
+                # one copy of each date
+                for table in DATA_TABLES.values():
+                    con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date"
+                                f" AND NOT {generation_of_row('$')} AND COALESCE(generation, '{LEGACY}') IN"
+                                f" (SELECT COALESCE(generation, '{LEGACY}') FROM runs WHERE run_date = $run_date"
+                                f" AND state = '{SUPERSEDED}')", params)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
-    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
+    def record_failure(self, run_date: dt.date, generation: str, step: str, message: str, *,
+                       state: str = FAILED, demote: bool = False) -> None:
         with self._connect() as con:
             con.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($run_date, $failed, '', NULL, NULL,"
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($run_date, $generation, $failed, '', NULL, NULL,"
                 " NULL, NULL, NULL, NULL, NULL, $now, NULL, NULL, $step, $error)"
-                " ON CONFLICT (run_date) DO UPDATE SET failed_step = excluded.failed_step,"
+                " ON CONFLICT (run_date, generation) DO UPDATE SET failed_step = excluded.failed_step,"
                 " error = excluded.error,"
                 " state = CASE WHEN runs.state = $published THEN runs.state ELSE $failed END",
                 {
                     "run_date": run_date,
-                    "failed": FAILED,
+                    "generation": generation,
+                    "failed": state,
                     # the state a failure leaves alone: none when demoting
                     "published": "" if demote else PUBLISHED,
                     "now": _now(),
@@ -157,6 +214,22 @@ class DuckDBWarehouse(LedgerReads):
                     "error": message[:2000],
                 },
             )
+
+    def remove_generation(self, run_date: dt.date, generation: str) -> None:
+        params = {"run_date": run_date, "generation": generation}
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            state = con.execute(f"SELECT state FROM runs WHERE run_date = $run_date AND {generation_of_row('$')}",
+                                params).fetchone()
+            if state is not None and state[0] == PUBLISHED:
+                con.execute("ROLLBACK")
+                raise StorageError(f"run {run_date} generation {generation} is published: not removed")
+            for table in DATA_TABLES.values():
+                con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date AND {generation_of_row('$')}",
+                            params)
+            con.execute(f"UPDATE runs SET state = $pruned WHERE run_date = $run_date AND {generation_of_row('$')}",
+                        {**params, "pruned": PRUNED})
+            con.execute("COMMIT")
 
     def start_attempt(self, attempt: Attempt) -> None:
         with self._connect() as con:
@@ -179,14 +252,16 @@ class DuckDBWarehouse(LedgerReads):
 
     # -- reads ----------------------------------------------------------------------
 
-    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
+    def figures(self, run_date: dt.date, generation: str,
+                versions: Mapping[TableKey, int] | None = None) -> dict[str, Figures]:
         result = {}
         with self._connect(read_only=True) as con:
             for key, table in DATA_TABLES.items():
                 version = (versions or {}).get(key, checksum.CURRENT)
                 rows, total = con.execute(
-                    checksum.duckdb_select(key, table.name, "WHERE run_date = $run_date", version),
-                    {"run_date": run_date},
+                    checksum.duckdb_select(key, table.name,
+                                           f"WHERE run_date = $run_date AND {generation_of_row('$')}", version),
+                    {"run_date": run_date, "generation": generation},
                 ).fetchone()
                 result[key] = Figures(rows=int(rows), checksum=int(total))
         return result
@@ -196,12 +271,13 @@ class DuckDBWarehouse(LedgerReads):
             return []
         with self._connect(read_only=True) as con:
             rows = con.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY run_date DESC", params or {}
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY run_date DESC, started_at DESC", params or {}
             ).fetchall()
         return [record_of(dict(zip(RUNS.names, row, strict=True))) for row in rows]
 
-    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
-        clauses, params = filter_clauses(run_date, where, "$")
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None,
+                      generation: str | None = None) -> pa.Table:
+        clauses, params = filter_clauses(run_date, where, "$", generation)
         with self._connect(read_only=True) as con:
             return con.execute(
                 f"SELECT {', '.join(FORECAST.names)} FROM forecast WHERE {' AND '.join(clauses)}"

@@ -95,6 +95,10 @@ class GcsStore(BucketKeys):
         with self._errors("check", key):
             return self._bucket.blob(self._name(key)).exists(retry=self._retry)
 
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key), contextlib.suppress(api_exceptions.NotFound):
+            self._bucket.blob(self._name(key)).delete(retry=self._retry)
+
     def read_bytes(self, key: str) -> bytes:
         with self._errors("read", key):
             return self._bucket.blob(self._name(key)).download_as_bytes(

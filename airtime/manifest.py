@@ -3,6 +3,9 @@
 A manifest records the digests of the step's inputs and the figures of its outputs.
 A step whose manifest exists and whose recorded input digest equals the current one is
 skipped, which is how a re-run after a crash resumes at the first unfinished step.
+Each generation of a date (airtime/generation.py) has its own folder of manifests and
+artifacts, `runs/<date>/<generation>/<step>/`; the LEGACY generation, written before
+generations existed, is `runs/<date>/<step>/`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from airtime import __version__
 from airtime.errors import IntegrityError
 from airtime.store import ObjectStore
+from airtime.warehouse import LEGACY
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Manifest:
     extra: dict[str, object] = field(default_factory=dict)
     created_at: str = ""
     version: str = __version__
+    generation: str = LEGACY  # absent in manifests written before generations
 
     @property
     def input_digest(self) -> str:
@@ -63,16 +68,18 @@ def digest_of(inputs: dict[str, str]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def run_prefix(run_date: dt.date) -> str:
-    return f"runs/{run_date.isoformat()}"
+def run_prefix(run_date: dt.date, generation: str) -> str:
+    """The folder of one generation of a date."""
+    day = f"runs/{run_date.isoformat()}"
+    return day if generation == LEGACY else f"{day}/{generation}"
 
 
-def manifest_key(run_date: dt.date, step: str) -> str:
-    return f"{run_prefix(run_date)}/{step}/manifest.json"
+def manifest_key(run_date: dt.date, generation: str, step: str) -> str:
+    return f"{run_prefix(run_date, generation)}/{step}/manifest.json"
 
 
-def read_manifest(store: ObjectStore, run_date: dt.date, step: str) -> Manifest | None:
-    key = manifest_key(run_date, step)
+def read_manifest(store: ObjectStore, run_date: dt.date, generation: str, step: str) -> Manifest | None:
+    key = manifest_key(run_date, generation, step)
     if not store.exists(key):
         return None
     try:
@@ -84,29 +91,6 @@ def read_manifest(store: ObjectStore, run_date: dt.date, step: str) -> Manifest 
 
 def write_manifest(store: ObjectStore, manifest: Manifest) -> str:
     manifest.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    key = manifest_key(manifest.run_date, manifest.step)
+    key = manifest_key(manifest.run_date, manifest.generation, manifest.step)
     store.write_bytes(key, manifest.to_json())
     return store.uri(key)
-
-
-def fresh_manifest(
-    store: ObjectStore, run_date: dt.date, step: str, inputs: dict[str, str]
-) -> Manifest | None:
-    """The step's manifest if it was written for exactly these inputs, else None."""
-    manifest = read_manifest(store, run_date, step)
-    if manifest is None or manifest.input_digest != digest_of(inputs):
-        return None
-    return manifest
-
-
-def run_dates_with(store: ObjectStore, step: str) -> list[dt.date]:
-    """Run dates whose `step` finished (its manifest exists), oldest first."""
-    dates = []
-    for key in store.list("runs/"):
-        parts = key.split("/")
-        if len(parts) == 4 and parts[2] == step and parts[3] == "manifest.json":
-            try:
-                dates.append(dt.date.fromisoformat(parts[1]))
-            except ValueError:
-                continue
-    return sorted(dates)

@@ -190,6 +190,10 @@ class S3Store(BucketKeys):
             check.verify(self.uri(key))
             yield path
 
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):  # S3 answers 204 for a missing key too
+            self.client.delete_object(Bucket=self.bucket_name, Key=self._name(key))
+
     def list(self, prefix: str = "") -> list[str]:
         """Keys under `prefix`, read as a folder as LocalStore does: "runs" lists
         "runs/..." (or the object "runs" itself), never "runs-old/..."."""

@@ -63,7 +63,7 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     partitioned: bool = True  # by run_date (the data tables); the ledger is not
-    primary_key: str | None = None
+    primary_key: tuple[str, ...] = ()
     key: tuple[str, ...] = ()  # one row per key within a delivery
 
     @property
@@ -72,7 +72,7 @@ class Table:
 
     @property
     def warehouse_columns(self) -> tuple[Column, ...]:
-        return (RUN_DATE, *self.columns) if self.partitioned else self.columns
+        return (RUN_DATE, GENERATION, *self.columns) if self.partitioned else self.columns
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -82,14 +82,20 @@ class Table:
 
     def duckdb_ddl(self) -> str:
         def column(c: Column) -> str:
-            tail = " PRIMARY KEY" if c.name == self.primary_key else ("" if c.nullable else " NOT NULL")
-            return f"{c.name} {c.duckdb_type}{tail}"
+            return f"{c.name} {c.duckdb_type}{'' if c.nullable else ' NOT NULL'}"
 
         body = ", ".join(column(c) for c in self.warehouse_columns)
+        if self.primary_key:
+            body += f", PRIMARY KEY ({', '.join(self.primary_key)})"
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({body});"
 
 
 RUN_DATE = Column("run_date", "date", "Pipeline run (business date) that delivered the row; partition column")
+# Each delivery of a date is its own generation (airtime/generation.py): a new one loads
+# beside the published one and replaces it only once verified. NULL in rows written before
+# generations existed (a BigQuery column added later holds NULL): read as LEGACY.
+GENERATION = Column("generation", "string", "Generation of the run's delivery (NULL: before generations, "
+                    "read as 'legacy')", nullable=True)
 _SIGNAL = Column("signal", "string", "Broadcast signal (region), e.g. SP")
 _PROGRAM = Column("program_code", "string", "Program code, e.g. KVOB")
 _SLOT_DATE = Column("date", "date", "Date of the ad slot")
@@ -131,9 +137,10 @@ def _count(name: str, description: str = "") -> Column:
     return Column(name, "int64", description, nullable=True)
 
 
-RUNS = Table("runs", "Runs ledger: a run is served only once verify marked it published", (
+RUNS = Table("runs", "Runs ledger, one row per generation of a date: served only once verify published it", (
     Column("run_date", "date", "Business date of the run"),
-    Column("state", "string", "loaded, published or failed"),
+    GENERATION,
+    Column("state", "string", "loaded, published, superseded, held, failed or pruned"),
     Column("input_digest", "string", "Digest of the manifests the load came from; publish must match it"),
     *(_count(f"{key}_rows") for key in DATA_TABLES),
     _count("quarantined_rows", "Bad input rows set aside by ingest"),
@@ -143,7 +150,7 @@ RUNS = Table("runs", "Runs ledger: a run is served only once verify marked it pu
     Column("published_at", "timestamp", "", nullable=True),
     Column("failed_step", "string", "Step of the last failure, if any", nullable=True),
     Column("error", "string", "Message of the last failure (truncated)", nullable=True),
-), partitioned=False, primary_key="run_date")
+), partitioned=False, primary_key=("run_date", "generation"))
 
 ATTEMPTS = Table("attempts", "Every attempt of every step, recorded before its work starts", (
     Column("attempt_id", "string", "Unique id of the attempt"),
@@ -154,7 +161,7 @@ ATTEMPTS = Table("attempts", "Every attempt of every step, recorded before its w
     Column("ended_at", "timestamp", "When the step ended; NULL while running or after a kill", nullable=True),
     Column("host", "string", "Host or pod that ran it", nullable=True),
     Column("error", "string", "The failure, in full", nullable=True),
-), partitioned=False, primary_key="attempt_id")
+), partitioned=False, primary_key=("attempt_id",))
 
 TABLES: tuple[Table, ...] = (*DATA_TABLES.values(), RUNS, ATTEMPTS)
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     dq_max_rewritten_ratio: float = Field(default=0.1, ge=0, le=1)
     # -- days before the run date that a scheduled run also brings up to date (steps/catchup.py)
     catchup_days: int = Field(default=7, ge=0)
+    # -- `airtime prune`: artifacts of published generations whose date is more than this many
+    #    days before the newest published date are removed (the one the oldest kept day
+    #    builds on stays); at least catchup_days, so a catch-up never misses what it reads
+    retention_days: int = Field(default=35, ge=1)
     # -- memory a DuckDB connection of a step (ingest, preprocess, the local warehouse) may
     #    hold before it spills to the step's scratch folder: a day of any size then fits its
     #    pod, only slower. Keep it 400 MiB or more under the pod's memory (Python and Arrow come on

@@ -37,6 +37,10 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> list[str]: ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error (retention runs again)."""
+        ...
+
     def identity(self, key: str) -> str:
         """What identifies this version of the object (a content digest, plus the
         generation on GCS), so a file replaced upstream changes it."""
@@ -151,6 +155,20 @@ class LocalStore:
             if p.is_file() and not p.name.startswith(".")
         ]
         return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+        for parent in path.parents:  # empty folders go too, up to the root
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty
+                break
 
     def identity(self, key: str) -> str:
         return "sha256:" + sha256_file(self._readable(key))

@@ -1,9 +1,13 @@
 """The warehouse interface: raw tables, forecast, and the `runs` ledger.
 
-Every table carries `run_date`; a run's rows are replaced as a whole inside one
-transaction, so loading a date twice leaves one copy and a crash leaves the previous
-state. The ledger is what "the write really succeeded" means: a run is served only once
-verify has compared the warehouse's figures with the manifests and marked it published.
+Every row carries `run_date` and `generation` (one delivery of the date, see
+airtime/generation.py). A generation's rows are replaced as a whole inside one
+transaction, so loading it twice leaves one copy and a crash leaves the previous state;
+loading a new generation never touches the published one's rows. The ledger holds one row
+per generation and is what "the write really succeeded" means: a generation is served
+only once verify compared the warehouse's figures with the manifests and published it,
+which in the same transaction supersedes the date's previous published generation and
+removes its rows. At most one generation of a date is published.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ import pyarrow as pa
 
 from airtime.schema import ATTEMPTS, DATA_TABLES, RUNS, TableKey
 
-# run states, in the order a run goes through them
+# generation states, in the order a generation goes through them. HELD: the gate refused
+# the delivery (it waits for `airtime accept`); SUPERSEDED: was published, a newer
+# generation of the date replaced it; PRUNED: its rows and artifacts were removed.
 LOADED, PUBLISHED, FAILED = "loaded", "published", "failed"
+HELD, SUPERSEDED, PRUNED = "held", "superseded", "pruned"
+# the generation of what was written before generations existed (one per date)
+LEGACY = "legacy"
 # attempt states: an attempt still `running` after a later one started was killed
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped"
 
@@ -35,6 +44,7 @@ class RunLoad:
     """What the load step hands the warehouse for one run date."""
 
     run_date: dt.date
+    generation: str
     input_digest: str  # digest of the manifests the load came from
     files: dict[TableKey, Path]  # local Parquet file per table
     figures: dict[TableKey, Figures]  # expected, from the manifests
@@ -44,7 +54,7 @@ class RunLoad:
 
 @dataclass
 class RunRecord:
-    """One row of the `runs` ledger."""
+    """One row of the `runs` ledger: one generation of a date."""
 
     run_date: dt.date
     state: str
@@ -59,6 +69,7 @@ class RunRecord:
     published_at: dt.datetime | None = None
     failed_step: str | None = None
     error: str | None = None
+    generation: str = LEGACY  # which delivery of the date this row is about
 
 
 @dataclass(frozen=True)
@@ -90,12 +101,29 @@ class SlotFilter:
     program_code: str | None = None
 
 
-def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str
-                   ) -> tuple[list[str], dict[str, object]]:
-    """WHERE clauses and bound parameters of a forecast read; `mark` is the engine's
-    parameter prefix (`$` in DuckDB, `@` in BigQuery)."""
+def generation_of_row(mark: str, column: str = "generation") -> str:
+    """`column` = the bound generation; NULL (a row from before generations) is LEGACY."""
+    return f"COALESCE({column}, '{LEGACY}') = {mark}generation"
+
+
+def published_generation(mark: str) -> str:
+    """SQL for the published generation of `{mark}run_date` (NULL when none is)."""
+    return (f"(SELECT COALESCE(generation, '{LEGACY}') FROM {{runs}} WHERE run_date = {mark}run_date"
+            f" AND state = '{PUBLISHED}' LIMIT 1)")
+
+
+def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str, generation: str | None = None,
+                   runs: str = "runs") -> tuple[list[str], dict[str, object]]:
+    """WHERE clauses and bound parameters of a forecast read of one generation (by default
+    the date's published one); `mark` is the engine's parameter prefix (`$` in DuckDB, `@`
+    in BigQuery), `runs` the ledger table's name in SQL."""
     where = where or SlotFilter()
     clauses, params = [f"run_date = {mark}run_date"], {"run_date": run_date}
+    if generation is None:
+        clauses.append(f"COALESCE(generation, '{LEGACY}') = " + published_generation(mark).format(runs=runs))
+    else:
+        clauses.append(generation_of_row(mark))
+        params["generation"] = generation
     for clause, name, value in (("date >=", "start", where.start), ("date <=", "end", where.end),
                                 ("signal =", "signal", where.signal),
                                 ("program_code =", "program_code", where.program_code)):
@@ -108,7 +136,8 @@ def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str
 def ledger_row(load: RunLoad, now: dt.datetime) -> dict[str, object]:
     """The `runs` row a load writes (state `loaded`), by column name."""
     row: dict[str, object] = {name: None for name in RUNS.names}
-    row |= {"run_date": load.run_date, "state": LOADED, "input_digest": load.input_digest,
+    row |= {"run_date": load.run_date, "generation": load.generation, "state": LOADED,
+            "input_digest": load.input_digest,
             "quarantined_rows": load.quarantined_rows, "started_at": load.started_at or now,
             "loaded_at": now}
     for table, figures in load.figures.items():
@@ -120,6 +149,7 @@ def record_of(row: Mapping[str, object]) -> RunRecord:
     """A ledger row (by column name, from either engine) as a RunRecord."""
     return RunRecord(
         run_date=row["run_date"],
+        generation=row["generation"] or LEGACY,
         state=row["state"],
         input_digest=row["input_digest"],
         audience_rows=row["audience_rows"] or 0,
@@ -135,6 +165,19 @@ def record_of(row: Mapping[str, object]) -> RunRecord:
     )
 
 
+def superseded_message(run_date: dt.date, generation: str, later: str, loaded_at: object) -> str:
+    return (f"generation {generation} of {run_date} is not published: generation {later} of the same date,"
+            f" loaded after it (at {loaded_at}), is published already (two runs of the date at once?);"
+            f" `airtime runs --date {run_date}` shows both; to serve this delivery instead, run the date"
+            " again with it")
+
+
+def newest_first(records: list[RunRecord]) -> list[RunRecord]:
+    """Dates newest first; within a date, its newest generation first."""
+    stamp = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(records, key=lambda r: (r.run_date, r.started_at or stamp), reverse=True)
+
+
 class LedgerReads:
     """The ledger questions, asked the same way of every engine through `_records`."""
 
@@ -144,36 +187,66 @@ class LedgerReads:
         raise NotImplementedError
 
     def run_record(self, run_date: dt.date) -> RunRecord | None:
-        found = self._records(f"WHERE run_date = {self.PARAM_MARK}run_date", {"run_date": run_date})
+        """The date's published generation, else its newest one."""
+        found = newest_first(self._records(f"WHERE run_date = {self.PARAM_MARK}run_date", {"run_date": run_date}))
+        published = [r for r in found if r.state == PUBLISHED]
+        return (published or found or [None])[0]
+
+    def generation_record(self, run_date: dt.date, generation: str) -> RunRecord | None:
+        mark = self.PARAM_MARK
+        found = self._records(f"WHERE run_date = {mark}run_date AND {generation_of_row(mark)}",
+                              {"run_date": run_date, "generation": generation})
         return found[0] if found else None
 
+    def generations(self, run_date: dt.date) -> list[RunRecord]:
+        """Every generation of the date, newest first."""
+        return newest_first(self._records(f"WHERE run_date = {self.PARAM_MARK}run_date", {"run_date": run_date}))
+
     def ledger(self) -> list[RunRecord]:
-        return self._records()
+        return newest_first(self._records())
 
     def latest_published(self) -> RunRecord | None:
-        found = self._records(f"WHERE state = {self.PARAM_MARK}state", {"state": PUBLISHED})
+        found = newest_first(self._records(f"WHERE state = {self.PARAM_MARK}state", {"state": PUBLISHED}))
+        return found[0] if found else None
+
+    def published_before(self, run_date: dt.date) -> RunRecord | None:
+        """The latest published generation of an earlier date: what a day builds on."""
+        mark = self.PARAM_MARK
+        found = newest_first(self._records(f"WHERE state = {mark}state AND run_date < {mark}run_date",
+                                           {"state": PUBLISHED, "run_date": run_date}))
         return found[0] if found else None
 
 
 class Warehouse(Protocol):
     def load_run(self, load: RunLoad) -> None:
-        """Replace the run's rows in every table and set its ledger row to `loaded`,
-        atomically."""
+        """Replace the rows of the load's generation in every table and set its ledger row
+        to `loaded`, atomically. Other generations of the date (the published one) are
+        left alone."""
         ...
 
-    def figures(self, run_date: dt.date, versions: Mapping[TableKey, int] | None = None) -> dict[TableKey, Figures]:
-        """Row count and checksum of each table's rows for the run, read back; each table's
-        checksum in the airtime.checksum version `versions` names (default: the current one)."""
+    def figures(self, run_date: dt.date, generation: str,
+                versions: Mapping[TableKey, int] | None = None) -> dict[TableKey, Figures]:
+        """Row count and checksum of each table's rows of the generation, read back; each
+        table's checksum in the airtime.checksum version `versions` names (default: the
+        current one)."""
         ...
 
-    def publish(self, run_date: dt.date, input_digest: str) -> None:
-        """Mark a loaded run published (only if its ledger row has this digest)."""
+    def publish(self, run_date: dt.date, generation: str, input_digest: str) -> None:
+        """Publish a loaded generation (only if its ledger row has this digest), in one
+        transaction: the date's previous published generation becomes superseded and its
+        rows go. Refused (SupersededError) when the published generation was loaded after
+        this one: the later delivery of the date stays served."""
         ...
 
-    def record_failure(self, run_date: dt.date, step: str, message: str, *, demote: bool = False) -> None:
-        """Note a failed step in the ledger. A published run stays published (a failed
-        re-run does not take away verified data) unless `demote`: a published run that
-        fails a re-check of its own rows is served no more."""
+    def record_failure(self, run_date: dt.date, generation: str, step: str, message: str, *,
+                       state: str = FAILED, demote: bool = False) -> None:
+        """Note a failed (or HELD) step of a generation in the ledger. A published
+        generation stays published (a failed re-run does not take away verified data)
+        unless `demote`: one that fails a re-check of its own rows is served no more."""
+        ...
+
+    def remove_generation(self, run_date: dt.date, generation: str) -> None:
+        """Delete an unpublished generation's rows and mark its ledger row pruned."""
         ...
 
     def start_attempt(self, attempt: Attempt) -> None:
@@ -188,13 +261,21 @@ class Warehouse(Protocol):
 
     def run_record(self, run_date: dt.date) -> RunRecord | None: ...
 
+    def generation_record(self, run_date: dt.date, generation: str) -> RunRecord | None: ...
+
+    def generations(self, run_date: dt.date) -> list[RunRecord]: ...
+
     def ledger(self) -> list[RunRecord]:
-        """Every run, newest first."""
+        """Every generation of every date, newest first."""
         ...
 
     def latest_published(self) -> RunRecord | None: ...
 
-    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None) -> pa.Table:
-        """Forecast rows of a run (columns as in the forecast Parquet), ordered by
-        signal, program_code, date."""
+    def published_before(self, run_date: dt.date) -> RunRecord | None: ...
+
+    def read_forecast(self, run_date: dt.date, where: SlotFilter | None = None,
+                      generation: str | None = None) -> pa.Table:
+        """Forecast rows of a generation (default: the date's published one; none when no
+        generation is published), columns as in the forecast Parquet, ordered by signal,
+        program_code, date."""
         ...

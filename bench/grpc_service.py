@@ -84,8 +84,8 @@ def build_dataset(home: Path, slots: int, signals: int = 10, days: int = 365) ->
         pq.write_table(table, files[name])
     warehouse = DuckDBWarehouse(home / "warehouse.duckdb")
     figures = {"audience": Figures(1, 0), "availability": Figures(n, 0), "forecast": Figures(n, 0)}
-    warehouse.load_run(RunLoad(RUN_DATE, "bench", files, figures))
-    warehouse.publish(RUN_DATE, "bench")
+    warehouse.load_run(RunLoad(RUN_DATE, "bench", "bench", files, figures))
+    warehouse.publish(RUN_DATE, "bench", "bench")
     return n, f"P{programs // 2:04d}"
 
 

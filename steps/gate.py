@@ -10,9 +10,11 @@ the ledger with the report) when:
   (`dq_max_vanished_signals`, `dq_max_vanished_series_ratio`);
 - the audience rewrites many values the history already held (`dq_max_rewritten_ratio`).
 
-An operator who knows the delivery is right accepts it: `airtime accept --date D --reason R`
-records the decision (the `attempts` table, step `gate`, state `accepted`) and an acceptance
-object for exactly this delivery; the next run of the date passes the gate.
+A held delivery is a generation of its own (state `held` in the ledger): the published
+generation stays served and later days keep building on it. An operator who knows the
+delivery is right accepts it: `airtime accept --date D --reason R` records the decision
+(the `attempts` table, step `gate`, state `accepted`) and an acceptance object in exactly
+that generation, then finishes it (gate, load, verify) without reading the source again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from airtime.artifacts import fetch_checked, parquet_rel, scratch_connection, wo
 from airtime.errors import InputError
 from airtime.manifest import run_prefix
 from airtime.settings import Settings
-from airtime.warehouse import PUBLISHED, Attempt
+from airtime.warehouse import HELD, Attempt, RunRecord
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
 from steps.ingest import Ingested
@@ -50,30 +52,30 @@ class Gated:
     findings: list[str]  # what would have held it (empty when it passed)
 
 
-def acceptance_key(run_date: dt.date, ingested: Ingested) -> str:
-    """The acceptance of exactly this delivery (another delivery of the date is judged anew)."""
-    return f"{run_prefix(run_date)}/{NAME}/accepted-{ingested.audience.sha256[:16]}-{ingested.availability.sha256[:16]}.json"
+def acceptance_key(run_date: dt.date, generation: str) -> str:
+    """The acceptance of exactly this generation (another delivery of the date is another
+    generation, judged anew)."""
+    return f"{run_prefix(run_date, generation)}/{NAME}/accepted.json"
 
 
-def _previous(ctx: Context) -> tuple[dt.date, Ingested] | None:
-    """The latest earlier run that is published, with its ingest outputs."""
-    for record in ctx.warehouse.ledger():  # newest first
-        if record.run_date < ctx.run_date and record.state == PUBLISHED:
-            ingested = read_outputs(INGEST, ctx, record.run_date)
-            if ingested is not None:
-                return record.run_date, ingested
-    return None
+def _previous(ctx: Context) -> tuple[RunRecord, Ingested] | None:
+    """The latest earlier published generation, with its ingest outputs."""
+    record = ctx.previous()
+    if record is None:
+        return None
+    ingested = read_outputs(INGEST, ctx, record)
+    return None if ingested is None else (record, ingested)
 
 
 def plan(ctx: Context, upstream: Upstream) -> Planned[Gated]:
     ingested = upstream[Ingested]
     previous = _previous(ctx)
-    accepted = ctx.artifacts.exists(acceptance_key(ctx.run_date, ingested))
+    accepted = ctx.artifacts.exists(acceptance_key(ctx.run_date, ctx.gen))
     s = ctx.settings
     inputs = {
         "audience": ingested.audience.sha256,
         "availability": ingested.availability.sha256,
-        "previous": f"{previous[0]}:{previous[1].audience.sha256}" if previous else "none",
+        "previous": f"{previous[0].run_date}:{previous[1].audience.sha256}" if previous else "none",
         "accepted": str(accepted),
         "thresholds": f"{s.dq_min_rows_ratio}/{s.dq_max_vanished_signals}/"
                       f"{s.dq_max_vanished_series_ratio}/{s.dq_max_rewritten_ratio}",
@@ -81,11 +83,11 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Gated]:
     return Planned(inputs, lambda: _judge(ctx, ingested, previous, accepted))
 
 
-def _judge(ctx: Context, ingested: Ingested, previous: tuple[dt.date, Ingested] | None,
+def _judge(ctx: Context, ingested: Ingested, previous: tuple[RunRecord, Ingested] | None,
            accepted: bool) -> Gated:
-    ctx.progress.phase("comparing the delivery with " + (str(previous[0]) if previous else "nothing"))
+    ctx.progress.phase("comparing the delivery with " + (str(previous[0].run_date) if previous else "nothing"))
     findings = findings_of(ctx, ingested, previous)
-    previous_run = previous[0].isoformat() if previous else None
+    previous_run = previous[0].run_date.isoformat() if previous else None
     if not findings:
         return Gated(PASSED, previous_run, [])
     if accepted:
@@ -93,11 +95,13 @@ def _judge(ctx: Context, ingested: Ingested, previous: tuple[dt.date, Ingested] 
     raise InputError(
         f"delivery of {ctx.run_date} held by the data-quality gate (compared with the delivery of "
         f"{previous_run or 'no earlier published run'}):\n  " + "\n  ".join(findings)
-        + f"\nif the delivery is right: airtime accept --date {ctx.run_date} --reason '...', then run the"
-        " date again (or `argo retry` the workflow)")
+        + f"\nthe delivery is kept, unpublished, as generation {ctx.gen} (`airtime runs --date {ctx.run_date}`);"
+        f" the data served and what later days build on are unchanged"
+        + f"\nif the delivery is right: airtime accept --date {ctx.run_date} --reason '...' publishes exactly"
+        " this generation")
 
 
-def findings_of(ctx: Context, ingested: Ingested, previous: tuple[dt.date, Ingested] | None) -> list[str]:
+def findings_of(ctx: Context, ingested: Ingested, previous: tuple[RunRecord, Ingested] | None) -> list[str]:
     with fetch_checked(ctx.artifacts, ingested.audience) as audience, \
             fetch_checked(ctx.artifacts, ingested.availability) as availability:
         today = {"audience": parquet_rel(audience), "availability": parquet_rel(availability)}
@@ -159,20 +163,41 @@ def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, h
     return []
 
 
+def held_generation(ctx: Context) -> RunRecord:
+    """The date's newest generation the gate held: what `airtime accept` publishes."""
+    held = [r for r in ctx.warehouse.generations(ctx.run_date) if r.state == HELD]
+    if not held:
+        states = ", ".join(f"{r.generation} {r.state}" for r in ctx.warehouse.generations(ctx.run_date))
+        raise InputError(f"accept {ctx.run_date}: no delivery of this date is held by the gate"
+                         f" ({states or 'never run'}); see `airtime runs --date {ctx.run_date}`")
+    return held[0]
+
+
 def accept(ctx: Context, reason: str, by: str) -> str:
-    """Accept the delivery ingest holds for the date; returns the acceptance's URI."""
+    """Accept the held generation `ctx.generation` names; returns the acceptance's URI.
+
+    Refused when the generation was built on a previous day that is no longer the one
+    published (its history would be stale): the date must be run again then."""
     ingested = read_outputs(INGEST, ctx)
-    if ingested is None:
-        raise InputError(f"accept {ctx.run_date}: nothing was ingested for this date")
-    key = acceptance_key(ctx.run_date, ingested)
-    body = {"run_date": ctx.run_date.isoformat(), "reason": reason, "by": by,
+    forecasted: Forecasted | None = read_outputs(PREPROCESS, ctx)
+    if ingested is None or forecasted is None:
+        raise InputError(f"accept {ctx.run_date}: generation {ctx.gen} has no ingest or preprocess manifest")
+    now_on = ctx.previous()
+    built_on = (forecasted.previous_run, forecasted.previous_generation)
+    if built_on != ((str(now_on.run_date), now_on.generation) if now_on else (None, None)):
+        raise InputError(
+            f"accept {ctx.run_date}: generation {ctx.gen} was built on run {built_on[0]} generation {built_on[1]},"
+            f" but the day before it published now is {now_on.run_date if now_on else 'none'}; run the date"
+            " again (`airtime run --date ...`), which judges the delivery anew")
+    key = acceptance_key(ctx.run_date, ctx.gen)
+    body = {"run_date": ctx.run_date.isoformat(), "generation": ctx.gen, "reason": reason, "by": by,
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "audience_sha256": ingested.audience.sha256, "availability_sha256": ingested.availability.sha256}
     ctx.artifacts.write_bytes(key, json.dumps(body, indent=2).encode())
     # the decision, in the ledger beside the attempts that held the delivery
     now = dt.datetime.now(dt.UTC)
     ctx.warehouse.start_attempt(Attempt(uuid.uuid4().hex, ctx.run_date, NAME, ACCEPTED, now, now, by,
-                                        f"accepted by {by}: {reason}"))
+                                        f"accepted generation {ctx.gen} by {by}: {reason}"))
     return ctx.artifacts.uri(key)
 
 

@@ -89,10 +89,10 @@ def _ingest(ctx: Context, source: ObjectStore, keys: dict[str, str]) -> Ingested
         outputs: dict[str, Output] = {}
         for table, result in results.items():
             assert result.parquet is not None
-            outputs[table] = publish_parquet(ctx.artifacts, result.parquet, ctx.run_date, STEP.name, table, table,
-                                             result.figures)
+            folder = f"{run_prefix(ctx.run_date, ctx.gen)}/{STEP.name}"
+            outputs[table] = publish_parquet(ctx.artifacts, result.parquet, folder, table, table, result.figures)
             if result.bad_rows is not None:
-                key = f"{run_prefix(ctx.run_date)}/{STEP.name}/quarantine-{table}.csv"
+                key = f"{folder}/quarantine-{table}.csv"
                 ctx.artifacts.write_bytes(key, _quarantine_csv(result))
                 log.warning("%d bad rows of %s quarantined in %s", result.bad_row_count, result.name,
                             ctx.artifacts.uri(key))

@@ -1,7 +1,8 @@
-"""Load: the run's raw rows and forecast into the warehouse, in one transaction.
+"""Load: the generation's raw rows and forecast into the warehouse, in one transaction.
 
-Loading a date again replaces its rows (one copy), and a crash mid-load leaves the
-previous state. The ledger row records the digest of what was loaded, so verify can
+Loading a generation again replaces its rows (one copy), a crash mid-load leaves the
+previous state, and the date's published generation is never touched: it stays served
+until verify publishes this one. The ledger row records the digest of what was loaded, so verify can
 only publish exactly this load.
 """
 
@@ -57,6 +58,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
             files = {table: stack.enter_context(fetch_checked(ctx.artifacts, out)) for table, out in outputs.items()}
             ctx.warehouse.load_run(RunLoad(
                 run_date=ctx.run_date,
+                generation=ctx.gen,
                 input_digest=digest,
                 files=files,
                 figures={table: Figures(out.rows, out.checksum) for table, out in outputs.items()},
@@ -75,7 +77,7 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Loaded]:
 def still_loaded(ctx: Context, loaded: Loaded) -> bool:
     """The manifest alone is not enough: the warehouse must still hold this very load,
     row for row (an altered or deleted row makes the next run load the day again)."""
-    record = ctx.warehouse.run_record(ctx.run_date)
+    record = ctx.warehouse.generation_record(ctx.run_date, ctx.gen)
     return record is not None and record.input_digest == loaded.warehouse_digest \
         and record.state in (LOADED, PUBLISHED) \
         and ctx.figures(loaded.versions) == {t: Figures(*f) for t, f in loaded.expected.items()}

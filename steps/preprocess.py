@@ -1,8 +1,9 @@
 """Preprocess: merged history and the forecast, in DuckDB, in memory.
 
-The history of run D is the history of the latest earlier run merged with D's delivery
-(latest delivery wins). Its digest is one of this step's inputs, so re-delivering an
-earlier day makes later days recompute on their next run.
+The history of run D is the history of the latest earlier PUBLISHED generation (the
+ledger names it) merged with D's delivery (latest delivery wins): a held or failed
+delivery never enters a later day's history. That generation is part of D's generation's
+name, so re-publishing an earlier day makes later days recompute on their next run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import sys
 from dataclasses import dataclass
 
 from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, scratch_connection, sql_string, workdir
+from airtime.errors import IntegrityError
 from airtime.forecast import forecast_query, merged_history_sql
-from airtime.manifest import Output, run_dates_with
+from airtime.manifest import Output, run_prefix
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
 from steps.ingest import Ingested
@@ -30,17 +32,21 @@ class Forecasted:
     forecast: Output
     history: Output  # every exhibition delivered up to this run: the next run starts from it
     previous_run: str | None  # the run whose history this one extended
+    previous_generation: str | None = None  # and its generation (absent before generations)
 
 
 def previous_history(ctx: Context) -> tuple[str, Forecasted | None, str | None]:
-    """Identity, outputs and date of the latest earlier run's history."""
-    earlier = [d for d in run_dates_with(ctx.artifacts, NAME) if d < ctx.run_date]
-    if not earlier:
+    """Identity, outputs and date of the history of the latest earlier published generation."""
+    record = ctx.previous()
+    if record is None:
         return "none", None, None
-    previous = read_outputs(STEP, ctx, earlier[-1])
-    if previous is None:  # written by an older version: its history file is still good
-        return "none", None, None
-    return f"{earlier[-1].isoformat()}:{previous.history.sha256}", previous, earlier[-1].isoformat()
+    previous = read_outputs(STEP, ctx, record)
+    if previous is None:
+        raise IntegrityError(
+            f"run {record.run_date} is published (generation {record.generation}) but its preprocess manifest"
+            f" {ctx.artifacts.uri(run_prefix(record.run_date, record.generation) + '/' + NAME)}/manifest.json"
+            f" is missing or unreadable: restore it, or run {record.run_date} again")
+    return f"{record.run_date.isoformat()}:{previous.history.sha256}", previous, record.run_date.isoformat()
 
 
 def plan(ctx: Context, upstream: Upstream) -> Planned[Forecasted]:
@@ -56,6 +62,8 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Forecasted]:
 
 def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
               previous_date: str | None) -> Forecasted:
+    folder = f"{run_prefix(ctx.run_date, ctx.gen)}/{NAME}"
+    built_on = ctx.previous()
     with workdir() as tmp, fetch_checked(ctx.artifacts, ingested.audience) as audience, \
             fetch_checked(ctx.artifacts, ingested.availability) as availability:
         con = scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)
@@ -83,9 +91,10 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
         con.execute(f"COPY ({forecast}) TO {sql_string(forecast_file)} (FORMAT parquet)")
         con.close()
         return Forecasted(
-            forecast=publish_parquet(ctx.artifacts, forecast_file, ctx.run_date, NAME, "forecast", "forecast"),
-            history=publish_parquet(ctx.artifacts, history_file, ctx.run_date, NAME, "history", None),
+            forecast=publish_parquet(ctx.artifacts, forecast_file, folder, "forecast", "forecast"),
+            history=publish_parquet(ctx.artifacts, history_file, folder, "history", None),
             previous_run=previous_date,
+            previous_generation=built_on.generation if built_on else None,
         )
 
 

@@ -30,11 +30,15 @@ OnStep = Callable[[str, StepResult | None], None]
 
 
 def run_day(settings: Settings, run_date: dt.date, source: str | None = None,
-            on_step: OnStep | None = None, progress: Progress | None = None) -> RunResult:
+            on_step: OnStep | None = None, progress: Progress | None = None,
+            generation: str | None = None) -> RunResult:
     """Run (or resume) the whole DAG for one date. `on_step(step, None)` is called when a
     step starts and `on_step(step, result)` when it ends; `progress` is what the running
-    step reports (CLI progress)."""
-    ctx = make_context(settings, run_date, source, progress)
+    step reports (CLI progress). `generation` finishes exactly that generation (pinned:
+    its finished steps are final, the source is not read again), as `airtime accept` does."""
+    ctx = make_context(settings, run_date, source, progress, needs_source=generation is None)
+    if generation is not None:
+        ctx.generation, ctx.pinned = generation, True
     result = RunResult(run_date)
     for step in STEPS:
         with logs.bound(run_date=run_date.isoformat(), step=step.name):
@@ -44,5 +48,5 @@ def run_day(settings: Settings, run_date: dt.date, source: str | None = None,
             result.steps.append(step_result)
             if on_step:
                 on_step(step.name, step_result)
-    result.record = ctx.warehouse.run_record(run_date)
+    result.record = ctx.warehouse.generation_record(run_date, ctx.gen)
     return result

@@ -1,9 +1,12 @@
-"""Verify: read back what the warehouse holds for the run, compare with what load
-loaded, and only then publish. A mismatch fails the run and publishes nothing.
+"""Verify: read back what the warehouse holds for the generation, compare with what
+load loaded, and only then publish it (which supersedes the date's previous published
+generation in the same transaction). A mismatch fails the run and publishes nothing.
 
-`recheck` (`airtime verify --date D`) compares a day again at any time: a published day
-whose rows no longer match is demoted (served no more: the service falls back to the
-latest day that still verifies) and the next `airtime run` for it loads it again.
+`recheck` (`airtime verify --date D`) compares a day's published generation again at any
+time, its warehouse rows and every artifact its manifests name (what later days read):
+rows that no longer match demote it (served no more: the service falls back to the latest
+day that still verifies, and the next `airtime run` for it loads it again); a damaged
+artifact is exit 9, each one named.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from airtime.errors import UpstreamMissingError, VerificationError
+from airtime.errors import IntegrityError, UpstreamMissingError, VerificationError
+from airtime.manifest import Manifest, run_prefix
 from airtime.publication import announce
 from airtime.schema import DATA_TABLES, TableKey
-from airtime.warehouse import FAILED, PUBLISHED, Figures
+from airtime.store import sha256_file
+from airtime.warehouse import FAILED, LOADED, PUBLISHED, Figures
 from steps.entry import step_main
 from steps.load import STEP as LOAD
 from steps.load import Loaded
@@ -56,7 +61,8 @@ def _verify(ctx: Context, loaded: Loaded) -> Verified:
         found = compare(ctx, loaded)
     except VerificationError as exc:
         raise VerificationError(f"{exc}\nnothing published") from None
-    ctx.warehouse.publish(ctx.run_date, loaded.warehouse_digest)
+    ctx.warehouse.publish(ctx.run_date, ctx.gen, loaded.warehouse_digest)
+    ctx.forget_figures()
     announce(ctx.artifacts, ctx.run_date, PUBLISHED)  # the query service looks at the ledger now
     return Verified({t: [f.rows, f.checksum] for t, f in found.items()}, loaded.warehouse_digest,
                     loaded.versions)
@@ -64,26 +70,73 @@ def _verify(ctx: Context, loaded: Loaded) -> Verified:
 
 def still_published(ctx: Context, verified: Verified) -> bool:
     """Published, from this load, and its rows still read back the same."""
-    record = ctx.warehouse.run_record(ctx.run_date)
+    record = ctx.warehouse.generation_record(ctx.run_date, ctx.gen)
     return record is not None and record.state == PUBLISHED \
         and record.input_digest == verified.published_digest \
         and ctx.figures({t: verified.checksum_versions.get(t, 1) for t in verified.figures}) \
         == {t: Figures(*f) for t, f in verified.figures.items()}
 
 
+def checked_generation(ctx: Context) -> str:
+    """The generation `airtime verify` checks: the date's published one, else its newest
+    loaded one (a load whose verify has not run yet)."""
+    records = ctx.warehouse.generations(ctx.run_date)
+    for wanted in (PUBLISHED, LOADED):
+        for record in records:
+            if record.state == wanted:
+                return record.generation
+    seen = ", ".join(f"{r.generation} {r.state}" for r in records) or "never run"
+    raise UpstreamMissingError(f"verify {ctx.run_date}: the day was never loaded (no generation of it is"
+                               f" published or loaded: {seen})")
+
+
+def damaged_artifacts(ctx: Context) -> list[str]:
+    """Every artifact of the generation missing or not matching its manifest's digest."""
+    prefix = run_prefix(ctx.run_date, ctx.gen) + "/"
+    damaged = []
+    for key in ctx.artifacts.list(prefix):
+        parts = key[len(prefix):].split("/")
+        if len(parts) != 2 or parts[1] != "manifest.json":
+            continue
+        manifest = Manifest.from_json(ctx.artifacts.read_bytes(key))
+        for output in manifest.outputs.values():
+            if not ctx.artifacts.exists(output.key):
+                damaged.append(f"{output.uri}: missing ({manifest.step} recorded it)")
+                continue
+            with ctx.artifacts.fetch(output.key) as path:
+                found = sha256_file(path)
+            if found != output.sha256:
+                damaged.append(f"{output.uri}: sha256 {found[:16]}..., {manifest.step}'s manifest recorded"
+                               f" {output.sha256[:16]}...")
+    return damaged
+
+
 def recheck(ctx: Context) -> dict[TableKey, Figures]:
-    """Compare a loaded day with its load manifest again; a mismatch demotes it."""
+    """Compare the date's published generation with its manifests again: its warehouse rows
+    (a mismatch demotes it) and its artifacts (damage is exit 9, every file named)."""
+    ctx.generation = ctx.generation or checked_generation(ctx)
     loaded = read_outputs(LOAD, ctx)
     if loaded is None:
-        raise UpstreamMissingError(f"verify {ctx.run_date}: the day was never loaded (no load manifest)")
+        raise UpstreamMissingError(f"verify {ctx.run_date}: generation {ctx.gen} was never loaded"
+                                   " (no load manifest)")
+    ctx.progress.phase("checking the artifacts' digests")
+    damaged = damaged_artifacts(ctx)
     try:
-        return compare(ctx, loaded)
+        found = compare(ctx, loaded)
     except VerificationError as exc:
         message = (f"{exc}\nrun {ctx.run_date} is not served any more; `airtime run --date"
                    f" {ctx.run_date}` loads it again from its artifacts")
-        ctx.warehouse.record_failure(ctx.run_date, "verify", message, demote=True)
+        ctx.warehouse.record_failure(ctx.run_date, ctx.gen, "verify", message, demote=True)
         announce(ctx.artifacts, ctx.run_date, FAILED)
-        raise VerificationError(message) from None
+        raise VerificationError(message + "".join(f"\n  damaged artifact: {d}" for d in damaged)) from None
+    if damaged:
+        raise IntegrityError(
+            f"run {ctx.run_date} generation {ctx.gen}: the warehouse holds what was loaded, but"
+            f" {len(damaged)} artifact(s) later days read are damaged:\n  " + "\n  ".join(damaged)
+            + "\nrestore them (the bucket's object versions or soft delete), or remove the generation's"
+            f" manifests ({ctx.artifacts.uri(run_prefix(ctx.run_date, ctx.gen))}/*/manifest.json) and run"
+            f" {ctx.run_date} again")
+    return found
 
 
 STEP = Step("verify", upstream=(LOAD,), writes=Verified, plan=plan, still_done=still_published)

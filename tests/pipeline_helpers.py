@@ -47,3 +47,13 @@ def dump_warehouse(path: Path) -> dict[str, list[tuple]]:
         return tables
     finally:
         con.close()
+
+
+def generation_dir(home: Path, day, state: str = "published") -> Path:
+    """The artifact folder of the date's generation in `state` (its newest one), by the ledger."""
+    from airtime.duckdb_warehouse import DuckDBWarehouse
+    from airtime.manifest import run_prefix
+
+    records = [r for r in DuckDBWarehouse(Path(home) / "warehouse.duckdb").generations(day) if r.state == state]
+    assert records, f"no {state} generation of {day}"
+    return Path(home) / "artifacts" / run_prefix(day, records[0].generation)

@@ -75,7 +75,8 @@ def parquet_figures(files: dict[str, Path]) -> dict[str, Figures]:
 
 
 def run_load(run_date: dt.date, files: dict[str, Path], digest: str = "digest-1") -> RunLoad:
-    return RunLoad(run_date=run_date, input_digest=digest, files=files,
+    # one generation per digest: a test's second load with another digest is a new delivery
+    return RunLoad(run_date=run_date, generation=digest, input_digest=digest, files=files,
                    figures=parquet_figures(files), started_at=dt.datetime.now(dt.UTC))
 
 

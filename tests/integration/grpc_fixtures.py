@@ -83,8 +83,9 @@ def publish_run(warehouse: DuckDBWarehouse, run_date: dt.date, forecast: pa.Tabl
     digest = digest or f"digest-{run_date}"
     figures = {"audience": Figures(1, 0), "availability": Figures(availability.num_rows, 0),
                "forecast": Figures(forecast.num_rows, 0)}
-    warehouse.load_run(RunLoad(run_date=run_date, input_digest=digest, files=files, figures=figures))
-    warehouse.publish(run_date, digest)
+    warehouse.load_run(RunLoad(run_date=run_date, generation=digest, input_digest=digest, files=files,
+                               figures=figures, started_at=dt.datetime.now(dt.UTC)))
+    warehouse.publish(run_date, digest, digest)
     record = warehouse.run_record(run_date)
     assert record is not None
     return record

@@ -75,9 +75,9 @@ def test_a_query_without_the_partition_filter_is_refused(warehouse, client):
 
 def test_every_query_job_carries_maximum_bytes_billed(warehouse, client, files):
     warehouse.load_run(run_load(D1, files))
-    warehouse.figures(D1)
-    warehouse.publish(D1, "digest-1")
-    warehouse.record_failure(D1, "notify", "webhook down")
+    warehouse.figures(D1, "digest-1")
+    warehouse.publish(D1, "digest-1", "digest-1")
+    warehouse.record_failure(D1, "digest-1", "notify", "webhook down")
     warehouse.ledger()
     warehouse.read_forecast(D1)
     ours = [job for job in client.list_jobs()
@@ -120,14 +120,14 @@ def test_an_earlier_job_that_left_its_staging_table_empty_is_not_trusted(warehou
     rows = client.query(f"SELECT COUNT(*) AS n FROM `{staging_id}`").result()
     assert next(iter(rows))["n"] == 120
     warehouse.load_run(run_load(D1, files))
-    assert warehouse.figures(D1) == parquet_figures(files)
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
 
 
 def test_a_failing_statement_rolls_back_the_whole_load_transaction(warehouse, client, files,
                                                                    tmp_path, monkeypatch):
     warehouse.load_run(run_load(D1, files))
-    warehouse.publish(D1, "digest-1")
-    before = warehouse.figures(D1)
+    warehouse.publish(D1, "digest-1", "digest-1")
+    before = warehouse.figures(D1, "digest-1")
 
     def drop_forecast_staging(point: str) -> None:
         # between the staging loads and the transaction: make its last INSERT fail
@@ -140,7 +140,7 @@ def test_a_failing_statement_rolls_back_the_whole_load_transaction(warehouse, cl
     changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=60)
     with pytest.raises(StorageError, match="load transaction of run 2026-12-01"):
         warehouse.load_run(run_load(D1, changed, "digest-2"))
-    assert warehouse.figures(D1) == before  # audience and availability were not replaced
+    assert warehouse.figures(D1, "digest-1") == before  # audience and availability were not replaced
     record = warehouse.run_record(D1)
     assert (record.state, record.input_digest) == ("published", "digest-1")
 
@@ -149,7 +149,7 @@ def test_figures_and_forecast_equal_duckdb_for_the_same_files(warehouse, files, 
     duck = DuckDBWarehouse(tmp_path / "w.duckdb")
     for target in (duck, warehouse):
         target.load_run(run_load(D1, files))
-    assert warehouse.figures(D1) == duck.figures(D1) == parquet_figures(files)
+    assert warehouse.figures(D1, "digest-1") == duck.figures(D1, "digest-1") == parquet_figures(files)
     assert warehouse.read_forecast(D1).equals(duck.read_forecast(D1))
 
 
@@ -181,7 +181,7 @@ def test_an_unreachable_bigquery_is_a_storage_error():
     with pytest.raises(StorageError, match="BigQuery ledger read"):
         warehouse.ledger()
     with pytest.raises(StorageError, match="BigQuery create dataset and tables"):
-        warehouse.record_failure(D1, "load", "x")
+        warehouse.record_failure(D1, "digest-1", "load", "x")
 
 
 def test_an_emulator_endpoint_without_a_project_is_a_config_error():

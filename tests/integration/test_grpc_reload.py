@@ -76,7 +76,7 @@ def test_paging_on_a_run_no_longer_held_loads_it_again_while_it_is_published(war
         page = client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=first.next_page_token)
         assert page.run_date == RUN1  # still published: read again from the warehouse
         assert [r.__dict__ for r in first.slots + page.slots] == _all_rows(warehouse, RUN1)[:100]
-        warehouse.record_failure(RUN1, "verify", "re-check found other rows", demote=True)
+        warehouse.record_failure(RUN1, warehouse.run_record(RUN1).generation, "verify", "re-check found other rows", demote=True)
         with pytest.raises(ConfigError) as caught:
             client.list_slots(D, D + dt.timedelta(days=27), page_size=50, page_token=page.next_page_token)
         assert "FAILED_PRECONDITION" in str(caught.value)

@@ -3,6 +3,7 @@ line, in fresh processes, on the local profile (and the gcp profile's refusal to
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from airtime.errors import (
     UpstreamMissingError,
     VerificationError,
 )
-from tests.pipeline_helpers import ROOT, cli, make_source
+from tests.pipeline_helpers import ROOT, cli, generation_dir, make_source
 
 DAY = "2026-11-30"
 
@@ -120,7 +121,7 @@ def _published_day(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_an_altered_history_is_never_used_by_the_next_day(tmp_path: Path) -> None:
     home, source = _published_day(tmp_path)
-    (history,) = (home / "artifacts" / "runs" / DAY / "preprocess").glob("history-*.parquet")
+    (history,) = (generation_dir(home, dt.date.fromisoformat(DAY)) / "preprocess").glob("history-*.parquet")
     # still valid Parquet, every audience doubled: what silently doubled a forecast before
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * REPLACE (average_audience * 2 AS average_audience) FROM '{history}')"
@@ -130,11 +131,15 @@ def test_an_altered_history_is_never_used_by_the_next_day(tmp_path: Path) -> Non
     assert done.returncode == IntegrityError.exit_code, done.stderr
     assert IntegrityError.exit_code in NOT_RETRIED_EXIT_CODES
     assert history.name in done.stderr and "altered" in done.stderr
+    # and `airtime verify` of the published day finds it too, naming every damaged file
+    checked = cli(home, "verify", "--date", DAY)
+    assert checked.returncode == IntegrityError.exit_code, checked.stderr
+    assert history.name in checked.stderr and "1 artifact(s) later days read are damaged" in checked.stderr
 
 
 def test_missing_artifacts_damaged_manifests_and_warehouses_are_permanent_faults(tmp_path: Path) -> None:
     home, source = _published_day(tmp_path)
-    run_dir = home / "artifacts" / "runs" / DAY
+    run_dir = generation_dir(home, dt.date.fromisoformat(DAY))
     (forecast,) = (run_dir / "preprocess").glob("forecast-*.parquet")
     forecast.unlink()
     (run_dir / "load" / "manifest.json").unlink()

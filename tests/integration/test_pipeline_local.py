@@ -4,7 +4,9 @@ crashes, bad input, quarantine, verification."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +21,7 @@ from airtime.warehouse import PUBLISHED
 from steps import runner
 from steps.dag import STEPS, step_named
 from steps.scaffold import make_context, run_step
-from tests.pipeline_helpers import ROOT, cli, dump_warehouse, local_settings, make_source
+from tests.pipeline_helpers import ROOT, cli, dump_warehouse, generation_dir, local_settings, make_source
 
 DAY = dt.date(2026, 11, 30)
 
@@ -51,8 +53,8 @@ def test_running_a_date_twice_leaves_one_identical_copy(tmp_path, source, refere
     again = runner.run_day(settings, DAY)
     assert [s.skipped for s in again.steps] == [True] * len(STEPS)
     # force a real second load and verify of the same data: still one copy
-    shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "load")
-    shutil.rmtree(settings.runs_root / "runs" / DAY.isoformat() / "verify")
+    shutil.rmtree(generation_dir(settings.home, DAY) / "load")
+    shutil.rmtree(generation_dir(settings.home, DAY) / "verify")
     third = runner.run_day(settings, DAY)
     assert [s.skipped for s in third.steps] == [True, True, True, False, False]  # ingest, preprocess, gate kept
     assert dump_warehouse(settings.warehouse_path) == reference
@@ -134,8 +136,11 @@ def test_bad_redelivery_of_a_published_day_keeps_it_published(tmp_path, source):
     bad = corrupt(source, tmp_path / "bad", b"SP1;HUCK;01/12/2026")
     with pytest.raises(InputError):
         runner.run_day(settings, DAY, str(bad))
-    record = make_context(settings, DAY).warehouse.run_record(DAY)
-    assert record.state == PUBLISHED and record.failed_step == "ingest"
+    warehouse = make_context(settings, DAY).warehouse
+    published, refused = warehouse.run_record(DAY), warehouse.generations(DAY)[0]
+    assert published.state == PUBLISHED and published.failed_step is None
+    assert (refused.state, refused.failed_step) == ("failed", "ingest")
+    assert refused.generation != published.generation
 
 
 def test_tolerated_bad_rows_are_quarantined_and_counted(tmp_path, source):
@@ -143,7 +148,7 @@ def test_tolerated_bad_rows_are_quarantined_and_counted(tmp_path, source):
     settings = local_settings(tmp_path / "home", bad, max_bad_rows=1)
     result = runner.run_day(settings, DAY)
     assert result.record.state == PUBLISHED and result.record.quarantined_rows == 1
-    quarantine = settings.runs_root / "runs" / DAY.isoformat() / "ingest" / "quarantine-availability.csv"
+    quarantine = generation_dir(settings.home, DAY) / "ingest" / "quarantine-availability.csv"
     text = quarantine.read_text()
     assert "SP1;HUCK;01/12/2026;-5" in text and "available_time: must be between 0 and 3600" in text
 
@@ -205,8 +210,8 @@ def test_backfill_runs_each_date_in_order_from_dated_folders(tmp_path, source):
     assert result.returncode == 0, result.stderr
     assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("run ")] == [
         (DAY + dt.timedelta(days=i)).isoformat() for i in range(3)]
-    ledger = cli(tmp_path / "home", "runs").stdout
-    assert ledger.count("│ published ") == 3
+    ledger = json.loads(cli(tmp_path / "home", "runs", "--format", "json").stdout)
+    assert [run["state"] for run in ledger] == ["published"] * 3
 
 
 def test_step_entry_points_run_alone_and_emit_their_manifest_uri(tmp_path, source):
@@ -216,4 +221,4 @@ def test_step_entry_points_run_alone_and_emit_their_manifest_uri(tmp_path, sourc
         done = subprocess.run([sys.executable, "-m", f"steps.{step}", "--date", DAY.isoformat(),
                                "--emit", str(emitted)], env=env, cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        assert emitted.read_text().endswith(f"runs/{DAY.isoformat()}/{step}/manifest.json")
+        assert re.search(f"runs/{DAY.isoformat()}/[0-9a-f]{{16}}/{step}/manifest.json$", emitted.read_text())

@@ -13,9 +13,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from airtime.errors import StorageError
+from airtime.errors import StorageError, SupersededError
 from airtime.schema import FORECAST
-from airtime.warehouse import FAILED, LOADED, PUBLISHED, RUNNING, SUCCEEDED, Attempt, SlotFilter
+from airtime.warehouse import (
+    FAILED,
+    LOADED,
+    PRUNED,
+    PUBLISHED,
+    RUNNING,
+    SUCCEEDED,
+    SUPERSEDED,
+    Attempt,
+    SlotFilter,
+)
 from tests import emulators
 from tests.warehouse_backends import (
     Backend,
@@ -53,7 +63,7 @@ def test_an_empty_warehouse_has_an_empty_ledger(backend: Backend):
 def test_figures_read_back_equal_the_figures_of_the_loaded_files(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
-    assert warehouse.figures(D1) == parquet_figures(files)
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
     record = warehouse.run_record(D1)
     assert record.state == LOADED
     assert (record.audience_rows, record.availability_rows, record.forecast_rows) == (120, 120, 120)
@@ -64,45 +74,96 @@ def test_loading_a_date_twice_leaves_one_copy(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
     backend.open().load_run(run_load(D1, files))  # a retry, from another process's view
-    assert warehouse.figures(D1) == parquet_figures(files)
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
     assert [r.run_date for r in warehouse.ledger()] == [D1]
 
 
-def test_reloading_a_date_replaces_its_rows_and_keeps_other_dates(backend: Backend, files, tmp_path):
+def test_reloading_a_generation_replaces_its_rows_and_keeps_other_dates(backend: Backend, files, tmp_path):
     warehouse = backend.open()
     other = write_run_files(tmp_path / "d2", D2, rows=50)
     warehouse.load_run(run_load(D1, files))
     warehouse.load_run(run_load(D2, other, "digest-d2"))
     changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=80)
+    warehouse.load_run(run_load(D1, changed))  # the same generation, loaded again
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(changed)
+    assert warehouse.figures(D2, "digest-d2") == parquet_figures(other)
+
+
+def test_a_new_generation_loads_beside_the_published_one_and_replaces_it_only_when_published(
+        backend: Backend, files, tmp_path):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    warehouse.publish(D1, "digest-1", "digest-1")
+    served = warehouse.read_forecast(D1)
+    changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=80)
     warehouse.load_run(run_load(D1, changed, "digest-2"))
-    assert warehouse.figures(D1) == parquet_figures(changed)
-    assert warehouse.figures(D2) == parquet_figures(other)
-    assert warehouse.run_record(D1).input_digest == "digest-2"
+    # loaded, not verified: every reader still gets the published generation
+    assert warehouse.read_forecast(D1).equals(served)
+    assert (warehouse.run_record(D1).generation, warehouse.run_record(D1).state) == ("digest-1", PUBLISHED)
+    assert warehouse.latest_published().generation == "digest-1"
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
+    assert warehouse.figures(D1, "digest-2") == parquet_figures(changed)
+    # a failure of the new generation leaves the published one alone
+    warehouse.record_failure(D1, "digest-2", "verify", "mismatch")
+    assert warehouse.run_record(D1).state == PUBLISHED
+    assert warehouse.generation_record(D1, "digest-2").state == FAILED
+
+    warehouse.load_run(run_load(D1, changed, "digest-2"))
+    warehouse.publish(D1, "digest-2", "digest-2")
+    assert warehouse.read_forecast(D1).num_rows == 80
+    assert {r.generation: r.state for r in warehouse.generations(D1)} == \
+        {"digest-1": SUPERSEDED, "digest-2": PUBLISHED}
+    # the superseded rows went with the switch: one copy of the date
+    assert warehouse.figures(D1, "digest-1")["forecast"].rows == 0
+
+
+def test_publish_refuses_a_generation_older_than_the_one_published(backend: Backend, files, tmp_path):
+    """Two runs of one date at once: the delivery loaded last stays served, the other is told."""
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files, "first"))
+    warehouse.load_run(run_load(D1, write_run_files(tmp_path / "d1b", D1, variant=1, rows=80), "second"))
+    warehouse.publish(D1, "second", "second")
+    with pytest.raises(SupersededError, match="generation second of the same date, loaded after it"):
+        warehouse.publish(D1, "first", "first")
+    assert (warehouse.run_record(D1).generation, warehouse.read_forecast(D1).num_rows) == ("second", 80)
+
+
+def test_an_unpublished_generation_can_be_removed_a_published_one_cannot(backend: Backend, files, tmp_path):
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    warehouse.publish(D1, "digest-1", "digest-1")
+    warehouse.load_run(run_load(D1, write_run_files(tmp_path / "d1b", D1, variant=1, rows=80), "held"))
+    warehouse.remove_generation(D1, "held")
+    assert warehouse.generation_record(D1, "held").state == PRUNED
+    assert warehouse.figures(D1, "held")["forecast"].rows == 0
+    with pytest.raises(StorageError, match="is published: not removed"):
+        warehouse.remove_generation(D1, "digest-1")
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
 
 
 def test_a_row_altered_or_deleted_after_the_load_changes_the_figures(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
-    loaded = warehouse.figures(D1)
+    loaded = warehouse.figures(D1, "digest-1")
     backend.execute("UPDATE {forecast} SET available_time = available_time + 1"
                     " WHERE run_date = DATE '2026-12-01' AND program_code = 'PIRV0'")
-    altered = warehouse.figures(D1)
+    altered = warehouse.figures(D1, "digest-1")
     assert altered["forecast"].rows == loaded["forecast"].rows
     assert altered["forecast"].checksum != loaded["forecast"].checksum
     backend.execute("DELETE FROM {raw_audience} WHERE run_date = DATE '2026-12-01'"
                     " AND program_code = 'KVOB0'")
-    assert warehouse.figures(D1)["audience"].rows < loaded["audience"].rows
+    assert warehouse.figures(D1, "digest-1")["audience"].rows < loaded["audience"].rows
 
 
 def test_publish_needs_the_loaded_digest_and_can_be_repeated(backend: Backend, files):
     warehouse = backend.open()
     with pytest.raises(StorageError, match="cannot publish run 2026-12-01"):
-        warehouse.publish(D1, "digest-1")
+        warehouse.publish(D1, "digest-1", "digest-1")
     warehouse.load_run(run_load(D1, files))
-    with pytest.raises(StorageError, match="no loaded run with digest other"):
-        warehouse.publish(D1, "other-digest")
-    warehouse.publish(D1, "digest-1")
-    warehouse.publish(D1, "digest-1")
+    with pytest.raises(StorageError, match="no loaded generation with digest other"):
+        warehouse.publish(D1, "other-digest", "other-digest")
+    warehouse.publish(D1, "digest-1", "digest-1")
+    warehouse.publish(D1, "digest-1", "digest-1")
     record = warehouse.run_record(D1)
     assert record.state == PUBLISHED
     assert record.published_at is not None
@@ -111,30 +172,31 @@ def test_publish_needs_the_loaded_digest_and_can_be_repeated(backend: Backend, f
 
 def test_a_failure_never_demotes_a_published_run(backend: Backend, files, tmp_path):
     warehouse = backend.open()
-    warehouse.record_failure(D2, "ingest", "no audience file")
+    warehouse.record_failure(D2, "digest-1", "ingest", "no audience file")
     failed = warehouse.run_record(D2)
     assert (failed.state, failed.failed_step, failed.error, failed.input_digest) == \
         (FAILED, "ingest", "no audience file", "")
 
     warehouse.load_run(run_load(D1, files))
-    warehouse.publish(D1, "digest-1")
-    warehouse.record_failure(D1, "verify", "x" * 5000)
+    warehouse.publish(D1, "digest-1", "digest-1")
+    warehouse.record_failure(D1, "digest-1", "verify", "x" * 5000)
     record = warehouse.run_record(D1)
     assert (record.state, record.failed_step, len(record.error)) == (PUBLISHED, "verify", 2000)
 
-    # a new load of the date starts clean: loaded, no failure, not published
+    # a new generation of the date starts clean: loaded, no failure, not published; the
+    # published one stays served
     warehouse.load_run(run_load(D1, files, "digest-3"))
-    record = warehouse.run_record(D1)
+    record = warehouse.generation_record(D1, "digest-3")
     assert (record.state, record.failed_step, record.error, record.published_at) == \
         (LOADED, None, None, None)
-    assert warehouse.latest_published() is None
+    assert warehouse.latest_published().generation == "digest-1"
 
 
 def test_a_published_run_that_fails_a_recheck_is_demoted(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
-    warehouse.publish(D1, "digest-1")
-    warehouse.record_failure(D1, "verify", "forecast checksum differs", demote=True)
+    warehouse.publish(D1, "digest-1", "digest-1")
+    warehouse.record_failure(D1, "digest-1", "verify", "forecast checksum differs", demote=True)
     assert (warehouse.run_record(D1).state, warehouse.latest_published()) == (FAILED, None)
 
 
@@ -158,7 +220,7 @@ def test_attempts_are_recorded_before_and_after_the_work_and_listed_newest_first
 def test_a_loaded_run_that_fails_later_is_marked_failed(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
-    warehouse.record_failure(D1, "verify", "forecast checksum differs")
+    warehouse.record_failure(D1, "digest-1", "verify", "forecast checksum differs")
     record = warehouse.run_record(D1)
     assert (record.state, record.failed_step) == (FAILED, "verify")
     assert record.forecast_rows == 120  # the load's figures stay for the post-mortem
@@ -169,8 +231,8 @@ def test_ledger_is_newest_first_and_latest_published_skips_unpublished(backend: 
     for day in (D1, D2, dt.date(2026, 11, 30)):
         warehouse.load_run(run_load(day, write_run_files(tmp_path / str(day), day, rows=10),
                                     f"digest-{day}"))
-    warehouse.publish(D1, f"digest-{D1}")
-    warehouse.publish(dt.date(2026, 11, 30), "digest-2026-11-30")
+    warehouse.publish(D1, f"digest-{D1}", f"digest-{D1}")
+    warehouse.publish(dt.date(2026, 11, 30), "digest-2026-11-30", "digest-2026-11-30")
     assert [r.run_date for r in warehouse.ledger()] == [D2, D1, dt.date(2026, 11, 30)]
     assert warehouse.latest_published().run_date == D1
 
@@ -178,6 +240,8 @@ def test_ledger_is_newest_first_and_latest_published_skips_unpublished(backend: 
 def test_read_forecast_returns_the_run_rows_typed_ordered_and_filtered(backend: Backend, files):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
+    assert warehouse.read_forecast(D1).num_rows == 0  # loaded, not published: not read
+    warehouse.publish(D1, "digest-1", "digest-1")
     expected = _read(files["forecast"]).sort_by([("signal", "ascending"), ("program_code", "ascending"), ("date", "ascending")])
     table = warehouse.read_forecast(D1)
     assert table.schema == FORECAST.arrow_schema
@@ -204,17 +268,15 @@ def _read(path: Path) -> pa.Table:
 def test_a_process_killed_mid_load_leaves_the_previous_state(backend: Backend, files, tmp_path):
     warehouse = backend.open()
     warehouse.load_run(run_load(D1, files))
-    before = warehouse.figures(D1)
+    before = warehouse.figures(D1, "digest-1")
     changed = write_run_files(tmp_path / "d1b", D1, variant=1, rows=70)
-    spec = {"warehouse": backend.spec, "run_date": D1.isoformat(), "digest": "digest-2",
+    spec = {"warehouse": backend.spec, "run_date": D1.isoformat(), "digest": "digest-1",
             "files": {t: str(p) for t, p in changed.items()}}
     proc = subprocess.run([sys.executable, "-m", "tests.warehouse_backends", "crash-load",
                            json.dumps(spec)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 137, proc.stderr
-    assert warehouse.figures(D1) == before
-    assert warehouse.run_record(D1).input_digest == "digest-1"
+    assert warehouse.figures(D1, "digest-1") == before
 
     # the retry (crash point no longer armed) completes the replacement
-    warehouse.load_run(run_load(D1, changed, "digest-2"))
-    assert warehouse.figures(D1) == parquet_figures(changed)
-    assert warehouse.run_record(D1).input_digest == "digest-2"
+    warehouse.load_run(run_load(D1, changed))
+    assert warehouse.figures(D1, "digest-1") == parquet_figures(changed)

@@ -24,18 +24,18 @@ def parquet(path, values):
 
 def test_the_same_bytes_published_twice_keep_one_unchanged_artifact(tmp_path):
     store = LocalStore(tmp_path / "store")
-    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), DAY, "ingest", "audience", None)
+    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), f"runs/{DAY}/g1/ingest", "audience", None)
     stored = tmp_path / "store" / first.key
     stamp = stored.stat().st_mtime_ns
-    again = publish_parquet(store, parquet(tmp_path / "b.parquet", ["SP1"]), DAY, "ingest", "audience", None)
+    again = publish_parquet(store, parquet(tmp_path / "b.parquet", ["SP1"]), f"runs/{DAY}/g1/ingest", "audience", None)
     assert again == first and stored.stat().st_mtime_ns == stamp
-    assert first.key.startswith("runs/2026-12-01/ingest/audience-") and first.rows == 1
+    assert first.key.startswith("runs/2026-12-01/g1/ingest/audience-") and first.rows == 1
 
 
 def test_new_bytes_get_a_new_key_and_the_old_artifact_stays(tmp_path):
     store = LocalStore(tmp_path / "store")
-    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), DAY, "ingest", "audience", None)
-    second = publish_parquet(store, parquet(tmp_path / "b.parquet", ["RJ"]), DAY, "ingest", "audience", None)
+    first = publish_parquet(store, parquet(tmp_path / "a.parquet", ["SP1"]), f"runs/{DAY}/g1/ingest", "audience", None)
+    second = publish_parquet(store, parquet(tmp_path / "b.parquet", ["RJ"]), f"runs/{DAY}/g1/ingest", "audience", None)
     assert second.key != first.key
     assert store.exists(first.key) and store.exists(second.key)
 
