@@ -51,11 +51,25 @@ class NotPublishedError(AirtimeError):
     retryable = False
 
 
+class RunNotPublishedError(NotPublishedError):
+    """A query names a run date with no published run (never run, held, failed, demoted)."""
+
+    def __init__(self, message: str, run_date: object) -> None:
+        super().__init__(message)
+        self.run_date = run_date
+
+
 class UnknownProgramError(AirtimeError):
-    """The program query names a program the published run does not have."""
+    """Unknown program or signal: a query names a code the published run does not have.
+    `missing` holds each such (field, code), the field as the query names it
+    ("program_code" or "signal")."""
 
     exit_code = 7
     retryable = False
+
+    def __init__(self, message: str, missing: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class UpstreamMissingError(AirtimeError):

@@ -5,11 +5,11 @@
   An older published run that a request names (`run_date`) is loaded on demand into a
   small LRU of snapshots, on a thread (never on the event loop).
 - WarehouseBackend: asks the warehouse on every request; slower, no memory, always current.
-Both pin paginated reads to the run of their first page (see queries.RunId), and both
-answer NOT_FOUND (RunNotFoundError) for a named run date with no published run: never run,
-failed, or demoted. NOT_FOUND rather than FAILED_PRECONDITION because nothing the client
-can fix in the system's state makes that run exist; it names a resource that is not there
-(google/rpc/code.proto: NOT_FOUND "Some requested entity ... was not found").
+Both pin paginated reads to the run of their first page (see queries.RunId), both ask
+airtime.query.published_record which run is published (the local query's own question), and
+both answer a named run date with no published run (never run, failed, demoted), and a signal
+or program the run does not have, with the local query's errors (RunNotPublishedError,
+UnknownProgramError: NOT_FOUND, grpc_server/errors.py).
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ import pyarrow as pa
 
 from airtime.errors import NotPublishedError, StorageError
 from airtime.publication import read_marker
+from airtime.query import published_record, published_run
+from airtime.query_rules import InvalidQueryError, check_known
+from airtime.run_codes import RunCodes, WarehouseCodes, codes_of_series
 from airtime.settings import Settings
 from airtime.store import ObjectStore
-from airtime.warehouse import FAILED, PUBLISHED, RunRecord, SlotFilter, Warehouse
-from grpc_server.errors import BadRequestError, NotFoundError, PageExpiredError, RunNotFoundError
+from airtime.warehouse import FAILED, RunRecord, SlotFilter, Warehouse
+from grpc_server.errors import PageExpiredError
 from grpc_server.queries import PageRequest, RunId
 from grpc_server.snapshot import Snapshot, run_id
 from grpc_server.wire import EncodedSlots, encode_columns
@@ -106,13 +109,30 @@ def _not_published() -> NotPublishedError:
     return NotPublishedError("no published run to serve yet: run the pipeline first")
 
 
-def _published(warehouse: Warehouse, run_date: dt.date) -> RunRecord:
-    """The ledger record of a published run, or RunNotFoundError."""
-    record = warehouse.run_record(run_date)
-    if record is None or record.state != PUBLISHED:
-        state = "never run" if record is None else f"{record.state}, not published"
-        raise RunNotFoundError(f"no published run of {run_date} ({state})", str(run_date))
-    return record
+def _still_published(warehouse: Warehouse, run: RunId) -> RunRecord | None:
+    """The ledger record of that very version of a run while it is published, else None."""
+    record = published_record(warehouse, run.run_date)
+    return record if record is not None and run_id(record) == run else None
+
+
+class SnapshotCodes:
+    """KnownCodes of a snapshot: from memory, a few microseconds (the event loop asks)."""
+
+    # the snapshot's index takes closed ranges: these two cover every slot
+    _EVER = (dt.date.min, dt.date.max)
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self.run_date = snapshot.id.run_date
+
+    def has(self, field: str, code: str) -> bool:
+        return self._snapshot.select(SlotFilter(*self._EVER, **{field: code})).total > 0
+
+    def codes(self) -> RunCodes:
+        every = self._snapshot.select(SlotFilter(*self._EVER))
+        first = self._snapshot.columns(every.lo)  # the first row of each (signal, program) series
+        return codes_of_series(self.run_date, zip(first.column("signal"), first.column("program_code"),
+                                                  every.counts.tolist(), strict=True))
 
 
 def _page_expired(run: RunId) -> PageExpiredError:
@@ -217,7 +237,7 @@ class SnapshotBackend(_Listeners):
 
     def _refresh_from_ledger(self) -> bool | None:
         """Whether the served run changed; None when it must be tried again next poll."""
-        latest = self._warehouse.latest_published()
+        latest = published_record(self._warehouse)
         if latest is None:
             self._drop_failed_run()
             return False
@@ -226,8 +246,7 @@ class SnapshotBackend(_Listeners):
             return False
         started = time.monotonic()
         table = self._warehouse.read_forecast(latest.run_date)
-        again = self._warehouse.run_record(latest.run_date)
-        if again is None or again.state != PUBLISHED or run_id(again) != rid:
+        if _still_published(self._warehouse, rid) is None:
             log.info("run %s changed while loading it; retrying next poll", latest.run_date)
             return None
         snapshot = Snapshot(latest, table, _now())
@@ -287,12 +306,12 @@ class SnapshotBackend(_Listeners):
             held = self._pinned_hit(run)
             if held is not None:
                 return held
-            record = self._warehouse.run_record(run.run_date)
-            if record is None or record.state != PUBLISHED or run_id(record) != run:
+            record = _still_published(self._warehouse, run)
+            if record is None:
                 raise _page_expired(run)
             return self._load_pinned(record)
         if run_date is not None:
-            record = _published(self._warehouse, run_date)
+            record = published_run(self._warehouse, run_date)
             return self._pinned_hit(run_id(record)) or self._load_pinned(record)
         current = self._current
         if current is None:
@@ -307,8 +326,7 @@ class SnapshotBackend(_Listeners):
                 return held
             started = time.monotonic()
             table = self._warehouse.read_forecast(record.run_date)
-            again = self._warehouse.run_record(record.run_date)
-            if again is None or again.state != PUBLISHED or run_id(again) != rid:
+            if _still_published(self._warehouse, rid) is None:
                 raise StorageError(f"run {record.run_date} changed while loading it: ask again")
             snapshot = Snapshot(record, table, _now())
             if self._pinned_max:
@@ -322,13 +340,14 @@ class SnapshotBackend(_Listeners):
     def served(self, run_date: dt.date | None = None) -> ServedRun:
         if run_date is None:
             return _served(self._snapshot())
-        record = _published(self._warehouse, run_date)
+        record = published_run(self._warehouse, run_date)
         held = self._in_memory(run_id(record))
         return ServedRun(record, run_id(record), held.loaded_at if held is not None else None)
 
     def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
         snapshot = self._snapshot(page.run, page.run_date)
         selection = snapshot.select(query)
+        check_known(query, SnapshotCodes(snapshot), answered=selection.total)
         _check_offset(page.offset, selection.total)
         slots = snapshot.encoded(selection, page.offset, page.size)
         end = page.offset + len(slots)
@@ -339,6 +358,7 @@ class SnapshotBackend(_Listeners):
                      ) -> tuple[ServedRun, Iterator[EncodedSlots]]:
         snapshot = self._snapshot(run_date=run_date)
         selection = snapshot.select(query)
+        check_known(query, SnapshotCodes(snapshot), answered=selection.total)
 
         def chunks() -> Iterator[EncodedSlots]:
             for offset in range(0, selection.total, chunk_size):
@@ -349,10 +369,9 @@ class SnapshotBackend(_Listeners):
     def program_slots(self, query: SlotFilter, run_date: dt.date | None = None
                       ) -> tuple[ServedRun, EncodedSlots]:
         snapshot = self._snapshot(run_date=run_date)
-        if not snapshot.has_program(query.program_code or ""):
-            raise NotFoundError(f"program {query.program_code!r} has no slot in run {snapshot.id.run_date}",
-                                query.program_code or "")
-        return _served(snapshot), snapshot.few_slots(query)
+        slots = snapshot.few_slots(query)
+        check_known(query, SnapshotCodes(snapshot), answered=len(slots))
+        return _served(snapshot), slots
 
 
 def _release_freed_memory() -> None:
@@ -368,7 +387,7 @@ def _check_offset(offset: int, total: int) -> None:
     """A page token's offset past the end of its query is not one we gave out (tokens
     are checksummed, not signed: anyone can forge one)."""
     if offset > total:
-        raise BadRequestError([("page_token", f"offset {offset} is past the last of {total} slots")])
+        raise InvalidQueryError([("page_token", f"offset {offset} is past the last of {total} slots")])
 
 
 def _served(snapshot: Snapshot) -> ServedRun:
@@ -396,7 +415,7 @@ class WarehouseBackend(_Listeners):
         return self._seen is not None
 
     def refresh(self) -> bool:
-        latest = self._warehouse.latest_published()
+        latest = published_record(self._warehouse)
         if latest is None:
             return False
         rid = run_id(latest)
@@ -411,7 +430,7 @@ class WarehouseBackend(_Listeners):
 
     def served(self, run_date: dt.date | None = None) -> ServedRun:
         if run_date is not None:
-            record = _published(self._warehouse, run_date)
+            record = published_run(self._warehouse, run_date)
             return ServedRun(record, run_id(record), _now())
         self.refresh()
         if self._seen is None:
@@ -419,8 +438,8 @@ class WarehouseBackend(_Listeners):
         return self._seen
 
     def _pinned(self, run: RunId) -> ServedRun:
-        record = self._warehouse.run_record(run.run_date)
-        if record is None or record.state != PUBLISHED or run_id(record) != run:
+        record = _still_published(self._warehouse, run)
+        if record is None:
             raise _page_expired(run)
         return ServedRun(record, run, _now())
 
@@ -430,6 +449,7 @@ class WarehouseBackend(_Listeners):
     def list_slots(self, query: SlotFilter, page: PageRequest) -> SlotPage:
         run = self.served(page.run_date) if page.run is None else self._pinned(page.run)
         table = self._read(run, query)
+        check_known(query, WarehouseCodes(self._warehouse, run.id.run_date), answered=table.num_rows)
         _check_offset(page.offset, table.num_rows)
         rows = encode_columns(table.slice(page.offset, page.size))
         end = page.offset + len(rows)
@@ -439,6 +459,7 @@ class WarehouseBackend(_Listeners):
                      ) -> tuple[ServedRun, Iterator[EncodedSlots]]:
         run = self.served(run_date)
         table = self._read(run, query)
+        check_known(query, WarehouseCodes(self._warehouse, run.id.run_date), answered=table.num_rows)
 
         def chunks() -> Iterator[EncodedSlots]:
             for offset in range(0, table.num_rows, chunk_size):
@@ -450,11 +471,7 @@ class WarehouseBackend(_Listeners):
                       ) -> tuple[ServedRun, EncodedSlots]:
         run = self.served(run_date)
         table = self._read(run, query)
-        if table.num_rows == 0:
-            everywhen = SlotFilter(program_code=query.program_code)
-            if self._read(run, everywhen).num_rows == 0:
-                raise NotFoundError(f"program {query.program_code!r} has no slot in run {run.id.run_date}",
-                                    query.program_code or "")
+        check_known(query, WarehouseCodes(self._warehouse, run.id.run_date), answered=table.num_rows)
         return run, encode_columns(table)
 
 

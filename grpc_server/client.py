@@ -15,13 +15,21 @@ from pathlib import Path
 
 import grpc
 
-from airtime.errors import AirtimeError, ConfigError, NotPublishedError, StorageError, UnknownProgramError
+from airtime.errors import (
+    AirtimeError,
+    ConfigError,
+    NotPublishedError,
+    RunNotPublishedError,
+    StorageError,
+    UnknownProgramError,
+)
+from airtime.query_rules import InvalidQueryError
 from airtime.schema import ForecastRow
 from airtime.v1 import forecast_service_pb2 as pb
 from airtime.v1 import forecast_service_pb2_grpc as pb_grpc
 from airtime.warehouse import SlotFilter
 from grpc_server.convert import from_date, slot_row
-from grpc_server.errors import RunNotFoundError, bad_request_violations, missing_resource_type
+from grpc_server.errors import CODE_RESOURCES, RUN_RESOURCE, bad_request_violations, missing_resources
 
 
 @dataclass(frozen=True)
@@ -48,23 +56,22 @@ def _iso(value: dt.date | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
-class QueryRejectedError(ConfigError):
-    """The server rejected the request's arguments (INVALID_ARGUMENT)."""
-
-    def __init__(self, message: str, violations: list[tuple[str, str]]) -> None:
-        super().__init__(message)
-        self.violations = violations
+_CODE_FIELDS = {kind: field for field, kind in CODE_RESOURCES.items()}
 
 
 def _error(exc: grpc.RpcError) -> AirtimeError:
-    """The airtime error (and so the CLI exit code) of a failed call."""
+    """The airtime error (and so the CLI exit code) of a failed call: the very error, and
+    message, the local query raises for the same request."""
     code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return QueryRejectedError(details, bad_request_violations(exc))
+        return InvalidQueryError(bad_request_violations(exc) or [("request", details)])
     if code == grpc.StatusCode.NOT_FOUND:
-        if missing_resource_type(exc) == RunNotFoundError.resource_type:
-            return NotPublishedError(details)
-        return UnknownProgramError(details)
+        missing = missing_resources(exc)
+        runs = [name for kind, name in missing if kind == RUN_RESOURCE]
+        if runs:
+            return RunNotPublishedError(details, runs[0])
+        return UnknownProgramError(details, tuple((_CODE_FIELDS[kind], name) for kind, name in missing
+                                                  if kind in _CODE_FIELDS))
     if code == grpc.StatusCode.UNAVAILABLE and "published" in details:
         return NotPublishedError(details)
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.FAILED_PRECONDITION):

@@ -1,8 +1,10 @@
 """The one place where errors become gRPC status codes.
 
-Request errors are raised as the exceptions below (or airtime's own), anywhere in the
+Request errors are raised as airtime's own (the query rules' InvalidQueryError,
+UnknownProgramError, RunNotPublishedError, ...) or the service's below, anywhere in the
 service; the servicer hands them to `abort`, which turns them into a `google.rpc.Status`
-with details where the client can act on them (BadRequest field violations).
+with details where the client can act on them (BadRequest field violations, ResourceInfo of
+what is missing). The HTTP/JSON gateway answers the same Status under Google's HTTP mapping.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ import logging
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from airtime.errors import AirtimeError, NotPublishedError, StorageError
+from airtime.errors import AirtimeError, NotPublishedError, RunNotPublishedError, StorageError, UnknownProgramError
+from airtime.query_rules import InvalidQueryError
 
 log = logging.getLogger(__name__)
+
+# google.rpc.ResourceInfo.resource_type of each thing a request can name that is not there:
+# a client tells an unknown program or signal from a run that is not published by it
+RUN_RESOURCE = "airtime.v1.Run"
+CODE_RESOURCES = {"program_code": "airtime.v1.Program", "signal": "airtime.v1.Signal"}
 
 
 class ServiceError(AirtimeError):
@@ -26,72 +34,49 @@ class ServiceError(AirtimeError):
     code = code_pb2.INTERNAL
 
 
-class BadRequestError(ServiceError):
-    """The request breaks one or more rules; each (field, description) is a violation."""
-
-    code = code_pb2.INVALID_ARGUMENT
-
-    def __init__(self, violations: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{field}: {why}" for field, why in violations))
-        self.violations = violations
-
-
-class NotFoundError(ServiceError):
-    code = code_pb2.NOT_FOUND
-    # google.rpc.ResourceInfo.resource_type of the detail: which kind of thing is missing
-    resource_type = "airtime.v1.Program"
-
-    def __init__(self, message: str, name: str = "") -> None:
-        super().__init__(message)
-        self.resource_name = name
-
-
-class RunNotFoundError(NotFoundError):
-    """The request names a run date with no published run (never run, failed, demoted)."""
-
-    resource_type = "airtime.v1.Run"
-
-
 class PageExpiredError(ServiceError):
     """A page token names a run this server no longer holds: restart from page one."""
 
     code = code_pb2.FAILED_PRECONDITION
 
 
+def _status(code: int, text: str, *details: message.Message) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        packed.append(any_pb2.Any())
+        packed[-1].Pack(detail)
+    return status_pb2.Status(code=code, message=text, details=packed)
+
+
 def status_of(exc: BaseException) -> status_pb2.Status:
-    if isinstance(exc, BadRequestError):
-        detail = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=field, description=why)
-                for field, why in exc.violations
-            ]
-        )
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
+    text = str(exc)
+    if isinstance(exc, InvalidQueryError):
+        return _status(code_pb2.INVALID_ARGUMENT, text, error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=why)
+            for field, why in exc.violations]))
     if isinstance(exc, PageExpiredError):
-        detail = error_details_pb2.PreconditionFailure(violations=[
-            error_details_pb2.PreconditionFailure.Violation(
-                type="RUN_NOT_SERVED", subject="page_token", description=str(exc))])
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
-    if isinstance(exc, NotFoundError):
-        # which kind of resource is missing: a client tells an unknown program from a run
-        # that is not published (grpc_server/client.py)
-        detail = error_details_pb2.ResourceInfo(resource_type=exc.resource_type,
-                                                resource_name=exc.resource_name, description=str(exc))
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        return status_pb2.Status(code=exc.code, message=str(exc), details=[packed])
+        return _status(exc.code, text, error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(type="RUN_NOT_SERVED", subject="page_token",
+                                                            description=text)]))
+    if isinstance(exc, UnknownProgramError):
+        # NOT_FOUND: the request names codes that are not there (google/rpc/code.proto), one
+        # ResourceInfo for each, the message naming the closest the run has
+        return _status(code_pb2.NOT_FOUND, text, *(
+            error_details_pb2.ResourceInfo(resource_type=CODE_RESOURCES[field], resource_name=code,
+                                           description=text) for field, code in exc.missing))
+    if isinstance(exc, RunNotPublishedError):
+        # NOT_FOUND rather than FAILED_PRECONDITION: nothing the client can change makes that
+        # run exist; it names a resource that is not there
+        return _status(code_pb2.NOT_FOUND, text, error_details_pb2.ResourceInfo(
+            resource_type=RUN_RESOURCE, resource_name=str(exc.run_date), description=text))
     if isinstance(exc, ServiceError):
-        return status_pb2.Status(code=exc.code, message=str(exc))
+        return _status(exc.code, text)
     if isinstance(exc, NotPublishedError):
-        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
+        return _status(code_pb2.UNAVAILABLE, text)
     if isinstance(exc, StorageError):
         # the warehouse is unreachable or locked: transient, the client may retry
-        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
-    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+        return _status(code_pb2.UNAVAILABLE, text)
+    return _status(code_pb2.INTERNAL, "internal error")
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
@@ -112,15 +97,16 @@ async def abort_async(context: grpc.aio.ServicerContext, exc: BaseException) -> 
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
-def missing_resource_type(error: grpc.RpcError) -> str | None:
-    """The resource_type of a ResourceInfo detail in a client-side error, if any."""
+def missing_resources(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The (resource_type, resource_name) of each ResourceInfo detail in a client-side error."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found = []
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
             info = error_details_pb2.ResourceInfo()
             detail.Unpack(info)
-            return info.resource_type
-    return None
+            found.append((info.resource_type, info.resource_name))
+    return found
 
 
 def bad_request_violations(error: grpc.RpcError) -> list[tuple[str, str]]:

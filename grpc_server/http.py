@@ -48,10 +48,10 @@ from google.protobuf import json_format, message
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from airtime.query_rules import InvalidQueryError
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
 from grpc_server.auth import Tokens, bearer
-from grpc_server.errors import BadRequestError
 from grpc_server.errors import status_of as _status_of
 from grpc_server.metrics import ServiceMetrics
 
@@ -265,7 +265,7 @@ def _parse_scalar(field: FieldDescriptor, text: str) -> object:
 
 
 def build_request(route: Route, match: re.Match[str], query: Mapping[str, str] | Any) -> message.Message:
-    """The request message of an HTTP call; BadRequestError naming every bad parameter."""
+    """The request message of an HTTP call; InvalidQueryError naming every bad parameter."""
     request = route.request_class()
     violations: list[tuple[str, str]] = []
     bound = set(route.variables)
@@ -283,7 +283,7 @@ def build_request(route: Route, match: re.Match[str], query: Mapping[str, str] |
         seen.add(name)
         _set(request, name, value, violations)
     if violations:
-        raise BadRequestError(violations)
+        raise InvalidQueryError(violations)
     return request
 
 
@@ -440,7 +440,7 @@ class HttpGateway:
         handler = getattr(self._servicer, route.rpc.name)
         try:
             grpc_request = build_request(route, match, request.query)
-        except BadRequestError as exc:
+        except InvalidQueryError as exc:
             return error_response(_status_of(exc))
         if route.rpc.server_streaming:
             return await self._stream(request, call, handler, grpc_request)

@@ -1,7 +1,10 @@
 """Requests, validated: proto messages in, typed queries out, and the page tokens.
 
-Everything a client can get wrong is checked here and reported at once, as BadRequest
-field violations, so the backends only ever see well-formed queries.
+Everything a client can get wrong in a request is checked here and reported at once, as
+BadRequest field violations, so the backends only ever see well-formed queries. The query
+rules themselves (dates, ranges, codes) are airtime/query_rules.py's, the ones the command
+line's local query keeps too; what is the service's own is reading the request's text (ISO
+dates) and paging.
 """
 
 from __future__ import annotations
@@ -12,14 +15,12 @@ import datetime as dt
 import hashlib
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from airtime import validation
+from airtime import query_rules
+from airtime.query_rules import Violations
 from airtime.warehouse import SlotFilter
-from grpc_server.errors import BadRequestError
 
-# signal and program codes as the broadcaster writes them (SP1, HUCK, _999, DC60)
-CODE_PATTERN = re.compile(validation.CODE_PATTERN)
 # request dates are ISO 8601 calendar dates, exactly YYYY-MM-DD (the proto says why they are
 # strings). date.fromisoformat alone would also take 20200801 and 2020-W31-6.
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -54,23 +55,10 @@ class Limits:
     max_page_size: int
 
 
-class _Violations:
-    def __init__(self) -> None:
-        self.found: list[tuple[str, str]] = []
-
-    def add(self, field: str, why: str) -> None:
-        self.found.append((field, why))
-
-    def raise_any(self) -> None:
-        if self.found:
-            raise BadRequestError(self.found)
-
-
-def _date(value: str, field: str, errors: _Violations, *, required: bool = True) -> dt.date | None:
-    """The date of an ISO YYYY-MM-DD string field; None (and a violation if required) when empty."""
+def _date(value: str, field: str, errors: Violations) -> dt.date | None:
+    """The date of an ISO YYYY-MM-DD string field; None when empty (not given) or not a date
+    (with a violation)."""
     if not value:
-        if required:
-            errors.add(field, "required (YYYY-MM-DD)")
         return None
     if not ISO_DATE.fullmatch(value):
         errors.add(field, f"{value[:40]!r} is not a date written YYYY-MM-DD")
@@ -82,87 +70,43 @@ def _date(value: str, field: str, errors: _Violations, *, required: bool = True)
         return None
 
 
-def _run_date(request, errors: _Violations) -> dt.date | None:
+def _run_date(request, errors: Violations) -> dt.date | None:
     """The published run a request pins (`run_date`), or None for the latest."""
-    return _date(request.run_date, "run_date", errors, required=False)
+    return _date(request.run_date, "run_date", errors)
 
 
-def _code(value: str, field: str, errors: _Violations) -> str | None:
-    if not value:
-        return None
-    if not CODE_PATTERN.fullmatch(value):
-        errors.add(field, f"malformed code {value[:40]!r}: expected 1-32 of A-Z a-z 0-9 _ -")
-        return None
-    return value
-
-
-def _range(start: dt.date | None, end: dt.date | None, prefix: str, limits: Limits,
-           errors: _Violations) -> None:
-    if start is None or end is None:
-        return
-    if end < start:
-        errors.add(f"{prefix}end_date", f"{end} is before start_date {start}")
-    elif (end - start).days + 1 > limits.max_range_days:
-        errors.add(
-            f"{prefix}end_date",
-            f"range of {(end - start).days + 1} days is longer than the maximum of"
-            f" {limits.max_range_days}",
-        )
-
-
-def period_query(request, limits: Limits, errors: _Violations | None = None) -> SlotFilter:
+def period_query(request, limits: Limits, errors: Violations) -> SlotFilter:
     """SlotFilter of a ListSlotsRequest or StreamSlotsRequest."""
-    own = errors is None
-    errors = errors or _Violations()
-    start = _date(request.start_date, "start_date", errors)
-    end = _date(request.end_date, "end_date", errors)
-    _range(start, end, "", limits, errors)
-    signal = _code(request.signal, "signal", errors)
-    program = _code(request.program_code, "program_code", errors)
-    if own:
-        errors.raise_any()
-    return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
+    return query_rules.period_query(
+        _date(request.start_date, "start_date", errors), _date(request.end_date, "end_date", errors),
+        request.signal, request.program_code, max_days=limits.max_range_days, errors=errors)
 
 
 def stream_request(request, limits: Limits) -> tuple[SlotFilter, dt.date | None]:
     """SlotFilter and pinned run date (None: the latest) of a StreamSlotsRequest."""
-    errors = _Violations()
+    errors = Violations()
     query = period_query(request, limits, errors)
     run_date = _run_date(request, errors)
     errors.raise_any()
     return query, run_date
 
 
-def program_query(request, limits: Limits, errors: _Violations | None = None) -> SlotFilter:
+def program_query(request, limits: Limits, errors: Violations) -> SlotFilter:
     """SlotFilter of a GetProgramSlotsRequest (program code required; a date, a range, or
     neither for all of the program's slots)."""
-    own = errors is None
-    errors = errors or _Violations()
-    program = _code(request.program_code, "program_code", errors)
-    if not request.program_code:
-        errors.add("program_code", "required")
-    signal = _code(request.signal, "signal", errors)
-    start = end = None
-    if request.date:
-        start = end = _date(request.date, "date", errors)
-        for other in ("start_date", "end_date"):
-            if getattr(request, other):
-                errors.add(other, "give date, or start_date and end_date, not both")
-    elif request.start_date or request.end_date:
-        start = _date(request.start_date, "start_date", errors)
-        end = _date(request.end_date, "end_date", errors)
-        _range(start, end, "", limits, errors)
-    else:
-        # neither: every slot of the program in the run (what `airtime query program` does locally)
-        start, end = dt.date.min, dt.date.max
-    if own:
-        errors.raise_any()
-    return SlotFilter(start, end, signal, program)  # type: ignore[arg-type]
+    where = query_rules.program_query(
+        request.program_code, signal=request.signal, date=_date(request.date, "date", errors),
+        start=_date(request.start_date, "start_date", errors), end=_date(request.end_date, "end_date", errors),
+        max_days=limits.max_range_days, errors=errors)
+    if where.start is None and where.end is None:
+        # neither: every slot of the program in the run; the snapshot's index takes closed ranges
+        where = replace(where, start=dt.date.min, end=dt.date.max)
+    return where
 
 
 def program_request(request, limits: Limits) -> tuple[SlotFilter, dt.date | None]:
     """SlotFilter and pinned run date (None: the latest) of a GetProgramSlotsRequest."""
-    errors = _Violations()
+    errors = Violations()
     query = program_query(request, limits, errors)
     run_date = _run_date(request, errors)
     errors.raise_any()
@@ -171,7 +115,7 @@ def program_request(request, limits: Limits) -> tuple[SlotFilter, dt.date | None
 
 def freshness_request(request) -> dt.date | None:
     """The run date a GetFreshnessRequest asks about (None: the run being served)."""
-    errors = _Violations()
+    errors = Violations()
     run_date = _run_date(request, errors)
     errors.raise_any()
     return run_date
@@ -179,7 +123,7 @@ def freshness_request(request) -> dt.date | None:
 
 def list_request(request, limits: Limits) -> tuple[SlotFilter, PageRequest]:
     """SlotFilter and page of a ListSlotsRequest."""
-    errors = _Violations()
+    errors = Violations()
     query = period_query(request, limits, errors)
     run_date = _run_date(request, errors)
     size = request.page_size

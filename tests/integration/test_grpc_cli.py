@@ -75,13 +75,16 @@ def test_remote_query_prints_what_the_local_query_prints(server, args):  # noqa:
     assert local.stdout.strip()
 
 
-@pytest.mark.parametrize("args", [
-    ("query", "program", "--program", "NOPE", "--date", "2026-12-05"),
-    ("query", "period", "--start", "2026-12-07", "--end", "2026-12-01"),
+@pytest.mark.parametrize("args, code", [
+    (("query", "program", "--program", "NOPE", "--date", "2026-12-05"), 7),
+    (("query", "period", "--start", "2026-12-01", "--end", "2026-12-07", "--program", "HUKC"), 7),
+    (("query", "period", "--start", "2026-12-01", "--end", "2026-12-07", "--signal", "SP2"), 7),
+    (("query", "period", "--start", "2026-12-07", "--end", "2026-12-01"), 2),
+    (("query", "program", "--program", "HU;CK"), 2),
 ])
-def test_remote_query_fails_with_the_local_exit_code(server, args):  # noqa: ANN001
+def test_remote_query_fails_with_the_local_exit_code_and_message(server, args, code):  # noqa: ANN001
     target, env = server
     local = _airtime(env, *args)
     remote = _airtime(env, *args, "--server", target)
-    assert local.returncode != 0
-    assert remote.returncode == local.returncode, remote.stderr
+    assert local.returncode == code, local.stderr
+    assert (remote.returncode, remote.stderr.splitlines()[-1]) == (code, local.stderr.splitlines()[-1])

@@ -130,8 +130,20 @@ def test_unknown_program_is_not_found(stub):  # noqa: ANN001
     assert "NOPE" in error.details()
 
 
-def test_unknown_program_as_a_period_filter_is_just_empty(stub):  # noqa: ANN001
-    assert list(stub.ListSlots(_period(program_code="NOPE"), timeout=10).slots) == []
+@pytest.mark.parametrize("fields", [{"program_code": "NOPE"}, {"signal": "SP9"}, {"signal": "SP1", "program_code": "NOPE"}])
+def test_unknown_program_or_signal_as_a_period_filter_is_not_found(stub, fields):  # noqa: ANN001
+    """Not an empty answer: a typo must not pass for "no slots" (issue 19)."""
+    for call, request in ((stub.ListSlots, _period(**fields)),
+                          (stub.StreamSlots, pb.StreamSlotsRequest(start_date=_iso(D), end_date=_iso(D), **fields))):
+        error = _fails(call, request)
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert f"is not in the published run {RUN}" in error.details()
+
+
+def test_known_codes_with_no_slot_in_the_period_are_just_empty(stub):  # noqa: ANN001
+    far = dt.date(2030, 1, 1)
+    assert list(stub.ListSlots(_period(far, far, program_code="HUCK"), timeout=10).slots) == []
+    assert list(stub.ListSlots(_period(signal="DF", program_code="VALE"), timeout=10).slots) == []
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "warehouse"])

@@ -23,7 +23,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from airtime.errors import UnknownProgramError
-from grpc_server.client import ForecastClient, QueryRejectedError
+from airtime.query_rules import InvalidQueryError
+from grpc_server.client import ForecastClient
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.server import SERVICE_NAME
 from tests.integration.grpc_fixtures import (  # noqa: F401 - fixtures
@@ -107,7 +108,7 @@ def test_access_log_has_one_structured_record_per_call(published, settings, capl
     with running_service(settings, published) as service, \
             ForecastClient(f"127.0.0.1:{service.port}") as client:
         client.list_slots(D, D, page_size=3)
-        with pytest.raises(QueryRejectedError):
+        with pytest.raises(InvalidQueryError):
             client.list_slots(D, D - dt.timedelta(days=1))
     records = [r for r in caplog.records if r.name == "grpc_server.access"]
     assert [(r.method, r.code) for r in records] == [

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from airtime.errors import NotPublishedError
+from airtime.errors import NotPublishedError, RunNotPublishedError
 from airtime.warehouse import SlotFilter
 from grpc_server.backend import SnapshotBackend
 from grpc_server.client import ForecastClient
-from grpc_server.errors import RunNotFoundError
 from tests.integration.grpc_fixtures import ROOT, forecast_table, publish_run, warehouse  # noqa: F401
 from tests.integration.test_grpc_cli import _free_port
 
@@ -120,5 +119,5 @@ def test_snapshot_backend_loads_pinned_runs_into_a_bounded_lru(warehouse, tmp_pa
     assert [r.run_date for r in backend._pinned] == runs[1:3]  # noqa: SLF001 - the bound holds
     assert backend.served().id.run_date == runs[3]  # the latest is untouched
     warehouse.record_failure(runs[2], "verify", "re-check found other rows", demote=True)
-    with pytest.raises(RunNotFoundError):  # demoted: no longer answered, though in memory
+    with pytest.raises(RunNotPublishedError):  # demoted: no longer answered, though in memory
         backend.program_slots(where, run_date=runs[2])

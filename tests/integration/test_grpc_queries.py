@@ -138,6 +138,6 @@ def test_query_rows_matches_the_local_query_row_for_row(served):  # noqa: ANN001
                            (SlotFilter(D, D, program_code="PTV1"), True),
                            (SlotFilter(D, D + dt.timedelta(days=3), "BH", "PTV1"), True)):
         remote_run, remote = query_rows(target, where, program=program)
-        local_run, local = run_query(warehouse, where, program=program)
+        local_run, local = run_query(warehouse, where)
         assert remote_run == local_run.run_date
         assert remote == local

@@ -151,6 +151,8 @@ def test_stream_is_one_json_array_of_the_stream_messages(served: Served) -> None
     ("/v1/programs/HUCK/slots?program_code=VALE", 400, 3, ["program_code"]),
     ("/v1/programs/HUCK/slots?date=2020-08-01&start_date=2020-08-01", 400, 3, ["start_date"]),
     ("/v1/programs/NOPE/slots?date=2020-08-01", 404, 5, []),
+    ("/v1/slots?start_date=2020-07-22&end_date=2020-07-28&program_code=HUKC", 404, 5, []),
+    ("/v1/slots:stream?start_date=2020-07-22&end_date=2020-07-28&signal=SP2", 404, 5, []),
     ("/v1/freshness?run_date=2020-07-19", 404, 5, []),
     ("/v1/programs/HUCK/slots?run_date=2019-01-01", 404, 5, []),
     ("/v1/nothing", 404, 5, []),
@@ -169,7 +171,8 @@ def test_not_found_says_which_resource_is_missing(served: Served) -> None:
     _, _, body = get(f"{served.base}/v1/programs/NOPE/slots")
     assert json.loads(body)["details"] == [{
         "@type": "type.googleapis.com/google.rpc.ResourceInfo", "resourceType": "airtime.v1.Program",
-        "resourceName": "NOPE", "description": "program 'NOPE' has no slot in run 2020-07-21"}]
+        "resourceName": "NOPE",
+        "description": "program 'NOPE' is not in the published run 2020-07-21; its programs are HUCK, PTV1, VALE, _999"}]
     _, _, body = get(f"{served.base}/v1/freshness?run_date=2020-07-19")
     assert json.loads(body)["details"][0]["resourceType"] == "airtime.v1.Run"
 

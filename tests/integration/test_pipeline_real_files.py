@@ -41,7 +41,6 @@ def test_every_published_row_matches_an_independent_implementation(tmp_path, sha
     assert_same_forecast(pd.DataFrame([dataclasses.asdict(r) for r in rows]), naive_forecast(history, slots))
     assert sum(r.predicted_audience is None and r.history_size == 0 for r in rows) == 312
 
-    _, [huck] = run_query(warehouse, SlotFilter(dt.date(2020, 8, 1), dt.date(2020, 8, 1), "SP1", "HUCK"),
-                             program=True)
+    _, [huck] = run_query(warehouse, SlotFilter(dt.date(2020, 8, 1), dt.date(2020, 8, 1), "SP1", "HUCK"))
     assert huck.history_size == 4 and huck.weekday == 5
     assert huck.predicted_audience == pytest.approx(1_106_053.7229, abs=1e-3)
