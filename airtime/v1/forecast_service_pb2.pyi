@@ -95,9 +95,12 @@ class ListSlotsRequest(_message.Message):
     the period is at most the server's configured maximum number of days.
     """
     signal: _builtins.str
-    """Only slots of this signal, when set."""
+    """Only slots of this signal, when set. NOT_FOUND when the run has no slot of it at all
+    (a google.rpc.ResourceInfo of type airtime.v1.Signal); a known signal with no slot in
+    the period is an empty answer.
+    """
     program_code: _builtins.str
-    """Only slots of this program, when set."""
+    """Only slots of this program, when set. NOT_FOUND as for `signal` (airtime.v1.Program)."""
     page_size: _builtins.int
     """Maximum number of slots to return; 0 means the server default. Values above the
     server's maximum are rejected with INVALID_ARGUMENT.
@@ -180,9 +183,12 @@ class StreamSlotsRequest(_message.Message):
     end_date: _builtins.str
     """Last date of the period, inclusive, YYYY-MM-DD. Required."""
     signal: _builtins.str
-    """Only slots of this signal, when set."""
+    """Only slots of this signal, when set. NOT_FOUND when the run has no slot of it at all
+    (a google.rpc.ResourceInfo of type airtime.v1.Signal); a known signal with no slot in
+    the period is an empty answer.
+    """
     program_code: _builtins.str
-    """Only slots of this program, when set."""
+    """Only slots of this program, when set. NOT_FOUND as for `signal` (airtime.v1.Program)."""
     run_date: _builtins.str
     """The published run to read (YYYY-MM-DD); empty: the latest published run."""
     def __init__(
@@ -251,7 +257,7 @@ class GetProgramSlotsRequest(_message.Message):
     end_date: _builtins.str
     """Last date of a range, inclusive, YYYY-MM-DD (with start_date; not with date)."""
     signal: _builtins.str
-    """Only slots of this signal, when set."""
+    """Only slots of this signal, when set. NOT_FOUND when the run has no slot of it at all."""
     run_date: _builtins.str
     """The published run to read (YYYY-MM-DD); empty: the latest published run."""
     def __init__(

@@ -131,7 +131,7 @@ class ForecastServiceServicer:
 
     def GetProgramSlots(self, request, context):
         """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
-        slot of that program at all.
+        slot of that program (or of `signal`) at all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -74,7 +74,7 @@ class ForecastServiceStub:
     """
     GetProgramSlots: _grpc.UnaryUnaryMultiCallable[_forecast_service_pb2.GetProgramSlotsRequest, _forecast_service_pb2.GetProgramSlotsResponse]
     """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
-    slot of that program at all.
+    slot of that program (or of `signal`) at all.
     """
     GetFreshness: _grpc.UnaryUnaryMultiCallable[_forecast_service_pb2.GetFreshnessRequest, _forecast_service_pb2.GetFreshnessResponse]
     """The run being served (or the published run named by `run_date`)."""
@@ -121,7 +121,7 @@ class ForecastServiceAsyncStub(ForecastServiceStub):
     """
     GetProgramSlots: _aio.UnaryUnaryMultiCallable[_forecast_service_pb2.GetProgramSlotsRequest, _forecast_service_pb2.GetProgramSlotsResponse]  # type: ignore[assignment]
     """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
-    slot of that program at all.
+    slot of that program (or of `signal`) at all.
     """
     GetFreshness: _aio.UnaryUnaryMultiCallable[_forecast_service_pb2.GetFreshnessRequest, _forecast_service_pb2.GetFreshnessResponse]  # type: ignore[assignment]
     """The run being served (or the published run named by `run_date`)."""
@@ -183,7 +183,7 @@ class ForecastServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_forecast_service_pb2.GetProgramSlotsResponse, _abc.Awaitable[_forecast_service_pb2.GetProgramSlotsResponse]]:
         """Slots of one program on a date or in a date range. NOT_FOUND when the run has no
-        slot of that program at all.
+        slot of that program (or of `signal`) at all.
         """
 
     @_abc_1.abstractmethod
