@@ -89,6 +89,15 @@ class IntegrityError(AirtimeError):
     retryable = False
 
 
+class SupersededError(AirtimeError):
+    """A generation cannot be published: a later delivery of the same date (loaded after
+    it, by a run at the same time) is published already. A retry is refused the same way;
+    running the date again with this delivery publishes it."""
+
+    exit_code = 10
+    retryable = False
+
+
 def _all(cls: type[AirtimeError]) -> list[type[AirtimeError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _all(child))]
 

@@ -245,7 +245,7 @@ class SnapshotBackend(_Listeners):
         if self._current is not None and self._current.id == rid:
             return False
         started = time.monotonic()
-        table = self._warehouse.read_forecast(latest.run_date)
+        table = self._warehouse.read_forecast(latest.run_date, generation=latest.generation)
         if _still_published(self._warehouse, rid) is None:
             log.info("run %s changed while loading it; retrying next poll", latest.run_date)
             return None
@@ -325,7 +325,7 @@ class SnapshotBackend(_Listeners):
             if held is not None:  # loaded by the request this one waited for
                 return held
             started = time.monotonic()
-            table = self._warehouse.read_forecast(record.run_date)
+            table = self._warehouse.read_forecast(record.run_date, generation=record.generation)
             if _still_published(self._warehouse, rid) is None:
                 raise StorageError(f"run {record.run_date} changed while loading it: ask again")
             snapshot = Snapshot(record, table, _now())

@@ -14,7 +14,7 @@ from airtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_STABLE_COLUMNS = (
-    "run_date, state, input_digest, audience_rows, availability_rows, forecast_rows, quarantined_rows,"
+    "run_date, generation, state, input_digest, audience_rows, availability_rows, forecast_rows, quarantined_rows,"
     " audience_checksum, availability_checksum, forecast_checksum, failed_step"
 )
 
@@ -43,7 +43,7 @@ def dump_warehouse(path: Path) -> dict[str, list[tuple]]:
     try:
         tables = {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
                   for name in ("raw_audience", "raw_availability", "forecast")}
-        tables["runs"] = con.execute(f"SELECT {RUNS_STABLE_COLUMNS} FROM runs ORDER BY run_date").fetchall()
+        tables["runs"] = con.execute(f"SELECT {RUNS_STABLE_COLUMNS} FROM runs ORDER BY run_date, generation").fetchall()
         return tables
     finally:
         con.close()

