@@ -4,7 +4,9 @@ the query server and the command line.
 It parses the arguments and the settings (a bad setting is one line and exit 2, never a
 traceback), sets up logging and the crash drills, runs the body and turns an
 AirtimeError into its exit code: the contract Argo's retryStrategy reads
-(airtime/errors.py). Anything else is a bug: its traceback is logged and the exit is 1.
+(airtime/errors.py). A Ctrl-C is exit 130 and one line saying where it stopped, whatever
+a library made of it (airtime/interrupts.py). Anything else is a bug: its traceback is
+printed and the exit is 1.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from airtime import faults, logs
+from airtime import faults, interrupts, logs
 from airtime.errors import AirtimeError, ConfigError
 from airtime.settings import Settings
 
@@ -25,6 +28,8 @@ log = logging.getLogger("airtime")
 
 Body = Callable[[Settings, argparse.Namespace], int]
 Report = Callable[[AirtimeError], None]
+# the command that resumes the work a Ctrl-C stopped (None: say nothing about resuming)
+Resume = Callable[[argparse.Namespace, interrupts.Interrupt], str | None]
 
 
 def parse_date(text: str) -> dt.date:
@@ -56,10 +61,11 @@ def log_error(exc: AirtimeError) -> None:
 
 def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = None, *,
         log_format: str | None = None, quiet: Callable[[argparse.Namespace], bool] | None = None,
-        report: Report = log_error) -> int:
+        report: Report = log_error, resume: Resume | None = None) -> int:
     """Parse, configure, run `body`; the process's exit code. `log_format` forces a format
     (notify always writes JSON); `quiet(args)` shows only warnings on a text terminal (the
-    CLI prints its own progress)."""
+    CLI prints its own progress); `resume` names the command that resumes after a Ctrl-C
+    (default: the same command line again)."""
     args = parser.parse_args(argv)  # argparse itself exits 2 with usage on bad arguments
     try:
         settings = load_settings()
@@ -69,11 +75,24 @@ def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = No
     fmt = log_format or settings.log_format
     logs.configure(fmt, "WARNING" if quiet and quiet(args) and fmt == "text" else settings.log_level)
     faults.arm(settings.crash_at, settings.crash_once)
-    try:
-        return body(settings, args)
-    except AirtimeError as exc:
-        report(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+
+    def resume_hint(stopped: interrupts.Interrupt) -> str | None:
+        return resume(args, stopped) if resume else _same_command(parser, argv)
+
+    with interrupts.handled(resume_hint):
+        try:
+            interrupts.preload()
+            return body(settings, args)
+        except BaseException as exc:
+            stopped = interrupts.noted(exc)
+            if stopped is not None:
+                return interrupts.say(stopped)
+            if isinstance(exc, AirtimeError):
+                report(exc)
+                return exc.exit_code
+            raise
+
+
+def _same_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> str:
+    return shlex.join([*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)])
 

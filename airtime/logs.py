@@ -18,6 +18,11 @@ _bound: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextVar(
     "airtime_log_fields", default=MappingProxyType({}))
 
 
+def fields() -> Mapping[str, object]:
+    """The fields bound here and now (where a Ctrl-C stopped the process: airtime/interrupts.py)."""
+    return _bound.get()
+
+
 def bind(**fields: object) -> None:
     """Add fields to every later log line of this process (an entry point's run date and step)."""
     _bound.set({**_bound.get(), **fields})
