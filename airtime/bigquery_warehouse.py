@@ -42,6 +42,7 @@ from airtime.schema import ATTEMPTS, DATA_TABLES, FORECAST, GENERATION, TableKey
 from airtime.settings import Settings
 from airtime.warehouse import (
     FAILED,
+    LEGACY,
     LOADED,
     PRUNED,
     PUBLISHED,
@@ -273,17 +274,21 @@ class BigQueryWarehouse(LedgerReads):
         self.ensure_schema()
         params = {"run_date": run_date, "generation": generation}
         runs = self._sql_table("runs")
-        mine = [r for r in self.generations(run_date) if r.generation == generation
+        records = self.generations(run_date)
+        mine = [r for r in records if r.generation == generation
                 and r.input_digest == input_digest and r.state in (LOADED, PUBLISHED)]
         if not mine:
             raise StorageError(
                 f"cannot publish run {run_date} generation {generation}: the ledger has no loaded"
                 f" generation with digest {input_digest[:12]} (loaded by another attempt?)")
-        later = [r for r in self.generations(run_date) if r.state == PUBLISHED and r.generation != generation
+        later = [r for r in records if r.state == PUBLISHED and r.generation != generation
                  and r.loaded_at and mine[0].loaded_at and r.loaded_at > mine[0].loaded_at]
         if later:
             raise SupersededError(superseded_message(run_date, generation, later[0].generation,
                                                      later[0].loaded_at))
+        # the generation published now, if another: it is superseded and its rows go with the
+        # switch (named here, not by a subquery: the emulator plans those slowly)
+        previous = [r.generation for r in records if r.state == PUBLISHED and r.generation != generation]
         statements = [
             "BEGIN TRANSACTION;",
             f"UPDATE {runs} SET state = @superseded WHERE run_date = @run_date AND state = @published"
@@ -292,15 +297,13 @@ class BigQueryWarehouse(LedgerReads):
             f" WHERE run_date = @run_date AND {generation_of_row('@')} AND input_digest = @digest"
             " AND state IN (@loaded, @published);",
         ]
-        for table in DATA_TABLES.values():  # the superseded generations' rows go with the switch
-            statements.append(
-                f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date AND NOT {generation_of_row('@')}"
-                f" AND COALESCE(generation, 'legacy') IN (SELECT COALESCE(generation, 'legacy') FROM {runs}"
-                " WHERE run_date = @run_date AND state = @superseded);")
+        for table in DATA_TABLES.values() if previous else ():
+            statements.append(f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date"
+                              f" AND COALESCE(generation, '{LEGACY}') = @previous;")
         statements.append("COMMIT TRANSACTION;")
         self._query("\n".join(statements),
                     {**params, "published": PUBLISHED, "superseded": SUPERSEDED, "loaded": LOADED,
-                     "now": _now(), "digest": input_digest},
+                     "now": _now(), "digest": input_digest, **({"previous": previous[0]} if previous else {})},
                     what=f"publish of run {run_date} generation {generation}")
 
     def record_failure(self, run_date: dt.date, generation: str, step: str, message: str, *,

@@ -157,7 +157,7 @@ def test_a_parquet_file_with_the_wrong_columns_fails_the_load_naming_it(warehous
     bad = tmp_path / "forecast.parquet"
     pq.write_table(pa.table({"signal": ["SP"], "history_size": [None]}), bad)
     with pytest.raises(StorageError, match=r"load of forecast\.parquet into .*_staging_forecast_"):
-        warehouse.load_run(RunLoad(D1, "digest-1", {**files, "forecast": bad},
+        warehouse.load_run(RunLoad(D1, "digest-1", "digest-1", {**files, "forecast": bad},
                                    parquet_figures(files)))
     assert warehouse.run_record(D1) is None
 

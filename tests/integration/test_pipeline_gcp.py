@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def snapshot(warehouse) -> dict:  # noqa: ANN001 - a Warehouse
     record = warehouse.run_record(DAY)
     return {
         "forecast": warehouse.read_forecast(DAY),
-        "figures": warehouse.figures(DAY),
+        "figures": warehouse.figures(DAY, record.generation),
         "ledger": {name: getattr(record, name) for name in LEDGER_FIELDS},
     }
 
@@ -73,7 +74,7 @@ def test_gcp_profile_publishes_the_same_forecast_as_the_local_profile(gcp, local
     result = runner.run_day(gcp.settings(), DAY)
     assert result.record.state == PUBLISHED
     assert result.steps[-1].manifest_uri == \
-        f"gs://{gcp.artifact_bucket}/airtime/runs/{DAY}/verify/manifest.json"
+        f"gs://{gcp.artifact_bucket}/airtime/runs/{DAY}/{result.record.generation}/verify/manifest.json"
     assert_same(snapshot(gcp_warehouse(gcp)), local_reference)
     assert local_reference["forecast"].num_rows > 0
 
@@ -85,8 +86,9 @@ def test_running_a_date_twice_on_gcp_leaves_one_copy(gcp, local_reference):
     assert [s.skipped for s in again.steps] == [True] * len(STEPS)
     # force a real second load and verify of the same data: still one copy
     bucket = gcp.storage().bucket(gcp.artifact_bucket)
+    generation = gcp_warehouse(gcp).run_record(DAY).generation
     for step in ("load", "verify"):
-        bucket.blob(f"airtime/runs/{DAY}/{step}/manifest.json").delete()
+        bucket.blob(f"airtime/runs/{DAY}/{generation}/{step}/manifest.json").delete()
     third = runner.run_day(settings, DAY)
     assert [s.skipped for s in third.steps] == [True, True, True, False, False]  # ingest, preprocess, gate kept
     assert_same(snapshot(gcp_warehouse(gcp)), local_reference)
@@ -154,7 +156,7 @@ def test_a_row_altered_in_bigquery_after_load_fails_verify_and_publishes_nothing
     assert ctx.warehouse.latest_published() is None
     assert ctx.warehouse.run_record(DAY).failed_step == "verify"
     assert not gcp.storage().bucket(gcp.artifact_bucket).blob(
-        f"airtime/runs/{DAY}/verify/manifest.json").exists()
+        f"airtime/runs/{DAY}/{ctx.gen}/verify/manifest.json").exists()
 
 
 def test_a_row_deleted_in_bigquery_after_load_fails_verify(gcp):
@@ -199,8 +201,8 @@ def test_step_entry_points_on_gcp_emit_gs_manifest_uris(gcp, tmp_path):
                                "--emit", str(emitted)], env=_env(gcp, tmp_path), cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert emitted.read_text() == \
-            f"gs://{gcp.artifact_bucket}/airtime/runs/{DAY}/{step}/manifest.json"
+        assert re.fullmatch(f"gs://{gcp.artifact_bucket}/airtime/runs/{DAY}/[0-9a-f]{{16}}/{step}/manifest.json",
+                            emitted.read_text())
     assert gcp_warehouse(gcp).run_record(DAY).state == PUBLISHED
 
 
