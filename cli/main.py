@@ -1,7 +1,8 @@
 """`airtime`: the command line of the pipeline and the query service.
 
 Exit codes say what failed: 0 ok, 1 unexpected, 2 usage/settings, 3 bad input,
-4 verification, 5 storage/warehouse (transient), 6 nothing published, 7 unknown program.
+4 verification, 5 storage/warehouse (transient), 6 nothing published, 7 unknown program,
+130 interrupted (Ctrl-C; the line on stderr says where, and which command resumes).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import datetime as dt
 import getpass
 import logging
+import shlex
 import socket
 import sys
 from collections.abc import Iterator
@@ -18,17 +20,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from airtime import entrypoint, query, sample
+from airtime import entrypoint, interrupts, query, query_rules, retention, sample
 from airtime.entrypoint import parse_date
 from airtime.errors import AirtimeError, ConfigError
 from airtime.progress import Progress, watching
-from airtime.resources import bundled_sample, open_store, open_warehouse, source_location
+from airtime.resources import artifact_store, bundled_sample, open_store, open_warehouse, source_location
 from airtime.sample import DEFAULT_END_DATE
 from airtime.schedule import today
 from airtime.settings import Settings
 from airtime.warehouse import SlotFilter
 from cli.ledger import render_runs, runs_report
-from cli.output import FORMATS, render
+from cli.output import FORMATS, render, render_codes
 from grpc_server.client import query_rows
 from grpc_server.server import serve
 from steps import gate, runner, verify
@@ -82,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", type=parse_date, required=True)
     backfill.add_argument("--end", type=parse_date, required=True)
     backfill.add_argument("--source", required=True, help="folder, gs:// or s3:// prefix holding dt=YYYY-MM-DD/ folders")
-    backfill.add_argument("--skip-missing", action="store_true",
-                          help="go on past days without a dt=YYYY-MM-DD/ delivery (default: stop there)")
+    missing = backfill.add_mutually_exclusive_group()
+    missing.add_argument("--skip-missing", action="store_true",
+                         help="go on past days without a dt=YYYY-MM-DD/ delivery (default: refuse to start)")
+    missing.add_argument("--same-files", action="store_true",
+                         help="days without a dt=YYYY-MM-DD/ folder take the files at the source's root:"
+                              " the same delivery for every such date")
     backfill.add_argument("--max-bad-rows", type=_count, help="tolerate and quarantine up to N bad rows a day")
 
     runs = sub.add_parser("runs", help="every run and every attempt of its steps")
@@ -93,9 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="re-check a loaded day against its manifests (exit 4 if it differs)")
     verify.add_argument("--date", type=parse_date, required=True)
 
-    accept = sub.add_parser("accept", help="accept a delivery the data-quality gate held (recorded in the ledger)")
+    accept = sub.add_parser("accept", help="accept the delivery the data-quality gate held and publish exactly it"
+                                           " (the decision is kept in the ledger)")
     accept.add_argument("--date", type=parse_date, required=True)
     accept.add_argument("--reason", required=True, help="why the delivery is right (kept with the decision)")
+    accept.add_argument("--generation", help="the held generation to accept (default: the date's newest held one;"
+                                             " see `airtime runs --date`)")
+
+    prune = sub.add_parser("prune", help="remove generations no reader needs: superseded, replaced or past"
+                                         " AIRTIME_RETENTION_DAYS (see docs/operations.md)")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be removed")
 
     query = sub.add_parser("query", help="the published forecast")
     kinds = query.add_subparsers(dest="kind", required=True)
@@ -110,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     program.add_argument("--start", type=parse_date)
     program.add_argument("--end", type=parse_date)
     _add_query_args(program)
+    codes = kinds.add_parser("codes", help="the signals and programs of a published run, with their slots"
+                                           " (reads the warehouse: no --server)")
+    codes.add_argument("--run", type=parse_date, metavar="YYYY-MM-DD",
+                       help="this published run (default: the latest); see `airtime runs`")
+    codes.add_argument("--format", choices=FORMATS, default="table")
 
     sample = sub.add_parser("sample-data", help="write synthetic input files in the real formats")
     sample.add_argument("out", type=Path)
@@ -147,13 +165,43 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
     if args.max_bad_rows is not None:
         settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
-    if args.skip_missing:
-        source = open_store(args.source)
+    if not args.same_files:
+        source = open_store(source_location(settings, args.source))  # refused first without one (gcp)
         missing = [day for day in days if not source.list(delivery_folder(day))]
+        if missing and not args.skip_missing:
+            # a day without its folder would ingest the root's files: one delivery under many dates
+            raise ConfigError(_no_day_folders(source.uri(""), days, missing))
         for day in missing:
             out.print(f"[yellow]skip {day}[/yellow]: no delivery in {source.uri(delivery_folder(day))}")
         days = [day for day in days if day not in missing]
     return _run_dates(settings, days, args.source)
+
+
+def _no_day_folders(source: str, days: list[dt.date], missing: list[dt.date]) -> str:
+    which = "any of the dates" if len(missing) == len(days) else \
+        f"{len(missing)} of the {len(days)} dates (" + ", ".join(map(str, missing[:5])) \
+        + (", ..." if len(missing) > 5 else "") + ")"
+    return (f"{source} has no dt=YYYY-MM-DD/ folder for {which} from {days[0]} to {days[-1]}; backfill"
+            " reads each date's delivery from its own folder. Add the folders, pass --skip-missing to"
+            " skip those dates, or --same-files if the files at the root are the delivery of every date")
+
+
+def _resume(args: argparse.Namespace, stopped: interrupts.Interrupt) -> str | None:
+    """The command that finishes what a Ctrl-C stopped: the date it stopped on, then the
+    rest of a backfill."""
+    if args.command == "run":
+        day = stopped.run_date or args.date
+        command = ["airtime", "run", *(["--date", str(day)] if day else [])]
+    elif args.command == "backfill":
+        command = ["airtime", "backfill", "--start", str(stopped.run_date or args.start), "--end", str(args.end)]
+        command += ["--skip-missing"] * args.skip_missing + ["--same-files"] * args.same_files
+    else:
+        return None
+    if args.source:
+        command += ["--source", args.source]
+    if args.max_bad_rows is not None:
+        command += ["--max-bad-rows", str(args.max_bad_rows)]
+    return shlex.join(command)
 
 
 @contextlib.contextmanager
@@ -226,28 +274,57 @@ def cmd_accept(settings: Settings, args: argparse.Namespace) -> int:
     except (OSError, KeyError):  # a container user with no passwd entry
         user = "unknown"
     by = f"{user}@{socket.gethostname()}"
-    uri = gate.accept(make_context(settings, args.date), args.reason, by)
-    out.print(f"accepted the delivery of {args.date} ({uri}); run the date again to publish it")
+    ctx = make_context(settings, args.date, needs_source=False)
+    ctx.generation, ctx.pinned = args.generation or gate.held_generation(ctx).generation, True
+    uri = gate.accept(ctx, args.reason, by)
+    out.print(f"accepted generation {ctx.gen} of {args.date} ({uri}); publishing exactly it")
+    progress = _StepProgress(settings.heartbeat_seconds)
+    try:
+        result = runner.run_day(settings, args.date, on_step=progress, progress=progress.progress,
+                                generation=ctx.gen)
+    finally:
+        progress.stop()
+    out.print(f"  run {args.date} generation {ctx.gen}: [bold green]{result.record.state}[/bold green]")
     return 0
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    figures = verify.recheck(make_context(settings, args.date))
-    out.print(f"run {args.date}: the warehouse holds what was loaded ("
-              + ", ".join(f"{table} {f.rows:,} rows" for table, f in figures.items()) + ")")
+    ctx = make_context(settings, args.date, needs_source=False)
+    figures = verify.recheck(ctx)
+    out.print(f"run {args.date} generation {ctx.gen}: the warehouse holds what was loaded ("
+              + ", ".join(f"{table} {f.rows:,} rows" for table, f in figures.items())
+              + ") and every artifact matches its manifest")
     return 0
 
 
-def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
+    store, warehouse = artifact_store(settings), open_warehouse(settings)
+    removals = retention.plan_removals(store, warehouse, settings.retention_days)
+    for removal in removals:
+        record = removal.record
+        out.print(f"{'would remove' if args.dry_run else 'remove'} {record.run_date} generation"
+                  f" {record.generation} ({removal.why}): {len(removal.keys)} objects")
+        if not args.dry_run:
+            retention.remove(store, warehouse, removal)
+    out.print(f"{len(removals)} generation(s) {'to remove' if args.dry_run else 'removed'};"
+              f" published generations of the last {settings.retention_days} days kept")
+    return 0
+
+
+def _query_filter(args: argparse.Namespace, max_days: int | None) -> SlotFilter:
+    """The filter of a period or program query, by the rules the server keeps too."""
     if args.kind == "period":
-        where = SlotFilter(args.start, args.end, args.signal, args.program)
-    else:
-        if args.date and (args.start or args.end):
-            raise ConfigError("give --date or --start/--end, not both")
-        if (args.start is None) != (args.end is None):
-            raise ConfigError("--start and --end go together")
-        start, end = (args.date, args.date) if args.date else (args.start, args.end)
-        where = SlotFilter(start, end, args.signal, args.program)
+        return query_rules.period_query(args.start, args.end, args.signal, args.program, max_days=max_days)
+    return query_rules.program_query(args.program, signal=args.signal, date=args.date, start=args.start,
+                                     end=args.end, max_days=max_days)
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    if args.kind == "codes":
+        sys.stdout.write(render_codes(query.run_codes(open_warehouse(settings), args.run), args.format))
+        return 0
+    # with --server the server applies its own maximum range
+    where = _query_filter(args, None if args.server else settings.max_range_days)
     program = args.kind == "program"
     if args.server:
         token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
@@ -256,8 +333,7 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
         run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls,
                                     run_date=args.run)
     else:
-        run, rows = query.run_query(open_warehouse(settings), where, program=program,
-                                    max_days=settings.max_range_days, run_date=args.run)
+        run, rows = query.run_query(open_warehouse(settings), where, run_date=args.run)
         run_date = run.run_date
     total = len(rows)
     if args.limit is not None:
@@ -306,6 +382,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "verify": cmd_verify,
     "accept": cmd_accept,
+    "prune": cmd_prune,
     "query": cmd_query,
     "sample-data": cmd_sample,
     "serve": cmd_serve,
@@ -326,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # a terminal shows the commands' own output, not INFO lines; the server logs requests
     return entrypoint.run(build_parser(), body, argv, quiet=lambda args: args.command != "serve",
-                          report=_report)
+                          report=_report, resume=_resume)
 
 
 if __name__ == "__main__":
