@@ -102,12 +102,35 @@ def test_backfill_skips_days_without_a_delivery_only_when_asked(tmp_path: Path) 
     make_source(source / "dt=2026-11-29")
     home = tmp_path / "home"
     stopped = cli(home, "backfill", "--start", "2026-11-28", "--end", "2026-11-29", "--source", str(source))
-    assert stopped.returncode == 3 and "dt=2026-11-28" in stopped.stderr
+    assert stopped.returncode == ConfigError.exit_code, stderr_of(stopped)
+    assert "1 of the 2 dates (2026-11-28)" in stopped.stderr and "run " not in stopped.stdout
     done = cli(home, "backfill", "--start", "2026-11-28", "--end", "2026-11-29", "--source", str(source),
                "--skip-missing", "--max-bad-rows", "5")
     assert done.returncode == 0, done.stderr
     assert "skip 2026-11-28: no delivery in" in done.stdout and "dt=2026-11-28" in done.stdout
     assert "run 2026-11-29: published" in done.stdout
+
+
+def test_backfill_over_a_source_without_dated_folders_refuses_unless_the_files_are_the_same(
+        tmp_path: Path) -> None:
+    # what ingested the same two files for every date, silently
+    source = make_source(tmp_path / "src")
+    home = tmp_path / "home"
+    days = ("--start", "2026-11-29", "--end", "2026-11-30", "--source", str(source))
+    refused = cli(home, "backfill", *days)
+    assert refused.returncode == ConfigError.exit_code, stderr_of(refused)
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert str(source) in refused.stderr and "no dt=YYYY-MM-DD/ folder for any of the dates" in refused.stderr
+    assert "--same-files" in refused.stderr and "--skip-missing" in refused.stderr
+    assert not (home / "warehouse.duckdb").exists()  # refused before any work
+
+    done = cli(home, "backfill", *days, "--same-files")
+    assert done.returncode == 0, stderr_of(done)
+    assert "run 2026-11-29: published" in done.stdout and "run 2026-11-30: published" in done.stdout
+
+
+def stderr_of(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n{done.stderr}"
 
 
 def _published_day(tmp_path: Path) -> tuple[Path, Path]:
