@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from airtime.errors import ConfigError, StorageError, VerificationError
+from airtime.errors import ConfigError, InputError, StorageError, VerificationError
 from airtime.warehouse import PUBLISHED
 from steps import runner
 from steps.dag import STEPS, step_named
@@ -231,3 +232,41 @@ def test_the_gcp_profile_check_finds_both_profiles_answer_the_same(bigquery_emul
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SAME: `airtime query period` gives identical output on both profiles" in done.stdout
+
+
+def _rewritten(source, target):  # noqa: ANN001, ANN202 - Paths
+    """The same delivery with every audience x1.5: valid line by line, held by the gate."""
+    shutil.copytree(source, target)
+    path = next(target.glob("*program_audience*.csv"))
+    header, *lines = path.read_text(encoding="utf-8-sig").splitlines()
+    scaled = [",".join([*row.split(",")[:4], str(float(row.split(",")[4]) * 1.5)]) for row in lines if row]
+    path.write_text("\ufeff" + "\r\n".join([header, *scaled]) + "\r\n", encoding="utf-8")
+    return target
+
+
+def test_a_held_redelivery_on_gcp_leaves_no_trace_in_what_is_served_or_built_on(gcp, source, tmp_path):
+    """docs/generations.md on the gcp profile: a wrong re-delivery of a published day is held in
+    its own generation; the next day publishes exactly what a home without it publishes."""
+    before, after = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    gcp.upload_day(source, before)
+    gcp.upload_day(source, after)
+    settings = gcp.settings()
+    runner.run_day(settings, before)
+    runner.run_day(settings, DAY)
+    warehouse = gcp_warehouse(gcp)
+    published = warehouse.run_record(DAY)
+
+    gcp.upload_day(_rewritten(source, tmp_path / "wrong"), DAY)
+    with pytest.raises(InputError, match="held by the data-quality gate"):
+        runner.run_day(settings, DAY)
+    assert warehouse.run_record(DAY) == published  # the same generation, untouched
+    assert [g.state for g in warehouse.generations(DAY)] == ["held", "published"]
+
+    nxt = runner.run_day(settings, after)
+    assert nxt.record.state == PUBLISHED
+    reference = local_settings(tmp_path / "never-wrong", source)
+    for day in (before, DAY, after):
+        expected = runner.run_day(reference, day)
+    history = {r.steps[1].manifest.outputs["history"].rows for r in (nxt, expected)}
+    assert len(history) == 1
+    assert gcp_warehouse(gcp).read_forecast(after).equals(make_context(reference, after).warehouse.read_forecast(after))
