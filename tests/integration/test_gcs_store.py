@@ -127,6 +127,15 @@ def test_corrupted_download_fails_the_checksum_check(gcs_emulator, tmp_path: Pat
             pass
 
 
+
+def test_a_deleted_object_is_gone_and_deleting_it_again_is_no_error(store: GcsStore):
+    """What `airtime prune` relies on: a retention run that stopped half-way runs again."""
+    store.write_bytes("runs/2026-11-30/g1/ingest/a.parquet", b"a")
+    store.write_bytes("runs/2026-11-30/g2/ingest/a.parquet", b"b")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")
+    assert store.list("runs/2026-11-30") == ["runs/2026-11-30/g2/ingest/a.parquet"]
+
 def test_find_one_works_on_a_gcs_prefix(store: GcsStore):
     store.write_bytes("incoming/dt=2026-12-01/tvaberta_program_audience.csv", b"x")
     store.write_bytes("incoming/dt=2026-12-01/sub/tvaberta_program_audience.csv", b"x")

@@ -186,6 +186,15 @@ def test_unreachable_endpoint_is_a_storage_error_after_bounded_retries():
         store.list()
 
 
+
+def test_a_deleted_object_is_gone_and_deleting_it_again_is_no_error(store: S3Store):
+    """What `airtime prune` relies on: a retention run that stopped half-way runs again."""
+    store.write_bytes("runs/2026-11-30/g1/ingest/a.parquet", b"a")
+    store.write_bytes("runs/2026-11-30/g2/ingest/a.parquet", b"b")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")
+    assert store.list("runs/2026-11-30") == ["runs/2026-11-30/g2/ingest/a.parquet"]
+
 def test_find_one_works_on_an_s3_prefix(store: S3Store):
     store.write_bytes("incoming/dt=2026-12-01/tvaberta_program_audience.csv", b"x")
     store.write_bytes("incoming/dt=2026-12-01/sub/tvaberta_program_audience.csv", b"x")

@@ -60,3 +60,13 @@ def test_a_killed_processes_scratch_is_removed_and_a_live_ones_kept(tmp_path) ->
     other.mkdir()
     assert remove_stale_scratch(tmp_path) == [stale]
     assert not stale.exists() and mine.exists() and other.exists()
+
+
+def test_a_local_delete_removes_the_file_and_its_emptied_folders_only(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes("runs/2026-11-30/g1/ingest/a.parquet", b"a")
+    store.write_bytes("runs/2026-11-30/g2/ingest/a.parquet", b"b")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")
+    store.delete("runs/2026-11-30/g1/ingest/a.parquet")  # again: no error
+    assert not (tmp_path / "store" / "runs" / "2026-11-30" / "g1").exists()
+    assert store.list("runs") == ["runs/2026-11-30/g2/ingest/a.parquet"]
