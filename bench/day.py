@@ -159,7 +159,7 @@ def baseline_worker(csv: Path, out: Path) -> None:
 
 
 def forecasts_agree(scratch: Path) -> dict:
-    ours = next((scratch / "airtime" / "artifacts").glob("runs/*/preprocess/forecast-*.parquet"))
+    ours = next((scratch / "airtime" / "artifacts").glob("runs/*/*/preprocess/forecast-*.parquet"))
     return agreement(ours, scratch / "pandas" / "forecast.parquet", "airtime")
 
 
