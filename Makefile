@@ -34,7 +34,7 @@ golden: $(STAMP)
 test: $(STAMP)
 	bash .ci/install-tools
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
-	$(BIN)/python -m pytest -q --ignore=tests/container
+	$(BIN)/python -m pytest -q --durations=15 --ignore=tests/container
 	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test; else echo "make test: the container tests run in CI or with make image-test"; fi
 
 # The container image with Podman (docs/image.md): on the official slim Python image when a
