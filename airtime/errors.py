@@ -31,6 +31,11 @@ class InputError(AirtimeError):
     retryable = False
 
 
+class DeliveryHeldError(InputError):
+    """The data-quality gate refused a delivery that is valid line by line but implausible as
+    a whole: its generation is held (not failed) and waits for `airtime accept`."""
+
+
 class VerificationError(AirtimeError):
     """What the warehouse holds does not match what the pipeline wrote."""
 

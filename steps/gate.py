@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import duckdb
 
 from airtime.artifacts import fetch_checked, parquet_rel, scratch_connection, workdir
-from airtime.errors import InputError
+from airtime.errors import DeliveryHeldError, InputError
 from airtime.manifest import run_prefix
 from airtime.settings import Settings
 from airtime.warehouse import HELD, Attempt, RunRecord
@@ -92,7 +92,7 @@ def _judge(ctx: Context, ingested: Ingested, previous: tuple[RunRecord, Ingested
         return Gated(PASSED, previous_run, [])
     if accepted:
         return Gated(ACCEPTED, previous_run, findings)
-    raise InputError(
+    raise DeliveryHeldError(
         f"delivery of {ctx.run_date} held by the data-quality gate (compared with the delivery of "
         f"{previous_run or 'no earlier published run'}):\n  " + "\n  ".join(findings)
         + f"\nthe delivery is kept, unpublished, as generation {ctx.gen} (`airtime runs --date {ctx.run_date}`);"

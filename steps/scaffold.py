@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from airtime import faults
-from airtime.errors import AirtimeError, InputError, UpstreamMissingError
+from airtime.errors import AirtimeError, DeliveryHeldError, UpstreamMissingError
 from airtime.generation import generation_id
 from airtime.manifest import Manifest, Output, digest_of, manifest_key, read_manifest, write_manifest
 from airtime.progress import Progress
@@ -304,7 +304,7 @@ def run_step(step: Step[Any], ctx: Context) -> StepResult:
         name_generation(step, ctx)
         result = _do(step, ctx)
     except AirtimeError as exc:
-        _record_failure(ctx, step, attempt, str(exc), held=step.name == "gate" and isinstance(exc, InputError))
+        _record_failure(ctx, step, attempt, str(exc), held=isinstance(exc, DeliveryHeldError))
         raise
     except Exception as exc:  # a bug: still say in the ledger that the attempt ended
         _record_failure(ctx, step, attempt, f"{type(exc).__name__}: {exc}")
