@@ -14,8 +14,8 @@ from airtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_STABLE_COLUMNS = (
-    "run_date, generation, state, input_digest, audience_rows, availability_rows, forecast_rows, quarantined_rows,"
-    " audience_checksum, availability_checksum, forecast_checksum, failed_step"
+    "run_date, state, input_digest, audience_rows, availability_rows, forecast_rows, quarantined_rows,"
+    " audience_checksum, availability_checksum, forecast_checksum, failed_step, generation"
 )
 
 
