@@ -187,7 +187,10 @@ class BigQueryWarehouse(LedgerReads):
 
     def _add_generation(self, table: bigquery.Table) -> None:
         """A table created before generations gains the nullable `generation` column; its
-        rows keep NULL there, which every query reads as the LEGACY generation."""
+        rows keep NULL there, which every query reads as the LEGACY generation. BigQuery adds
+        a column to an existing table only as NULLABLE (or REPEATED), at the end, with NULL
+        in the existing rows (https://cloud.google.com/bigquery/docs/managing-table-schemas,
+        "Add an empty column"), hence the COALESCE in every generation predicate."""
         if table.schema and all(field.name != GENERATION.name for field in table.schema):
             table.schema = [*table.schema, bigquery.SchemaField(GENERATION.name, "STRING", mode="NULLABLE",
                                                                 description=GENERATION.description)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from airtime.manifest import run_prefix
 from airtime.store import ObjectStore
-from airtime.warehouse import LEGACY, PRUNED, PUBLISHED, RunRecord, Warehouse, newest_first
+from airtime.warehouse import LEGACY, PRUNED, PUBLISHED, RunRecord, Warehouse
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,13 @@ def generation_keys(store: ObjectStore, run_date: dt.date, generation: str) -> l
     generations' folders: only its `<step>/<file>` keys are its own."""
     prefix = run_prefix(run_date, generation) + "/"
     keys = store.list(prefix)
-    if generation == LEGACY:
-        keys = [k for k in keys if len(k[len(prefix):].split("/")) == 2 and not _is_generation(k, prefix)]
+    if generation == LEGACY:  # <gen>/<step>/<file> keys belong to the newer generations
+        keys = [k for k in keys if len(k[len(prefix):].split("/")) == 2]
     return keys
 
 
-def _is_generation(key: str, prefix: str) -> bool:
-    first = key[len(prefix):].split("/")[0]
-    return len(first) == 16 and all(c in "0123456789abcdef" for c in first)
-
-
 def plan_removals(store: ObjectStore, warehouse: Warehouse, retention_days: int) -> list[Removal]:
-    records = newest_first(warehouse.ledger())
+    records = warehouse.ledger()  # newest first
     published = [r for r in records if r.state == PUBLISHED]
     cutoff = published[0].run_date - dt.timedelta(days=retention_days) if published else None
     anchor = next((r for r in published if cutoff is not None and r.run_date < cutoff), None)
@@ -70,7 +65,9 @@ def plan_removals(store: ObjectStore, warehouse: Warehouse, retention_days: int)
             why = f"{record.state}; generation {served.generation} of the date is published since"
         else:
             continue
-        removals.append(Removal(record, why, generation_keys(store, record.run_date, record.generation)))
+        keys = generation_keys(store, record.run_date, record.generation)
+        if keys or record.state != PUBLISHED:  # an old published day already pruned: nothing to say
+            removals.append(Removal(record, why, keys))
     return removals
 
 

@@ -106,12 +106,6 @@ def generation_of_row(mark: str, column: str = "generation") -> str:
     return f"COALESCE({column}, '{LEGACY}') = {mark}generation"
 
 
-def published_generation(mark: str) -> str:
-    """SQL for the published generation of `{mark}run_date` (NULL when none is)."""
-    return (f"(SELECT COALESCE(generation, '{LEGACY}') FROM {{runs}} WHERE run_date = {mark}run_date"
-            f" AND state = '{PUBLISHED}' LIMIT 1)")
-
-
 def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str, generation: str | None = None,
                    runs: str = "runs") -> tuple[list[str], dict[str, object]]:
     """WHERE clauses and bound parameters of a forecast read of one generation (by default
@@ -120,7 +114,8 @@ def filter_clauses(run_date: dt.date, where: SlotFilter | None, mark: str, gener
     where = where or SlotFilter()
     clauses, params = [f"run_date = {mark}run_date"], {"run_date": run_date}
     if generation is None:
-        clauses.append(f"COALESCE(generation, '{LEGACY}') = " + published_generation(mark).format(runs=runs))
+        clauses.append(f"COALESCE(generation, '{LEGACY}') = (SELECT COALESCE(generation, '{LEGACY}') FROM {runs}"
+                       f" WHERE run_date = {mark}run_date AND state = '{PUBLISHED}' LIMIT 1)")
     else:
         clauses.append(generation_of_row(mark))
         params["generation"] = generation

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from airtime.errors import IntegrityError, UpstreamMissingError, VerificationError
-from airtime.manifest import Manifest, run_prefix
+from airtime.manifest import read_manifest, run_prefix
 from airtime.publication import announce
 from airtime.schema import DATA_TABLES, TableKey
 from airtime.store import sha256_file
@@ -98,8 +98,8 @@ def damaged_artifacts(ctx: Context) -> list[str]:
         parts = key[len(prefix):].split("/")
         if len(parts) != 2 or parts[1] != "manifest.json":
             continue
-        manifest = Manifest.from_json(ctx.artifacts.read_bytes(key))
-        for output in manifest.outputs.values():
+        manifest = read_manifest(ctx.artifacts, ctx.run_date, ctx.gen, parts[0])
+        for output in manifest.outputs.values() if manifest else ():
             if not ctx.artifacts.exists(output.key):
                 damaged.append(f"{output.uri}: missing ({manifest.step} recorded it)")
                 continue
