@@ -26,10 +26,8 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Coroutine
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -45,6 +43,7 @@ from grpc_server import http, servicer
 from grpc_server.auth import Tokens
 from grpc_server.backend import ForecastBackend, ServedRun, open_backend
 from grpc_server.interceptors import ServiceInterceptor
+from grpc_server.loop import event_loop, on_loop
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.queries import Limits
 from grpc_server.servicer import ForecastServicer
@@ -77,36 +76,6 @@ KEEPALIVE_OPTIONS = (
     ("grpc.http2.max_ping_strikes", 2),
     ("grpc.max_connection_idle_ms", 300_000),  # a connection with no call for 5 min is closed
 )
-
-T = TypeVar("T")
-
-
-# -- the event loop every grpc.aio server of the process runs on ------------------------
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_thread: threading.Thread | None = None
-_loop_lock = threading.Lock()
-
-
-def event_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per process, on a daemon thread, shared by every server it creates
-    (grpc.aio objects belong to the loop they were made on): the rest of the process
-    (the poller, the probes' HTTP server, `serve`'s signal wait, tests) stays synchronous."""
-    global _loop, _loop_thread
-    with _loop_lock:
-        if _loop is None:
-            _loop = asyncio.new_event_loop()
-            _loop_thread = threading.Thread(target=_loop.run_forever, name="grpc-aio", daemon=True)
-            _loop_thread.start()
-        return _loop
-
-
-def on_loop(coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
-    """Run a coroutine on the event loop from another thread and wait for its result."""
-    if threading.current_thread() is _loop_thread:
-        raise RuntimeError("on_loop called from the event loop itself")
-    return asyncio.run_coroutine_threadsafe(coro, event_loop()).result(timeout)
-
 
 class SyncServer:
     """A started-later grpc.aio server with grpc.Server's synchronous start/stop."""
