@@ -47,6 +47,20 @@ class ServiceMetrics:
             "airtime_http_request_seconds", "HTTP/JSON request handling time, by route template",
             ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        # calls refused before any work for the server's own limits (interceptors.Admission):
+        # by reason, so an attack that holds or floods the call slots shows on a graph
+        self.refused = Counter(
+            "airtime_grpc_refused", "gRPC calls refused for a server limit before any work, by reason",
+            ["reason"], registry=self.registry,
+        )
+        self.calls_in_flight = Gauge(
+            "airtime_grpc_calls_in_flight", "gRPC calls admitted and not yet answered",
+            registry=self.registry,
+        )
+        self.calls_waiting = Gauge(
+            "airtime_grpc_calls_waiting", "gRPC calls whose request message has not arrived yet",
+            registry=self.registry,
+        )
         self._http = None
         # labels() lookups, once per (kind, name, code)
         self._children: dict[tuple[str, str, str], tuple] = {}
