@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     #    Service spreads them over new replicas; then calls get the grace to finish
     server_max_connection_age_seconds: float = Field(default=300.0, gt=0)
     server_max_connection_age_grace_seconds: float = Field(default=30.0, ge=0)
+    # -- a call's request message must arrive within this after its headers (a unary
+    #    request is a few dozen bytes sent with them), else DEADLINE_EXCEEDED
+    server_receive_seconds: float = Field(default=10.0, gt=0)
+    # -- calls still waiting for their request message, all clients together; past it the
+    #    oldest waiting call is dropped (RESOURCE_EXHAUSTED), never a call being answered
+    server_max_waiting_calls: int = Field(default=1000, ge=1)
+    # -- a new connection must finish its TLS and HTTP/2 preface within this
+    server_handshake_seconds: float = Field(default=10.0, gt=0)
+    # -- SIGTERM to exit, whatever clients do: readiness fails at once, both ports stop
+    #    taking calls, running ones get the rest; keep it below the pod's
+    #    terminationGracePeriodSeconds minus its preStop delay (the chart derives them)
+    server_drain_seconds: float = Field(default=10.0, gt=0)
 
     # alerts
     webhook_url: str | None = None

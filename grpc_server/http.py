@@ -488,12 +488,13 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def start_http(gateway: HttpGateway, host: str | None, port: int, ssl_context: ssl.SSLContext | None
-                     ) -> HttpServer:
+async def start_http(gateway: HttpGateway, host: str | None, port: int, ssl_context: ssl.SSLContext | None,
+                     *, shutdown_seconds: float = SHUTDOWN_GRACE_SECONDS) -> HttpServer:
     """Serve the gateway on host:port (0: a free port; host None: every interface) on the
-    running loop."""
+    running loop. At stop, running handlers get shutdown_seconds, then are cancelled and
+    get as long again (aiohttp/web_protocol.py RequestHandler.shutdown)."""
     runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None,
-                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS, keepalive_timeout=KEEPALIVE_SECONDS, max_line_size=MAX_LINE_BYTES,
+                           shutdown_timeout=shutdown_seconds / 2, keepalive_timeout=KEEPALIVE_SECONDS, max_line_size=MAX_LINE_BYTES,
                            max_field_size=MAX_LINE_BYTES, max_headers=MAX_HEADERS)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_port=False)

@@ -42,7 +42,7 @@ from airtime.v1 import forecast_service_pb2 as pb
 from grpc_server import http, servicer
 from grpc_server.auth import Tokens
 from grpc_server.backend import ForecastBackend, ServedRun, open_backend
-from grpc_server.interceptors import ServiceInterceptor
+from grpc_server.interceptors import Admission, AdmissionLimits, ServiceInterceptor
 from grpc_server.loop import event_loop, on_loop
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.queries import Limits
@@ -57,7 +57,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ForecastService"].full_name
 READINESS_HEALTH_NAME = "airtime.readiness"
 MAX_RECEIVE_BYTES = 1 * 1024 * 1024  # requests are a few dozen bytes
 MAX_SEND_BYTES = 32 * 1024 * 1024  # a max-size page is well under this
-SHUTDOWN_GRACE_SECONDS = 10.0
+# past the drain budget: how long `stop` waits for the cut-off servers to let go
+STOP_SLACK_SECONDS = 2.0
 # Threads for backends that wait on I/O (the warehouse backend: a query per request).
 # The snapshot backend answers on the event loop itself: a few microseconds of CPU a call.
 DEFAULT_WAREHOUSE_THREADS = 16
@@ -119,6 +120,7 @@ class Service:
     health: Health
     metrics: ServiceMetrics
     executor: futures.ThreadPoolExecutor | None = None
+    admission: Admission | None = None
     # what the HTTP/JSON gateway calls and checks: the gRPC servicer and its tokens
     forecast: ForecastServicer | None = None
     tokens: Tokens | None = None
@@ -137,7 +139,8 @@ class Service:
         """Readiness: able to answer, not draining. With no run published yet the pod is
         still ready (queries answer UNAVAILABLE, the ForecastService health says
         NOT_SERVING): otherwise `helm --wait` could never finish a first install."""
-        return self.started.is_set() and self.checked.is_set() and not self.draining.is_set()
+        return (self.started.is_set() and self.checked.is_set() and not self.draining.is_set()
+                and not (self.admission is not None and self.admission.saturated()))
 
     def start_http(self, settings: Settings, port: int, host: str | None = None) -> int:
         """Serve the HTTP/JSON routes of the proto's google.api.http rules on port (0: a
@@ -148,22 +151,48 @@ class Service:
         assert self.forecast is not None, "built without a servicer"
         gateway = http.HttpGateway(self.forecast, self.tokens, metrics=self.metrics,
                                    checks={LIVENESS_PATH: self.live, READINESS_PATH: self.ready})
-        self.http = on_loop(http.start_http(gateway, host, port, http.tls_context(settings)))
+        self.http = on_loop(http.start_http(gateway, host, port, http.tls_context(settings),
+                                            shutdown_seconds=drain_phase(settings.server_drain_seconds)))
         return self.http.port
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, let running ones finish (up to grace seconds), stop polling."""
+        """Drain and stop, within `grace` seconds in all whatever clients do (None: cancel
+        running calls now): readiness fails at once, both ports stop taking calls at once
+        and running calls share what is left; then polling stops."""
         self.draining.set()  # /readyz fails: the endpoints controller stops sending calls
+        if self.admission is not None:
+            self.admission.draining = True  # a call that got in but has no request yet ends
         self.health.enter_graceful_shutdown()  # gRPC health says NOT_SERVING while draining
-        if self.http is not None:
-            # aiohttp's cleanup waits for running handlers (http.SHUTDOWN_GRACE_SECONDS)
-            on_loop(self.http.stop(), None)
-            self.http = None
-        self.server.stop(grace).wait()
+        budget = 0.0 if grace is None else grace
+        on_loop(self._drain(grace), budget + STOP_SLACK_SECONDS)
         self.backend.close()
         self.metrics.close()
         if self.executor is not None:
             self.executor.shutdown(wait=False)
+
+    async def _drain(self, grace: float | None) -> None:
+        """Both servers stop at once. grpc.aio's stop(grace) waits for running calls up
+        to grace, then cancels them (`grpc_server_cancel_all_calls`) and waits for them to
+        end (AioServer.shutdown in grpc/_cython/_cygrpc/aio/server.pyx.pxi); aiohttp waits
+        up to its shutdown_timeout for handlers, then as long again for the cancelled
+        ones (aiohttp/web_protocol.py RequestHandler.shutdown), so each gets a phase of
+        the budget (drain_phase) and whatever is left after it is cut off here."""
+        stops = [asyncio.ensure_future(self.server.aio.stop(None if grace is None else drain_phase(grace)))]
+        if self.http is not None:
+            stops.append(asyncio.ensure_future(self.http.stop()))
+            self.http = None
+        _done, late = await asyncio.wait(stops, timeout=grace or STOP_SLACK_SECONDS)
+        for task in late:
+            log.warning("a server was still draining when the drain budget ran out; cutting it off")
+            task.cancel()
+        await asyncio.gather(*stops, return_exceptions=True)
+
+
+def drain_phase(budget: float) -> float:
+    """The calls' share of a drain budget: what is left is for cancelling the calls still
+    running and for the process to exit (grpc and aiohttp both wait once more for the
+    calls they cancel)."""
+    return max(0.0, budget * 0.6)
 
 
 def load_tokens(settings: Settings) -> Tokens:
@@ -189,6 +218,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ("grpc.so_reuseport", 0),  # port 0 must mean a port of our own
         ("grpc.max_concurrent_streams", settings.server_max_streams_per_connection),
+        # a connection must finish its (TLS and) HTTP/2 preface and settings within this
+        # (GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, grpc's default 120 s)
+        ("grpc.server_handshake_timeout_ms", int(settings.server_handshake_seconds * 1000)),
         # connections end after an age (+-10% jitter, grpc's), so the clients of a
         # ClusterIP Service, which balances connections and not calls, spread again
         # over the replicas, new ones included (docs/query-service.md)
@@ -196,6 +228,12 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.max_connection_age_grace_ms", int(settings.server_max_connection_age_grace_seconds * 1000)),
         *KEEPALIVE_OPTIONS,
     ]
+
+
+def backstop_calls(limits: AdmissionLimits) -> int:
+    """grpc's maximum_concurrent_rpcs: room for every admitted and every waiting call, and
+    as many again for calls being refused (each ends within a loop iteration or two)."""
+    return 2 * (limits.max_calls + limits.max_waiting)
 
 
 def build_service(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
@@ -219,11 +257,17 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
     forecast = ForecastServicer(backend, limits, stream_idle_seconds=settings.server_stream_idle_seconds,
                                 executor=executor)
 
+    admission = Admission(AdmissionLimits(max_calls=settings.server_max_concurrent_calls,
+                                          max_waiting=settings.server_max_waiting_calls,
+                                          receive_seconds=settings.server_receive_seconds), metrics)
+
     async def build() -> tuple[grpc.aio.Server, AioHealthServicer, int]:
+        # grpc's own limit counts a call from its HEADERS, before any token is seen: it is
+        # only a backstop here, above what admission lets in (interceptors.py)
         server = grpc.aio.server(options=server_options(settings),
-                                 maximum_concurrent_rpcs=settings.server_max_concurrent_calls)
-        # every service is registered through the wrapper: auth, access log, metrics
-        registrar = ServiceInterceptor(tokens=tokens, metrics=metrics).registrar(server)
+                                 maximum_concurrent_rpcs=backstop_calls(admission.limits))
+        # every service is registered through the wrapper: auth, admission, access log, metrics
+        registrar = ServiceInterceptor(tokens=tokens, metrics=metrics, admission=admission).registrar(server)
         servicer.add_to_server(forecast, registrar)
         health_servicer = AioHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
@@ -259,7 +303,7 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         serving(backend.served())
     if poll:
         backend.start()
-    return Service(SyncServer(server), port, backend, health_facade, metrics, executor,
+    return Service(SyncServer(server), port, backend, health_facade, metrics, executor, admission,
                    forecast=forecast, tokens=tokens)
 
 
@@ -345,7 +389,8 @@ def serve(settings: Settings, port: int | None = None, http_port: int | None = N
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
-        log.info("signal %d: draining calls for up to %.0fs", signum, SHUTDOWN_GRACE_SECONDS)
+        service.draining.set()  # readiness fails now, not at the main thread's next wake-up
+        log.info("signal %d: draining calls for up to %.0fs", signum, settings.server_drain_seconds)
         stopping.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -355,7 +400,7 @@ def serve(settings: Settings, port: int | None = None, http_port: int | None = N
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        service.stop(SHUTDOWN_GRACE_SECONDS)
+        service.stop(settings.server_drain_seconds)
         log.info("stopped")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -17,6 +18,8 @@ import grpc
 from airtime.v1 import forecast_service_pb2 as pb
 from grpc_server import convert, errors, queries
 from grpc_server.backend import ForecastBackend, ServedRun
+
+log = logging.getLogger(__name__)
 
 STREAM_CHUNK_SLOTS = 1_000
 SERVICE = pb.DESCRIPTOR.services_by_name["ForecastService"]
@@ -79,13 +82,19 @@ class ForecastServicer:
         Waiting costs the event loop nothing, but the call would hold its buffers and a
         place among the server's concurrent calls for as long as the client likes."""
         write = asyncio.ensure_future(context.write(message))
-        done, _pending = await asyncio.wait((write,), timeout=self._stream_idle)
+        try:
+            done, _pending = await asyncio.wait((write,), timeout=self._stream_idle)
+        except asyncio.CancelledError:  # the client left, or the drain ended the call
+            _forget(write)
+            raise
         if not done:
             # The status cannot overtake the data the client does not read (HTTP/2 trailers
             # queue behind it): the client gets DEADLINE_EXCEEDED when it reads again, or
             # loses the call with its connection (keepalive, max connection age + grace).
             # Meanwhile this call produces nothing more and holds no thread.
-            write.cancel()
+            _forget(write)
+            log.info("dropped a stream whose client read nothing for %gs", self._stream_idle,
+                     extra={"peer": context.peer()})
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"the client read nothing for {self._stream_idle:g}s")
         write.result()
@@ -109,6 +118,14 @@ class ForecastServicer:
         except Exception as exc:  # noqa: BLE001
             await errors.abort_async(context, exc)
         return pb.GetFreshnessResponse(run=run_message(run), load_time=convert.to_timestamp(run.loaded_at))
+
+
+def _forget(write: asyncio.Future) -> None:
+    """Cancel a write nobody will wait for, and take its outcome when it comes: a write
+    to a call that is over fails in grpc's core (ExecuteBatchError), and an exception
+    never retrieved is an asyncio ERROR traceback at garbage collection."""
+    write.cancel()
+    write.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _passthrough(message: bytes | object) -> bytes:
