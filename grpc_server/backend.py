@@ -137,8 +137,8 @@ class SnapshotCodes:
 
 def _page_expired(run: RunId) -> PageExpiredError:
     return PageExpiredError(
-        f"the page token is for run {run.run_date}, which is no longer served:"
-        " start again from the first page"
+        f"the page token is for a version of run {run.run_date} that is no longer published"
+        " (re-published or demoted since the first page): start again from the first page"
     )
 
 
@@ -230,10 +230,32 @@ class SnapshotBackend(_Listeners):
                     and time.monotonic() < self._next_ledger_check:
                 return False
             changed = self._refresh_from_ledger()
+            self._forget_unpublished()
             if changed is not None:  # settled: until the marker changes, nothing to do
                 self._seen_marker = marker
                 self._next_ledger_check = time.monotonic() + self._ledger_check
             return bool(changed)
+
+    def _forget_unpublished(self) -> None:
+        """Drop from memory the runs held beside the current one (the previous ones, for
+        page tokens that crossed a swap; the pinned ones) whose version is no longer
+        published: superseded by a newer publish of their date (which removed their rows),
+        demoted by a re-check, pruned. Their page tokens then miss memory, ask the ledger
+        and get FAILED_PRECONDITION; a run that is still published (an older date a client
+        pinned) stays. One ledger read per such run, at each ledger check."""
+        current = self._current
+        others = {rid for rid in (*tuple(self._held), *tuple(self._pinned))
+                  if current is None or rid != current.id}
+        gone = [rid for rid in others if _still_published(self._warehouse, rid) is None]
+        if not gone:
+            return
+        for rid in gone:
+            self._held.pop(rid, None)
+        with self._pin_lock:
+            for rid in gone:
+                self._pinned.pop(rid, None)
+        log.info("dropped run(s) no longer published from memory: %s; their page tokens now answer"
+                 " FAILED_PRECONDITION", ", ".join(str(rid.run_date) for rid in gone))
 
     def _refresh_from_ledger(self) -> bool | None:
         """Whether the served run changed; None when it must be tried again next poll."""

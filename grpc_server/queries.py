@@ -160,7 +160,14 @@ def encode_token(run: RunId, offset: int, query: SlotFilter) -> str:
     return base64.urlsafe_b64encode(body + check).decode().rstrip("=")
 
 
+_MAX_ORDINAL = dt.date.max.toordinal()
+
+
 def decode_token(token: str) -> tuple[RunId, int, bytes] | None:
+    """The run, offset and filter digest of a page token; None for anything that is not a
+    token this service wrote, whatever its bytes: the checksum only tells ours from garbage,
+    so a forged token with a valid one can hold any field (an ordinal past 9999-12-31, past
+    2**31: date.fromordinal raises OverflowError there, not ValueError)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
@@ -171,10 +178,6 @@ def decode_token(token: str) -> tuple[RunId, int, bytes] | None:
     if hashlib.blake2b(body, digest_size=8, person=b"airtime-page").digest() != check:
         return None
     version, ordinal, run_version, offset, digest = _TOKEN.unpack(body)
-    if version != _TOKEN_VERSION or ordinal < 1:
+    if version != _TOKEN_VERSION or not 1 <= ordinal <= _MAX_ORDINAL:
         return None
-    try:
-        run_date = dt.date.fromordinal(ordinal)
-    except ValueError:
-        return None
-    return RunId(run_date, run_version), offset, digest
+    return RunId(dt.date.fromordinal(ordinal), run_version), offset, digest
