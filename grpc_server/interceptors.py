@@ -9,7 +9,8 @@ a stream is called as soon as the call's HEADERS are in (`_handle_stream_unary_r
 method is registered here as request-streaming, whatever its proto says: on the wire a
 unary request is the same length-prefixed message, and the wrapper decides in this order,
 from the metadata alone and before reading a byte of the body:
-1. the token: a call without a valid one ends UNAUTHENTICATED at once, holding nothing;
+1. the token: a call without a valid one ends UNAUTHENTICATED at once, holding nothing
+   (and costing no access-log line: a flood of them would be a bill, see below);
 2. the request message, read under a deadline (`receive_seconds`) among a bounded set of
    waiting calls: past `max_waiting` the oldest waiting call is dropped, so a client that
    opens streams and withholds their messages can hold waiting places, never the calls of
@@ -18,8 +19,10 @@ from the metadata alone and before reading a byte of the body:
    `maximum_concurrent_rpcs`, which counts a call from its HEADERS:
    `_ConcurrentRpcLimiter.check_before_request_call` runs when the call is requested,
    same file): past it RESOURCE_EXHAUSTED, and readiness reports the pod saturated.
-Refusals for a limit are counted (`airtime_grpc_refused_total{reason}`) and logged at
-most once per `REFUSAL_LOG_SECONDS` per reason, with how many were left unsaid.
+Refusals, for a limit or for want of a token, are counted (`airtime_grpc_refused_total{reason}`,
+and `airtime_grpc_requests_total` by code as every call) and logged at most once per
+`REFUSAL_LOG_SECONDS` per reason, with how many were left unsaid: one access-log line per
+refused call would let anyone write the log (and its bill) as fast as they can send HEADERS.
 
 Handlers are wrapped in coroutines (or async generators) of the same kind as the ones
 they wrap, so a stream that waits (health Watch, a StreamSlots whose reader is slow)
@@ -59,6 +62,7 @@ BUSY = "busy"  # every call slot taken
 RECEIVE_TIMEOUT = "receive_timeout"  # the request message did not arrive in time
 CROWDED_OUT = "crowded_out"  # dropped from a full set of calls waiting for their message
 DRAINING = "draining"  # the server is shutting down
+UNAUTHENTICATED = "unauthenticated"  # no valid token: refused as the headers arrive
 
 Finish = Callable[[str, grpc.aio.ServicerContext, float, "bool | None"], None]
 
@@ -71,7 +75,7 @@ class AdmissionLimits:
 
 
 class Refused(Exception):
-    """A call refused for a limit: its status and the reason counted."""
+    """A call refused before any work: its status and the reason counted."""
 
     def __init__(self, reason: str, code: grpc.StatusCode, details: str) -> None:
         super().__init__(details)
@@ -166,6 +170,9 @@ class Admission:
 
     # -- refusals ------------------------------------------------------------------------
 
+    def unauthenticated(self) -> Refused:
+        return self._refuse(UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+
     def _refuse(self, reason: str, code: grpc.StatusCode, details: str) -> Refused:
         if self._metrics is not None:
             self._metrics.refused.labels(reason).inc()
@@ -208,7 +215,8 @@ class ServiceInterceptor:
                 failed: bool | None, refused: Refused | None = None) -> None:
         """failed: False when the handler returned, True when it raised, None when it was
         cancelled (the client went away, or the server stopped). A call refused for a
-        limit is counted but not access-logged: Admission logs those, rate-limited."""
+        limit or without a token is counted but not access-logged: Admission logs those,
+        rate-limited."""
         seconds = time.perf_counter() - started
         code = context.code()
         if code is None and failed is None:
@@ -273,7 +281,8 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str,
     async def admit(call: _Call, requests: AsyncIterator, context: grpc.aio.ServicerContext):  # noqa: ANN202
         """The request (or the request stream), once the call may hold a slot."""
         if check is not None and not check(context):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+            call.refused = admission.unauthenticated()
+            await context.abort(call.refused.code, call.refused.details)
         if streaming_request:
             request = _parsed(requests, parse)
         else:

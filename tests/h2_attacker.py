@@ -169,3 +169,70 @@ def closed_by_peer(sockets: Iterable[socket.socket], timeout: float) -> int:
         except (TimeoutError, OSError):
             pass
     return closed
+
+
+# -- the attacker in a process of its own ------------------------------------------------
+# In the test's own process its frame parsing would take the GIL from the server under
+# test, and a slower server would be the test's doing, not the attack's.
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m tests.h2_attacker")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--connections", type=int, default=11)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--token")
+    parser.add_argument("--body-hex", default="")
+    parser.add_argument("--end-stream", action="store_true")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    with Withholder(args.port, args.path, connections=args.connections, streams=args.streams,
+                    token=args.token, body=bytes.fromhex(args.body_hex), end_stream=args.end_stream) as attack:
+        print("open", flush=True)
+        attack.wait_all_ended(args.timeout)
+        print(json.dumps(dict(attack.statuses)), flush=True)
+    return 0
+
+
+class AttackProcess:
+    """`python -m tests.h2_attacker ...` started, waited for until its streams are open."""
+
+    def __init__(self, port: int, path: str, *, connections: int, streams: int, token: str | None = None,
+                 body: bytes = b"", end_stream: bool = False, timeout: float = 30.0) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        args = [sys.executable, "-m", "tests.h2_attacker", "--port", str(port), "--path", path,
+                "--connections", str(connections), "--streams", str(streams), "--body-hex", body.hex(),
+                "--timeout", str(timeout)]
+        if token is not None:
+            args += ["--token", token]
+        if end_stream:
+            args.append("--end-stream")
+        self.process = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "open"
+
+    def statuses(self, timeout: float = 60.0) -> Counter[str]:
+        """How the calls ended, once every one has (or the attacker's timeout passed)."""
+        import json
+
+        out, _ = self.process.communicate(timeout=timeout)
+        return Counter(json.loads(out.strip().splitlines()[-1]))
+
+    def __enter__(self) -> AttackProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
