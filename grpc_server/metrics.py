@@ -1,18 +1,17 @@
 """Prometheus metrics of the query service, in a registry of its own (one per server,
 so several servers in one test process do not collide), and the plaintext HTTP port that
-serves them beside the kubelet's health checks (see `serve_http`)."""
+serves them beside the kubelet's health checks (`serve_http`; the server is grpc_server/probes.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 
 from grpc_server.backend import ServedRun
+from grpc_server.loop import on_loop
+from grpc_server.probes import ProbeServer
 
 # sub-millisecond buckets: a snapshot answer takes well under one
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -61,7 +60,7 @@ class ServiceMetrics:
             "airtime_grpc_calls_waiting", "gRPC calls whose request message has not arrived yet",
             registry=self.registry,
         )
-        self._http = None
+        self._http: ProbeServer | None = None
         # labels() lookups, once per (kind, name, code)
         self._children: dict[tuple[str, str, str], tuple] = {}
 
@@ -92,51 +91,16 @@ class ServiceMetrics:
     def serve_http(self, port: int, addr: str = "0.0.0.0", *,
                    checks: Mapping[str, Callable[[], bool]] | None = None) -> int:
         """Expose /metrics, and each path of `checks` (200 when its check says True, else
-        503), on port (0 = a free one); returns the port bound. A taken port raises
-        OSError before anything is served."""
-        server = _HTTPServer((addr, port), self.registry, dict(checks or {}))
-        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+        503), on port (0 = a free one), served on the process's event loop; returns the port
+        bound. A taken port raises OSError before anything is served. The checks run on the
+        loop: they answer from memory."""
+        server = ProbeServer(self.registry, checks or {})
+        on_loop(server.start(addr, port))
         self._http = server
-        return server.server_port
+        return server.port
 
     def close(self) -> None:
+        """Stop serving the port (from any thread but the event loop's)."""
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            on_loop(self._http.stop())
             self._http = None
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck scrape never holds up shutdown
-
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry,
-                 checks: dict[str, Callable[[], bool]]) -> None:
-        self.registry = registry
-        self.checks = checks
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    timeout = 10  # a client that never finishes its request line frees the thread
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept"))
-            self._reply(200, content_type, encoder(self.server.registry))
-        elif path in self.server.checks:
-            ok = self.server.checks[path]()
-            self._reply(200 if ok else 503, "text/plain; charset=utf-8", b"ok\n" if ok else b"unavailable\n")
-        else:
-            self._reply(404, "text/plain; charset=utf-8", b"not found\n")
-
-    def _reply(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        pass  # probes and scrapes every few seconds would drown the service's own log
