@@ -1,6 +1,14 @@
 """Logging set-up: JSON lines with Cloud Logging's `severity` in containers, readable
 text on a terminal. Fields bound with `bind`/`bound` (`run_date`, `step`, ...) ride
-along on every line logged while they are bound, in both formats."""
+along on every line logged while they are bound, in both formats.
+
+What clients send reaches the log (an HTTP path, a peer's text, an exception's message), so
+both formats escape control characters (`\\x1b`, `\\x07`, `\\x00`, ...) in the message, the
+exception and every field: an ESC sequence cannot repaint a terminal that shows the log,
+nor a CR or NUL hide what came before it. A newline stays a line break inside a message or
+a traceback, but a record can never forge another: JSON keeps it inside the string, and the
+text format indents every line after a record's first, so only a record starts a line at
+column 0. In a field (one value) a newline is escaped too."""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -46,12 +55,31 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# C0 controls but tab and newline, DEL, C1 (NEL included), the Unicode line and paragraph
+# separators, and the bidirectional overrides and isolates ("Trojan Source",
+# CVE-2021-42574) that reorder what a terminal shows
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile(_CONTROL.pattern[:-1] + "\n]")
+CONTINUATION = "\n  "  # how the text format breaks a record's lines
+
+
+def _escape_one(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str, *, newlines: bool = True) -> str:
+    """text with its control characters written as escapes (`\\x1b`); `newlines`: keep
+    line breaks (a message, a traceback), else escape them too (a field's one value)."""
+    return (_CONTROL if newlines else _CONTROL_OR_NEWLINE).sub(_escape_one, text)
+
+
 def _fields(record: logging.LogRecord) -> dict[str, object]:
-    found = {}
+    found: dict[str, object] = {}
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None)
         if value is not None:
-            found[name] = value if isinstance(value, int | float) else str(value)
+            found[name] = value if isinstance(value, int | float) else escape(str(value), newlines=False)
     return found
 
 
@@ -59,13 +87,15 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body = {
             "severity": record.levelname,
-            "message": record.getMessage(),
-            "logger": record.name,
+            "message": escape(record.getMessage()),
+            "logger": escape(record.name, newlines=False),
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             **_fields(record),
         }
         if record.exc_info:
-            body["exception"] = self.formatException(record.exc_info)
+            body["exception"] = escape(self.formatException(record.exc_info))
+        if record.stack_info:
+            body["stack"] = escape(self.formatStack(record.stack_info))
         return json.dumps(body)
 
 
@@ -76,7 +106,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         shown = {k: v for k, v in _fields(record).items() if k in ("run_date", "step")}
         record.context = f" [{' '.join(f'{k}={v}' for k, v in shown.items())}]" if shown else ""
-        return super().format(record)
+        # the whole record (message, exception, stack) escaped, its later lines indented
+        text = escape(super().format(record))
+        return "\n".join(line if not n else CONTINUATION[1:] + line
+                         for n, line in enumerate(text.split("\n")))
 
 
 def configure(fmt: str = "text", level: str = "INFO") -> None:

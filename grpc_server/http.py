@@ -43,11 +43,13 @@ from typing import Any, NoReturn
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from google.api import annotations_pb2
 from google.protobuf import json_format, message
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from airtime.logs import escape
 from airtime.query_rules import InvalidQueryError
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
@@ -356,6 +358,34 @@ def _status(code: int, text: str) -> status_pb2.Status:
 
 ROUTE_KEY = web.RequestKey("airtime_route", str)  # the metrics label of a request, kept on it
 UNMATCHED = "unmatched"  # the label of a path no rule or health check has
+# the status logged and counted for a client that went away before its answer was all sent:
+# nginx's "client closed request", and google/rpc/code.proto's HTTP mapping of CANCELLED
+CLIENT_GONE = HTTP_STATUS[code_pb2.CANCELLED]
+GONE_KEY = web.RequestKey("airtime_client_gone", bool)
+
+
+class MalformedRequestsQuiet(logging.Filter):
+    """aiohttp answers a request its parser refuses (a control character or space in the
+    path, a request line or header over the limits, a bad method or version) with a 400 of
+    its own, and logs it at ERROR with a traceback (web_protocol.py handle_error; only a
+    bad method on a connection's first request is DEBUG). It is the client's mistake, not
+    ours: one INFO line, no traceback, like every other client error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage) and record.levelno > logging.INFO:
+            why = (exc.message.strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+            record.msg, record.args = "refused a malformed HTTP request: %s (%d %s)", (
+                record.getMessage(), exc.code, why)
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_malformed_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")  # aiohttp/log.py server_logger
+    if not any(isinstance(f, MalformedRequestsQuiet) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestsQuiet())
 
 
 class HttpGateway:
@@ -373,9 +403,12 @@ class HttpGateway:
         self._unary_timeout = unary_timeout
 
     def app(self) -> web.Application:
+        _quiet_malformed_requests()
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        # one catch-all: routing is ours (templates, verbs, 404 vs 405 with JSON bodies)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # one catch-all: routing is ours (templates, verbs, 404 vs 405 with JSON bodies).
+        # [\s\S], not `.`: a path with %0A in it decodes to a newline, which `.` does not
+        # match, and would get aiohttp's own 404, unlogged and uncounted
+        app.router.add_route("*", "/{tail:[\\s\\S]*}", self.handle)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -389,13 +422,15 @@ class HttpGateway:
             response = error_response(_status(code_pb2.INTERNAL, "internal error"))
             return response
         finally:
-            code = response.status if response is not None else 499
+            code = response.status if response is not None and not request.get(GONE_KEY) else CLIENT_GONE
             seconds = time.perf_counter() - started
             if self._metrics is not None:
                 self._metrics.observe_http(request.get(ROUTE_KEY, UNMATCHED), code, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info("%s %s %d %.2fms", request.method, request.path, code, seconds * 1000,
-                                extra={"method": f"{request.method} {request.path}", "code": code,
+                # the path as one value: a %0A in it is escaped too, an access line stays one line
+                path = escape(request.path, newlines=False)
+                access_log.info("%s %s %d %.2fms", request.method, path, code, seconds * 1000,
+                                extra={"method": f"{request.method} {path}", "code": code,
                                        "duration_ms": round(seconds * 1000, 3), "peer": request.remote})
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -458,6 +493,18 @@ class HttpGateway:
     async def _stream(self, request: web.Request, call: HttpCall, handler, grpc_request) -> web.StreamResponse:  # noqa: ANN001
         try:
             await handler(grpc_request, call)
+        except ConnectionError:
+            if request.transport is not None and not request.transport.is_closing():
+                raise  # not the client's connection: a bug of ours (handle logs it)
+            # The client went away mid-answer: it closed or reset the connection (a slow
+            # reader given up on, a killed curl). aiohttp raises ConnectionError from the
+            # write (ClientConnectionResetError "Cannot write to closing transport", or
+            # ConnectionError "Connection lost" from a write waiting for the reader,
+            # aiohttp/http_writer.py and base_protocol.py) and itself ignores one raised
+            # when it finishes the response (web_protocol.py finish_response). Expected:
+            # the access log's one INFO line, status 499, says so; no traceback.
+            request[GONE_KEY] = True
+            return call.stream if call.stream is not None else web.Response(status=CLIENT_GONE)
         except _Aborted as exc:
             if call.stream is None:  # nothing sent yet: a plain error answer
                 return error_response(exc.status)
