@@ -28,8 +28,11 @@ READ_ONLY = ("--read-only", "--read-only-tmpfs=false")  # the root is read-only,
 
 
 def grace_period_seconds() -> int:
-    values = yaml.safe_load((ROOT / "charts" / "airtime" / "values.yaml").read_text())
-    return int(values["server"]["terminationGracePeriodSeconds"])
+    """What the kubelet gives the server after SIGTERM: the pod's grace period (preStop +
+    drain + 5, charts/airtime/templates/_helpers.tpl) less the preStop sleep it spends
+    first."""
+    shutdown = yaml.safe_load((ROOT / "charts" / "airtime" / "values.yaml").read_text())["server"]["shutdown"]
+    return int(shutdown["drainSeconds"]) + 5
 
 
 def test_image_runs_as_the_unprivileged_user_10001(image) -> None:

@@ -168,6 +168,23 @@ def test_server_probes_are_plain_http_checks_on_the_metrics_port(docs: list[dict
         assert not {"grpc", "exec", "tcpSocket"} & set(container[probe])
 
 
+def test_the_grace_period_covers_the_prestop_sleep_and_the_drain_budget(helm) -> None:
+    """The kubelet SIGKILLs at terminationGracePeriodSeconds, counted from the pod's
+    deletion: preStop runs first, then SIGTERM, then the server's drain budget
+    (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination)."""
+    rendered = yaml.safe_load_all(template(helm, "--set", "server.shutdown.preStopSeconds=7",
+                                           "--set", "server.shutdown.drainSeconds=12",
+                                           "--set", "server.esp.enabled=true"))
+    deployment = one([d for d in rendered if d], "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 7 + 12 + 5
+    server, esp = (next(c for c in pod["containers"] if c["name"] == name) for name in ("server", "esp"))
+    assert server["lifecycle"]["preStop"] == {"sleep": {"seconds": 7}}
+    assert {"name": "AIRTIME_SERVER_DRAIN_SECONDS", "value": "12"} in server["env"]
+    # ESPv2 forwards the calls being drained: it outlives the drain, within the grace
+    assert esp["lifecycle"]["preStop"] == {"sleep": {"seconds": 7 + 12}}
+
+
 def test_service_and_network_policy_expose_only_the_grpc_and_metrics_ports(docs: list[dict]) -> None:
     service = one(docs, "Service")
     assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"grpc": "grpc", "metrics": "metrics"}

@@ -109,3 +109,12 @@ Names of the ConfigMaps and Secrets the server and the workflow share.
 {{- define "airtime.tokensSecretName" -}}
 {{- default (printf "%s-tokens" (include "airtime.fullname" .)) .Values.tokens.existingSecret }}
 {{- end }}
+
+{{/*
+The server pod's terminationGracePeriodSeconds: its preStop sleep, its drain budget and 5 s
+for the process to exit, so the kubelet's SIGKILL never comes before the drain is over
+(values.yaml, server.shutdown).
+*/}}
+{{- define "airtime.serverGracePeriodSeconds" -}}
+{{- add (int .Values.server.shutdown.preStopSeconds) (int .Values.server.shutdown.drainSeconds) 5 }}
+{{- end }}
