@@ -211,6 +211,7 @@ def peak_rss_mib(pid: int) -> float:
 
 ATTACK_SLOW_READERS = 100
 ATTACK_WATCHES = 100
+HALF_OPEN_STREAMS = 1_100  # the issue-20 attack: 11 connections x 100 calls that never send their message
 SERVICE = "/airtime.v1.ForecastService"
 
 
@@ -343,6 +344,26 @@ def wait_echo(port: int, deadline: float) -> None:
             time.sleep(0.2)
 
 
+class HalfOpenAttack:
+    """One attacker process holding HALF_OPEN_STREAMS calls whose request message never
+    comes (11 connections x 100 streams, issue 20), opening them again as the server
+    ends them, for the length of a `with`. The server runs without tokens here, so they
+    wait in its bounded room of calls without a message rather than being refused at once:
+    the harder of the two cases (tests/integration/test_grpc_withholding.py has both)."""
+
+    def __init__(self, port: int) -> None:
+        from tests.h2_attacker import AttackProcess
+
+        self._attack = AttackProcess(port, f"{SERVICE}/GetFreshness", connections=11,
+                                     streams=HALF_OPEN_STREAMS // 11, forever=True)
+
+    def __enter__(self) -> HalfOpenAttack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._attack.__exit__()
+
+
 class Attack:
     """The attacker processes (slow readers, idle watchers), for the length of a `with`."""
 
@@ -392,7 +413,8 @@ def run_scenarios(ports: dict[str, int], args, use_h2load: bool  # noqa: ANN001
     scenarios = {
         ("program", "echo"): dict(program, server="echo"),
         ("program", "grpc"): dict(program, server="grpc"),
-        ("program", "attacked"): dict(program, server="grpc", attack=True),
+        ("program", "attacked"): dict(program, server="grpc", attack=Attack),
+        ("program", "half-open"): dict(program, server="grpc", attack=HalfOpenAttack),
         ("program", "rest"): dict(path=f"/program?program_code={args.program}&date={PROGRAM_DATE}", server="rest"),
         ("period", "grpc"): dict(path=f"{SERVICE}/ListSlots", body=bodies / "period.bin", server="grpc"),
         ("period", "rest"): dict(path=f"/period?start={PERIOD[0]}&end={PERIOD[1]}&page_size=1000", server="rest"),
@@ -400,13 +422,13 @@ def run_scenarios(ports: dict[str, int], args, use_h2load: bool  # noqa: ANN001
                                  requests=3, clients=1),
     }
     if not use_h2load:  # Python clients cannot read streams as raw unary calls, nor be attacked fairly
-        scenarios = {k: v for k, v in scenarios.items() if k[0] != "stream" and k[1] != "attacked"}
+        scenarios = {k: v for k, v in scenarios.items() if k[0] != "stream" and "attack" not in v}
     results: dict[tuple[str, str], list[Result]] = {key: [] for key in scenarios}
     for i in range(args.repeat):
         for key, how in scenarios.items():
             target = f"127.0.0.1:{ports[how['server']]}"
             body = how.get("body")
-            with Attack(ports["grpc"]) if how.get("attack") else contextlib.nullcontext():
+            with how["attack"](ports["grpc"]) if how.get("attack") else contextlib.nullcontext():
                 if use_h2load:
                     result = h2load(f"http://{target}{how['path']}", how.get("clients", args.clients),
                                     args.seconds, body=body, h1=how["server"] == "rest",
@@ -457,6 +479,10 @@ def report(results: dict[tuple[str, str], list[Result]], rss: dict[str, float], 
         print(f"target program p99 with {ATTACK_SLOW_READERS} slow readers and {ATTACK_WATCHES} idle Watch"
               f" streams open <= 2x unloaded: {attacked:.2f} ms = x{attacked / program_p99:.2f}"
               f" {verdict(attacked <= 2 * program_p99)}")
+    if ("program", "half-open") in results:
+        half_open = median(("program", "half-open"), "p99_ms")
+        print(f"target program p99 with {HALF_OPEN_STREAMS:,} half-open streams from one attacker <= 2x unloaded:"
+              f" {half_open:.2f} ms = x{half_open / program_p99:.2f} {verdict(half_open <= 2 * program_p99)}")
 
 
 if __name__ == "__main__":

@@ -188,20 +188,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--body-hex", default="")
     parser.add_argument("--end-stream", action="store_true")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--forever", action="store_true",
+                        help="open them again each time they have all ended, until killed (benchmarks)")
     args = parser.parse_args(argv)
-    with Withholder(args.port, args.path, connections=args.connections, streams=args.streams,
-                    token=args.token, body=bytes.fromhex(args.body_hex), end_stream=args.end_stream) as attack:
-        print("open", flush=True)
-        attack.wait_all_ended(args.timeout)
-        print(json.dumps(dict(attack.statuses)), flush=True)
-    return 0
+    first = True
+    while True:
+        with Withholder(args.port, args.path, connections=args.connections, streams=args.streams,
+                        token=args.token, body=bytes.fromhex(args.body_hex), end_stream=args.end_stream) as attack:
+            if first:
+                print("open", flush=True)
+                first = False
+            attack.wait_all_ended(args.timeout)
+            if not args.forever:
+                print(json.dumps(dict(attack.statuses)), flush=True)
+                return 0
 
 
 class AttackProcess:
     """`python -m tests.h2_attacker ...` started, waited for until its streams are open."""
 
     def __init__(self, port: int, path: str, *, connections: int, streams: int, token: str | None = None,
-                 body: bytes = b"", end_stream: bool = False, timeout: float = 30.0) -> None:
+                 body: bytes = b"", end_stream: bool = False, timeout: float = 30.0, forever: bool = False) -> None:
         import subprocess
         import sys
         from pathlib import Path
@@ -213,6 +220,8 @@ class AttackProcess:
             args += ["--token", token]
         if end_stream:
             args.append("--end-stream")
+        if forever:
+            args.append("--forever")
         self.process = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
                                         text=True)
         assert self.process.stdout is not None
