@@ -74,6 +74,26 @@ def escape(text: str, *, newlines: bool = True) -> str:
     return (_CONTROL if newlines else _CONTROL_OR_NEWLINE).sub(_escape_one, text)
 
 
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def redact_url(url: str) -> str:
+    """What of a URL may be logged: `scheme://host[:port]/…`. A webhook's path and query
+    are its credential (Slack's /services/T…/B…/secret, Google Chat's ?key=…&token=…), and
+    user info is a password. Without `scheme://`, only a first segment that looks like a
+    host (a dot or a port in it) is shown (`hooks.slack.com/…`), else nothing but `…`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if not _HOST_PORT.fullmatch(host):
+        host = ""
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return f"{scheme}://{host}/…"
+    # no scheme: a bare word may be the secret itself (a pasted token), a host has a dot or a port
+    return f"{host}/…" if "." in host or ":" in host else "…"
+
+
 def _fields(record: logging.LogRecord) -> dict[str, object]:
     found: dict[str, object] = {}
     for name in CONTEXT_FIELDS:

@@ -14,6 +14,13 @@ can replace the workflow's message with its own). The ERROR line, written before
 delivery attempt, still raises the Cloud Monitoring alert; the delivery failure itself
 is a WARNING, so each failed run makes exactly one ERROR line.
 
+A webhook URL that cannot be one (no http(s) scheme, no host, a space or control character
+in it, user info) is a configuration error, found without the network: after the alert line,
+exit 2 and one line naming AIRTIME_WEBHOOK_URL. Unlike a webhook that is down, it would never
+deliver a single alert, so it is worth the Error node. The URL's path and query are the
+webhook's credential: no line, error or warning ever shows more of it than
+`scheme://host/…` (airtime.logs.redact_url).
+
     python -m steps.notify --workflow NAME --run-date D --status S --failures JSON --link URL
 """
 
@@ -27,11 +34,13 @@ import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
 from airtime import entrypoint, logs
-from airtime.errors import AirtimeError
+from airtime.errors import AirtimeError, ConfigError
+from airtime.logs import redact_url
 from airtime.schedule import resolve_run_date
 from airtime.settings import Settings
 
@@ -155,6 +164,46 @@ def google_chat_payload(alert: Alert) -> dict:
 PAYLOADS = {"slack": slack_payload, "google_chat": google_chat_payload}
 
 
+def check_webhook_url(url: str) -> str:
+    """The webhook URL, if it can be one: http or https, a host, nothing a request line
+    cannot carry. ConfigError otherwise, showing only redact_url(url): the path is the secret."""
+    problem = None
+    if re.search(r"[\x00-\x20\x7f-\x9f]", url):
+        problem = "has a space or a control character in it"
+    else:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not one
+        except ValueError:
+            problem = "is not a URL"
+        else:
+            if "://" not in url:
+                problem = "has no scheme"
+            elif parts.scheme.lower() not in ("http", "https"):
+                problem = f"has the scheme {parts.scheme!r}, not http or https"
+            elif not parts.hostname:
+                problem = "has no host"
+            elif parts.username is not None or parts.password is not None:
+                problem = "carries user info (user:password@): Slack and Chat webhooks carry no password"
+    if problem is not None:
+        raise ConfigError(f"AIRTIME_WEBHOOK_URL ({redact_url(url)}) {problem}: give the webhook's whole URL,"
+                          " https://host/path... as Slack or Google Chat shows it")
+    return url
+
+
+def _redacted(exc: BaseException, url: str) -> str:
+    """An error's message without the URL's secret parts (some messages quote the URL)."""
+    text = str(exc)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        secrets = [url, parts.netloc, f"{parts.path}?{parts.query}", parts.path, parts.query]
+    except ValueError:
+        secrets = [url]
+    for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, redact_url(url) if secret == url else "…")
+    return text
+
+
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code == 429 or exc.code >= 500
@@ -165,18 +214,20 @@ def deliver(url: str, payload: dict, attempts: int = ATTEMPTS, backoff_seconds: 
     """POST the payload; True once the webhook accepted it."""
     body = json.dumps(payload).encode()
     delay = backoff_seconds
+    shown = redact_url(url)
     for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json; charset=utf-8"})
         try:
+            request = urllib.request.Request(url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json; charset=utf-8"})
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - configured URL
                 response.read()
             return True
         except Exception as exc:  # noqa: BLE001 - classified just below
+            why = _redacted(exc, url)
             if not _retryable(exc) or attempt == attempts:
-                log.warning("webhook delivery failed after %d attempt(s): %s", attempt, exc)
+                log.warning("webhook delivery failed after %d attempt(s) to %s: %s", attempt, shown, why)
                 return False
-            log.warning("webhook attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
+            log.warning("webhook attempt %d to %s failed (%s); retrying in %.1fs", attempt, shown, why, delay)
             time.sleep(delay)
             delay *= 2
     return False
@@ -192,7 +243,16 @@ def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECO
     parser.add_argument("--link", default="")
 
     def body(settings: Settings, args: argparse.Namespace) -> int:
+        # the URL is checked before anything, and a bad one reported after the alert line,
+        # which must never depend on the webhook
+        bad_url = None
+        try:
+            url = check_webhook_url(settings.webhook_url) if settings.webhook_url else None
+        except ConfigError as exc:
+            url, bad_url = None, exc
         if args.status == "Succeeded":
+            if bad_url is not None:
+                raise bad_url
             log.info("workflow %s succeeded: nothing to alert", args.workflow)
             return 0
         try:
@@ -204,10 +264,12 @@ def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECO
         alert_log.error("%s: %s", alert.title, alert.summary,
                         extra={"run_date": alert.run_date, "step": alert.step, "workflow": alert.workflow})
 
-        if not settings.webhook_url:
+        if bad_url is not None:
+            raise bad_url
+        if not url:
             log.warning("no webhook configured (AIRTIME_WEBHOOK_URL): the log line is the only alert")
             return 0
-        deliver(settings.webhook_url, PAYLOADS[settings.webhook_format](alert), backoff_seconds=backoff_seconds)
+        deliver(url, PAYLOADS[settings.webhook_format](alert), backoff_seconds=backoff_seconds)
         return 0
 
     # JSON whatever the settings say: the alert line is what the log-based alert matches
