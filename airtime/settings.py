@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     #    terminationGracePeriodSeconds minus its preStop delay (the chart derives them)
     server_drain_seconds: float = Field(default=10.0, gt=0)
 
+    # query client (`airtime query --server`): the bearer token it sends. `--token` puts it on
+    # the command line, where every local user reads it in the process list; these do not
+    # (the environment and the file are the caller's own). Default: the first of `tokens`
+    query_token: str | None = None
+    # -- a file holding it (its first line that is not blank or a `#` comment)
+    query_token_file: Path | None = None
+
     # alerts
     webhook_url: str | None = None
     webhook_format: Literal["slack", "google_chat"] = "slack"

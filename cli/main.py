@@ -31,6 +31,7 @@ from airtime.settings import Settings
 from airtime.warehouse import SlotFilter
 from cli.ledger import render_runs, runs_report
 from cli.output import FORMATS, render, render_codes
+from grpc_server.auth import parse_inline, read_client_token
 from grpc_server.client import query_rows
 from grpc_server.server import serve
 from steps import gate, runner, verify
@@ -64,7 +65,13 @@ def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--limit", type=int, help="print at most this many rows")
     parser.add_argument("--server", metavar="HOST:PORT", help="ask a running `airtime serve` instead of the warehouse")
-    parser.add_argument("--token", help="bearer token for --server (default: first of AIRTIME_TOKENS)")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument("--token", help="bearer token for --server. Every local user can read a command line"
+                                       " (ps, /proc): prefer --token-file or AIRTIME_QUERY_TOKEN")
+    token.add_argument("--token-file", type=Path, metavar="PATH",
+                       help="read the bearer token for --server from this file (its first line that is not"
+                            " blank or a # comment; default: AIRTIME_QUERY_TOKEN, AIRTIME_QUERY_TOKEN_FILE,"
+                            " then the first of AIRTIME_TOKENS)")
     parser.add_argument("--tls", action="store_true", help="use TLS with --server")
     parser.add_argument("--run", type=parse_date, metavar="YYYY-MM-DD",
                         help="read this published run (default: the latest); see `airtime runs`")
@@ -319,6 +326,21 @@ def _query_filter(args: argparse.Namespace, max_days: int | None) -> SlotFilter:
                                      end=args.end, max_days=max_days)
 
 
+def _client_token(settings: Settings, args: argparse.Namespace) -> str | None:
+    """The bearer token `--server` sends: --token, --token-file, AIRTIME_QUERY_TOKEN,
+    AIRTIME_QUERY_TOKEN_FILE, else the first of AIRTIME_TOKENS (a server's own, on its host).
+    A named file that yields none is exit 2 naming it, never a call without a token."""
+    if args.token:
+        return args.token
+    if args.token_file is not None:
+        return read_client_token(args.token_file, "token file (--token-file)")
+    if settings.query_token and settings.query_token.strip():
+        return settings.query_token.strip()
+    if settings.query_token_file is not None:
+        return read_client_token(settings.query_token_file, "token file (AIRTIME_QUERY_TOKEN_FILE)")
+    return (parse_inline(settings.tokens) or [None])[0] if settings.tokens else None
+
+
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "codes":
         sys.stdout.write(render_codes(query.run_codes(open_warehouse(settings), args.run), args.format))
@@ -327,7 +349,7 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     where = _query_filter(args, None if args.server else settings.max_range_days)
     program = args.kind == "program"
     if args.server:
-        token = args.token or (settings.tokens.split(",")[0] if settings.tokens else None)
+        token = _client_token(settings, args)
         # with a private CA (or a self-signed server certificate) AIRTIME_TLS_CERT_FILE names it
         tls = (settings.tls_cert_file or True) if args.tls else False
         run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls,

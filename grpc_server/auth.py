@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -150,6 +151,25 @@ class Tokens:
         for digest in self._digests:
             ok |= hmac.compare_digest(digest, wanted)
         return ok
+
+
+def read_client_token(path: Path, what: str) -> str:
+    """The bearer token a client sends, read from a file: its first line that is neither
+    blank nor a `#` comment (a server's tokens file works too). ConfigError naming the file
+    (`what`: which file, and the option or setting that names it) when it is missing,
+    unreadable, not UTF-8, holds no token, or one a header cannot carry."""
+    tokens = parse_file(read_text(path, what))
+    if not tokens:
+        raise ConfigError(f"the {what}, {path}, holds no token (blank lines and # comments only)")
+    if not _HEADER_TOKEN.fullmatch(tokens[0]):
+        raise ConfigError(f"the {what}, {path}, holds a token with characters an authorization header"
+                          " cannot carry (spaces, control characters or non-ASCII)")
+    return tokens[0]
+
+
+# what `Authorization: Bearer <token>` can carry: visible ASCII (RFC 9110 field values; the
+# RFC 6750 b64token alphabet is a subset of it)
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def bearer(metadata) -> bytes:  # noqa: ANN001 - sequence of (key, value)
