@@ -26,10 +26,15 @@ def merged_history_sql(previous: str | None, audience: str) -> str:
     The delivery replaces whatever earlier runs held for its keys, so an anti join does it
     (cheap: the hash table is built on the day's delivery, not on the whole history). It
     relies on what ingest guarantees: one row per key within a delivery. Rows an earlier
-    attempt of the same run date (or a later date) delivered are not history up to this one."""
+    attempt of the same run date (or a later date) delivered are not history up to this one.
+
+    No exhibition dated after the delivery day is history, whatever the files hold: ingest
+    refuses (or quarantines) one, and this keeps it out of every forecast even so (a history
+    written before that rule, a file ingested under other settings)."""
     fresh = (
         f"SELECT signal, program_code, exhibition_date, program_start_time, average_audience,"
         f" CAST($run_date AS DATE) AS delivered_on FROM {audience}"
+        f" WHERE exhibition_date <= CAST($run_date AS DATE)"
     )
     if previous is None:
         return fresh
@@ -40,7 +45,7 @@ def merged_history_sql(previous: str | None, audience: str) -> str:
                p.average_audience, p.delivered_on
         FROM {previous} p
         ANTI JOIN {audience} a USING (signal, program_code, exhibition_date)
-        WHERE p.delivered_on < CAST($run_date AS DATE)
+        WHERE p.delivered_on < CAST($run_date AS DATE) AND p.exhibition_date <= CAST($run_date AS DATE)
     """
 
 

@@ -85,9 +85,11 @@ def generate(
     seed: int = DEFAULT_SEED,
     end_date: dt.date = DEFAULT_END_DATE,
     progress: Progress | None = None,
+    availability_days: int = AVAILABILITY_DAYS,
 ) -> tuple[Path, Path]:
     """Write exactly `rows` audience rows (last exhibition on or before `end_date`) and the
-    matching availability; return (audience_path, availability_path)."""
+    matching availability (`availability_days` days of it, from the third day after
+    `end_date`); return (audience_path, availability_path)."""
     if rows < 1:
         raise ValueError(f"rows must be positive, got {rows}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def generate(
     with audience_path.open("wb") as audience, availability_path.open("wb") as availability:
         audience.write(f"\ufeff{AUDIENCE_HEADER}\r\n".encode())
         availability.write(f"\ufeff{AVAILABILITY_HEADER}\r\n".encode())
-        for block in _blocks(rows, seed, end_date):
+        for block in _blocks(rows, seed, end_date, availability_days):
             _write_csv(audience, _audience_table(block.audience), ",")
             _write_csv(availability, _availability_table(block.availability), ";")
             if progress is not None:
@@ -103,14 +105,15 @@ def generate(
     return audience_path, availability_path
 
 
-def _blocks(rows: int, seed: int, end_date: dt.date) -> Iterator[_Block]:
+def _blocks(rows: int, seed: int, end_date: dt.date, availability_days: int = AVAILABILITY_DAYS
+            ) -> Iterator[_Block]:
     """Blocks until `rows` audience rows; the last block is cut at a pair boundary (its
     last pair keeps only its most recent exhibitions) so the count is exact."""
     remaining = rows
     index = 0
     while remaining > 0:
         rng = np.random.default_rng([seed, index])
-        block = _draw_block(rng, index, end_date)
+        block = _draw_block(rng, index, end_date, availability_days)
         if block.pair_rows.sum() > remaining:
             block = _cut(block, remaining)
         remaining -= len(block.audience["pair"])
@@ -118,7 +121,8 @@ def _blocks(rows: int, seed: int, end_date: dt.date) -> Iterator[_Block]:
         index += 1
 
 
-def _draw_block(rng: np.random.Generator, index: int, end_date: dt.date) -> _Block:
+def _draw_block(rng: np.random.Generator, index: int, end_date: dt.date,
+                availability_days: int = AVAILABILITY_DAYS) -> _Block:
     n = PROGRAMS_PER_BLOCK
     first_program = index * n
 
@@ -174,7 +178,7 @@ def _draw_block(rng: np.random.Generator, index: int, end_date: dt.date) -> _Blo
 
     # Availability: the airing days of a window after the history, for programs on offer.
     offered = np.where(new, True, rng.random(n) < SLOT_SHARE)[program_of]
-    slot_days = np.datetime64(end_date) + AVAILABILITY_GAP_DAYS + np.arange(AVAILABILITY_DAYS)
+    slot_days = np.datetime64(end_date) + AVAILABILITY_GAP_DAYS + np.arange(availability_days)
     slot_weekday = (slot_days.view("int64") - 4) % 7
     has_slot = mask[program_of][:, slot_weekday] & offered[:, None]
     has_slot &= rng.random(has_slot.shape) >= SLOT_SKIP_SHARE

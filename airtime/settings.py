@@ -5,6 +5,7 @@ Parsed once at each entry point and passed down; nothing below reads os.environ.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -35,15 +36,43 @@ class Settings(BaseSettings):
     crash_at: str | None = None
     # -- with crash_at: fire only while this marker file does not exist yet
     crash_once: Path | None = None
-    # -- data-quality gate (steps/gate.py), against the latest earlier published delivery:
+    # -- data-quality gate (steps/gate.py), against the latest earlier published delivery
+    #    and the published one of the same date (airtime/plausibility.py; the reason for each
+    #    default is in docs/operations.md, "A delivery held by the data-quality gate"):
     #    hold a file with fewer rows than this share of the previous one's
     dq_min_rows_ratio: float = Field(default=0.5, ge=0, le=1)
-    # -- hold when more signals than this have no availability any more
+    # -- hold when more signals than this have no availability, or no audience, any more
     dq_max_vanished_signals: int = Field(default=0, ge=0)
-    # -- hold when a larger share of the (signal, program) series has no availability any more
+    # -- hold when a larger share of the (signal, program) series has no availability, or
+    #    no audience, any more
     dq_max_vanished_series_ratio: float = Field(default=0.3, ge=0, le=1)
     # -- hold when the audience rewrites a larger share of the exhibitions history already held
     dq_max_rewritten_ratio: float = Field(default=0.1, ge=0, le=1)
+    # -- hold when a larger share of the slots is dated before the delivery day (a file
+    #    delivered a day late holds a day of them: 3% of a five-week file)
+    dq_max_past_slots_ratio: float = Field(default=0.5, ge=0, le=1)
+    # -- hold when the upcoming slots (dated on or after the delivery day) are fewer than this
+    #    share of the previous delivery's upcoming slots (a day later, a file loses one day of
+    #    slots and usually gains one: the real files a week apart keep 87%)
+    dq_min_upcoming_slots_ratio: float = Field(default=0.7, ge=0, le=1)
+    # -- hold when they span (first to last date) fewer days than this share of its span
+    dq_min_upcoming_span_ratio: float = Field(default=0.5, ge=0, le=1)
+    # -- hold when the available_time of a signal's upcoming slots, or of all of them, falls
+    #    below this share of the previous delivery's (as the upcoming slots do)
+    dq_min_available_time_ratio: float = Field(default=0.7, ge=0, le=1)
+    # -- hold when more exhibitions than dq_max_audience_outliers have an audience further from
+    #    their series' median than this many median absolute deviations (of ln(1 + audience),
+    #    the deviation taken as at least dq_audience_mad_floor; a new series is measured
+    #    against its signal). The real files' furthest exhibition is 8.8 deviations out.
+    dq_audience_outlier_mads: float = Field(default=15.0, gt=0)
+    dq_audience_mad_floor: float = Field(default=0.25, gt=0)
+    dq_max_audience_outliers: int = Field(default=0, ge=0)
+    # -- rules of time (ingest): no delivered date before this (0001-01-01 is a placeholder,
+    #    not a broadcast), ...
+    dq_earliest_date: dt.date = dt.date(1990, 1, 1)
+    # -- ... nor more than this many days after the delivery day (ad time is sold a season or
+    #    a year ahead; one slot on 9999-12-31 made the server's snapshot 121 MB larger)
+    dq_horizon_days: int = Field(default=730, ge=0)
     # -- days before the run date that a scheduled run also brings up to date (steps/catchup.py)
     catchup_days: int = Field(default=7, ge=0)
     # -- `airtime prune`: artifacts of published generations whose date is more than this many

@@ -29,6 +29,8 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import dataclasses
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -79,6 +81,8 @@ class Column:
     parse: str  # SQL turning the trimmed text `{v}` into the typed value (NULL if it can't)
     parse_rule: str  # the rule a value breaks when `parse` gives NULL
     checks: tuple[tuple[str, str], ...] = ()  # (SQL true when the typed `{x}` is bad, rule)
+    # values the checks bind by name (`$name`): the date window of one delivery day
+    params: tuple[tuple[str, object], ...] = ()
 
     @property
     def name(self) -> str:
@@ -116,6 +120,49 @@ class FileSpec:
     @property
     def arrow_schema(self) -> pa.Schema:
         return schema.DATA_TABLES[self.table].arrow_schema
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {name: value for c in self.columns for name, value in c.params}
+
+    def within(self, window: DateWindow) -> FileSpec:
+        """The spec with the rules of time of one delivery day on its date column."""
+        columns = tuple(dataclasses.replace(c, checks=c.checks + window.checks(self.table, c.name),
+                                            params=c.params + window.params(self.table, c.name))
+                        if c.column.kind == "date" else c for c in self.columns)
+        return dataclasses.replace(self, columns=columns)
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The dates a delivery of `run_date` may hold: none before `earliest` (0000-01-01 and
+    0001-01-01 are placeholders, not broadcasts) nor more than `horizon_days` after the
+    delivery day (a slot on 9999-12-31 made the server's snapshot 121 MB larger), and no
+    exhibition after the delivery day: a program that has not aired has no measured
+    audience, and a forecast must never see one (DESIGN.md, the forecast)."""
+
+    run_date: dt.date
+    earliest: dt.date
+    horizon_days: int
+
+    @property
+    def latest(self) -> dt.date:
+        return self.run_date + dt.timedelta(days=self.horizon_days)
+
+    def params(self, table: str, column: str) -> tuple[tuple[str, object], ...]:
+        """The values `checks` binds (DuckDB refuses a parameter a query does not use)."""
+        window = ((f"{column}_earliest", self.earliest), (f"{column}_latest", self.latest))
+        return window + (((f"{column}_aired", self.run_date),) if table == "audience" else ())
+
+    def checks(self, table: str, column: str) -> tuple[tuple[str, str], ...]:
+        outside = (f"{{x}} < ${column}_earliest OR {{x}} > ${column}_latest",
+                   f"must be within {self.earliest} .. {self.latest}, the dates a delivery of {self.run_date}"
+                   f" may hold (AIRTIME_DQ_EARLIEST_DATE, AIRTIME_DQ_HORIZON_DAYS={self.horizon_days})")
+        if table != "audience":
+            return (outside,)
+        return (outside, (f"{{x}} > ${column}_aired AND {{x}} <= ${column}_latest",
+                          f"is after the delivery day {self.run_date}: a program that has not aired"
+                          " has no measured audience"))
 
 
 _CODE = CODE_PATTERN.replace("{", "{{").replace("}", "}}")
@@ -308,7 +355,8 @@ def _parse(con: duckdb.DuckDBPyConnection, values: pa.Array, column: Column) -> 
     bad = " OR ".join(f"({sql.format(x='x')})" for sql, _ in column.checks) or "false"
     typed = con.execute(
         f"SELECT x, x IS NULL OR coalesce({bad}, true) AS bad"
-        f" FROM (SELECT CAST({column.parse.format(v='v')} AS {column.sql_type}) AS x FROM block_values)"
+        f" FROM (SELECT CAST({column.parse.format(v='v')} AS {column.sql_type}) AS x FROM block_values)",
+        dict(column.params),
     ).to_arrow_table()
     con.unregister("block_values")
     return (typed.column(0).combine_chunks().cast(column.column.arrow_type),
@@ -336,6 +384,8 @@ def _arrow_parse(values: pa.Array, column: Column) -> tuple[pa.Array, np.ndarray
         good = pc.match_substring_regex(values, f"^{CODE_PATTERN}$")
         return values, ~good.to_numpy(zero_copy_only=False)
     if kind in ("timestamp", "date"):  # dates as YYYY-MM-DD only; DD/MM/YYYY takes the SQL
+        if column.checks:  # a delivery day's window: the SQL, on the block's few distinct dates
+            return None
         pattern = _TIMESTAMP_PATTERN if kind == "timestamp" else _ISO_DATE_PATTERN
         if not pc.all(pc.match_substring_regex(values, pattern)).as_py():
             return None
@@ -533,7 +583,7 @@ def _check_lines(con: duckdb.DuckDBPyConnection, spec: FileSpec, delimiter: str)
                 f"SELECT line, '{c.name}', raw_{c.name}, '{rule}' FROM typed"
                 f" WHERE {bad_sql.format(x=c.name)}"
             )
-    params = {f"rule_{c.name}": c.parse_rule for c in spec.columns} | {"delim": delimiter}
+    params = {f"rule_{c.name}": c.parse_rule for c in spec.columns} | {"delim": delimiter} | spec.params
     con.execute("CREATE TEMP TABLE problems AS " + " UNION ALL ".join(checks), params)
 
 

@@ -1,14 +1,12 @@
 """Gate: hold a delivery that is valid line by line but implausible as a whole.
 
-Before anything is loaded, the day's delivery is compared with the delivery (and the
-history) of the latest earlier published run. It is held (InputError, exit 3: nothing published, the day stays failed in
-the ledger with the report) when:
-
-- a file keeps no row at all (every line was bad and `--max-bad-rows` let them through);
-- a file has far fewer rows than the previous delivery (`dq_min_rows_ratio`);
-- signals, or more than a share of the (signal, program) series, vanished
-  (`dq_max_vanished_signals`, `dq_max_vanished_series_ratio`);
-- the audience rewrites many values the history already held (`dq_max_rewritten_ratio`).
+Before anything is loaded, the day's delivery is judged by the rules of
+airtime/plausibility.py: by itself (a file with no row, a delivery of slots already past)
+and against each reference delivery there is: the published generation of the same date (a
+re-delivery must not replace it with something implausible, even when no earlier date is
+published) and the latest earlier published one (what the day builds on). It is held
+(DeliveryHeldError, exit 3: nothing loaded, the published data stays served) when a rule
+finds something; the report names each rule, its numbers and its setting (`AIRTIME_DQ_*`).
 
 A held delivery is a generation of its own (state `held` in the ledger): the published
 generation stays served and later days keep building on it. An operator who knows the
@@ -24,15 +22,14 @@ import datetime as dt
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import duckdb
-
+from airtime import plausibility
 from airtime.artifacts import fetch_checked, parquet_rel, scratch_connection, workdir
 from airtime.errors import DeliveryHeldError, InputError
-from airtime.manifest import run_prefix
-from airtime.settings import Settings
-from airtime.warehouse import HELD, Attempt, RunRecord
+from airtime.manifest import Output, run_prefix
+from airtime.plausibility import Delivery, Finding
+from airtime.warehouse import HELD, PUBLISHED, Attempt, RunRecord
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
 from steps.ingest import Ingested
@@ -42,14 +39,29 @@ from steps.scaffold import Context, Planned, Step, Upstream, read_outputs
 
 NAME = "gate"
 PASSED, ACCEPTED = "passed", "accepted"
-REWRITE_MIN_ROWS = 20  # fewer rewritten rows than this is noise, not a rewritten history
 
 
 @dataclass(frozen=True)
 class Gated:
     decision: str  # passed | accepted
-    previous_run: str | None  # the delivery it was compared with
+    previous_run: str | None  # the earlier date's delivery it was compared with
     findings: list[str]  # what would have held it (empty when it passed)
+    # every delivery it was compared with, as `<date>/<generation>`
+    compared_with: list[str] = field(default_factory=list)
+    figures: dict[str, object] = field(default_factory=dict)  # the day's slots (plausibility.Slots)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published delivery the day's is compared with."""
+
+    why: str  # "the published delivery of the same date" | "the previous published delivery"
+    record: RunRecord
+    ingested: Ingested
+
+    @property
+    def name(self) -> str:
+        return f"{self.record.run_date}/{self.record.generation}"
 
 
 def acceptance_key(run_date: dt.date, generation: str) -> str:
@@ -58,109 +70,76 @@ def acceptance_key(run_date: dt.date, generation: str) -> str:
     return f"{run_prefix(run_date, generation)}/{NAME}/accepted.json"
 
 
-def _previous(ctx: Context) -> tuple[RunRecord, Ingested] | None:
-    """The latest earlier published generation, with its ingest outputs."""
-    record = ctx.previous()
-    if record is None:
-        return None
-    ingested = read_outputs(INGEST, ctx, record)
-    return None if ingested is None else (record, ingested)
+def references(ctx: Context) -> list[Reference]:
+    """The date's published generation (unless it is this one), then the latest earlier
+    published one, each with its ingest outputs."""
+    found = []
+    same = ctx.warehouse.run_record(ctx.run_date)
+    for why, record in (("the published delivery of the same date", same if same and same.state == PUBLISHED
+                         and same.generation != ctx.gen else None),
+                        ("the previous published delivery", ctx.previous())):
+        ingested = read_outputs(INGEST, ctx, record) if record is not None else None
+        if ingested is not None:
+            found.append(Reference(why, record, ingested))
+    return found
 
 
 def plan(ctx: Context, upstream: Upstream) -> Planned[Gated]:
     ingested = upstream[Ingested]
-    previous = _previous(ctx)
+    refs = references(ctx)
     accepted = ctx.artifacts.exists(acceptance_key(ctx.run_date, ctx.gen))
-    s = ctx.settings
     inputs = {
         "audience": ingested.audience.sha256,
         "availability": ingested.availability.sha256,
-        "previous": f"{previous[0].run_date}:{previous[1].audience.sha256}" if previous else "none",
+        "references": ",".join(f"{r.name}:{r.ingested.audience.sha256}" for r in refs) or "none",
         "accepted": str(accepted),
-        "thresholds": f"{s.dq_min_rows_ratio}/{s.dq_max_vanished_signals}/"
-                      f"{s.dq_max_vanished_series_ratio}/{s.dq_max_rewritten_ratio}",
+        "thresholds": ",".join(f"{name}={getattr(ctx.settings, name)}" for name in plausibility.SETTINGS),
     }
-    return Planned(inputs, lambda: _judge(ctx, ingested, previous, accepted))
+    return Planned(inputs, lambda: _judge(ctx, ingested, refs, accepted))
 
 
-def _judge(ctx: Context, ingested: Ingested, previous: tuple[RunRecord, Ingested] | None,
-           accepted: bool) -> Gated:
-    ctx.progress.phase("comparing the delivery with " + (str(previous[0].run_date) if previous else "nothing"))
-    findings = findings_of(ctx, ingested, previous)
-    previous_run = previous[0].run_date.isoformat() if previous else None
-    if not findings:
-        return Gated(PASSED, previous_run, [])
+def _judge(ctx: Context, ingested: Ingested, refs: list[Reference], accepted: bool) -> Gated:
+    ctx.progress.phase("comparing the delivery with " + (", ".join(r.name for r in refs) or "nothing"))
+    findings, figures = findings_of(ctx, ingested, refs)
+    previous = ctx.previous()
+    previous_run = previous.run_date.isoformat() if previous else None
+    report = [str(finding) for group in findings.values() for finding in group]
+    gated = Gated(PASSED, previous_run, report, [r.name for r in refs], figures)
+    if not report:
+        return gated
     if accepted:
-        return Gated(ACCEPTED, previous_run, findings)
+        return Gated(ACCEPTED, previous_run, report, gated.compared_with, figures)
     raise DeliveryHeldError(
-        f"delivery of {ctx.run_date} held by the data-quality gate (compared with the delivery of "
-        f"{previous_run or 'no earlier published run'}):\n  " + "\n  ".join(findings)
+        f"delivery of {ctx.run_date} held by the data-quality gate:\n"
+        + "\n".join(f"  {where}:\n" + "\n".join(f"    {line}" for line in lines)
+                    for where, lines in findings.items() if lines)
         + f"\nthe delivery is kept, unpublished, as generation {ctx.gen} (`airtime runs --date {ctx.run_date}`);"
         f" the data served and what later days build on are unchanged"
         + f"\nif the delivery is right: airtime accept --date {ctx.run_date} --reason '...' publishes exactly"
         " this generation")
 
 
-def findings_of(ctx: Context, ingested: Ingested, previous: tuple[RunRecord, Ingested] | None) -> list[str]:
-    with fetch_checked(ctx.artifacts, ingested.audience) as audience, \
-            fetch_checked(ctx.artifacts, ingested.availability) as availability:
-        today = {"audience": parquet_rel(audience), "availability": parquet_rel(availability)}
-        findings = [f"{table} has no valid row" for table, out in
-                    (("audience", ingested.audience), ("availability", ingested.availability)) if out.rows == 0]
-        if previous is None:
-            return findings
-        findings += _size_findings(ctx.settings, ingested, previous[1])
-        # bounded like every step's DuckDB: the rewrite check joins the day's audience with the
-        # whole history (10M x 10M rows on a daily full-history delivery), which without a
-        # limit takes whatever the pod has
-        with workdir() as tmp, contextlib.closing(
-                scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)) as con:
-            with fetch_checked(ctx.artifacts, previous[1].availability) as before:
-                findings += _vanished(con, ctx.settings, today["availability"], parquet_rel(before))
-            history: Forecasted | None = read_outputs(PREPROCESS, ctx, previous[0])
-            if history is not None:
-                with fetch_checked(ctx.artifacts, history.history) as old:
-                    findings += _rewritten(con, ctx.settings, today["audience"], parquet_rel(old))
-    return findings
+def findings_of(ctx: Context, ingested: Ingested, refs: list[Reference]
+                ) -> tuple[dict[str, list[Finding]], dict[str, object]]:
+    """The findings, grouped by what they compare the delivery with, and the day's figures."""
+    # bounded like every step's DuckDB: the rewrite check joins the day's audience with the
+    # whole history (10M x 10M rows on a daily full-history delivery), which without a
+    # limit takes whatever the pod has
+    with workdir() as tmp, contextlib.ExitStack() as files, contextlib.closing(
+            scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)) as con:
+        def local(output: Output) -> str:
+            return parquet_rel(files.enter_context(fetch_checked(ctx.artifacts, output)))
 
-
-def _size_findings(settings: Settings, now: Ingested, before: Ingested) -> list[str]:
-    found = []
-    for table in ("audience", "availability"):
-        rows, usual = getattr(now, table).rows, getattr(before, table).rows
-        if usual and rows < settings.dq_min_rows_ratio * usual:
-            found.append(f"{table} has {rows:,} rows, {rows / usual:.0%} of the previous delivery's {usual:,}"
-                         f" (below AIRTIME_DQ_MIN_ROWS_RATIO={settings.dq_min_rows_ratio})")
-    return found
-
-
-def _vanished(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, before: str) -> list[str]:
-    signals = [s for (s,) in con.execute(
-        f"SELECT DISTINCT signal FROM {before} EXCEPT SELECT DISTINCT signal FROM {today} ORDER BY 1").fetchall()]
-    found = []
-    if len(signals) > settings.dq_max_vanished_signals:
-        found.append(f"signals with availability before and none now: {', '.join(signals[:20])}"
-                     f" (AIRTIME_DQ_MAX_VANISHED_SIGNALS={settings.dq_max_vanished_signals})")
-    gone, total = con.execute(
-        f"SELECT (SELECT count(*) FROM (SELECT DISTINCT signal, program_code FROM {before}"
-        f" EXCEPT SELECT DISTINCT signal, program_code FROM {today})),"
-        f" (SELECT count(*) FROM (SELECT DISTINCT signal, program_code FROM {before}))").fetchone()
-    if total and gone / total > settings.dq_max_vanished_series_ratio:
-        found.append(f"{gone:,} of the previous delivery's {total:,} (signal, program) series have no"
-                     f" availability now ({gone / total:.0%}, above AIRTIME_DQ_MAX_VANISHED_SERIES_RATIO="
-                     f"{settings.dq_max_vanished_series_ratio})")
-    return found
-
-
-def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[str]:
-    overlap, changed = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE abs(t.average_audience - h.average_audience)"
-        f" > 1e-9 * greatest(abs(h.average_audience), 1))"
-        f" FROM {today} t JOIN {history} h USING (signal, program_code, exhibition_date)").fetchone()
-    if changed >= REWRITE_MIN_ROWS and changed > settings.dq_max_rewritten_ratio * overlap:
-        return [f"the audience rewrites {changed:,} of the {overlap:,} exhibitions the history already held"
-                f" ({changed / overlap:.0%}, above AIRTIME_DQ_MAX_REWRITTEN_RATIO={settings.dq_max_rewritten_ratio})"]
-    return []
+        today = Delivery(ctx.run_date, local(ingested.audience), local(ingested.availability))
+        compared = {}
+        for ref in refs:
+            history: Forecasted | None = read_outputs(PREPROCESS, ctx, ref.record)
+            where = f"against {ref.why}, {ref.record.run_date} (generation {ref.record.generation})"
+            compared[where] = Delivery(ref.record.run_date, local(ref.ingested.audience),
+                                       local(ref.ingested.availability),
+                                       local(history.history) if history is not None else None)
+        found, measured = plausibility.judge_delivery(con, ctx.settings, today, compared)
+    return found, measured.figures()
 
 
 def held_generation(ctx: Context) -> RunRecord:

@@ -31,7 +31,8 @@ def settings(tmp_path: Path) -> Settings:
     # would hold them (it is tested in test_gate.py), so it lets everything through here
     return Settings(profile="local", home=tmp_path / "home", source=str(tmp_path / "src"), catchup_days=3,
                     dq_min_rows_ratio=0, dq_max_vanished_signals=99, dq_max_vanished_series_ratio=1,
-                    dq_max_rewritten_ratio=1)
+                    dq_max_rewritten_ratio=1, dq_min_upcoming_slots_ratio=0, dq_min_upcoming_span_ratio=0,
+                    dq_min_available_time_ratio=0, dq_max_audience_outliers=10**9)
 
 
 def published(settings: Settings) -> list[dt.date]:

@@ -15,7 +15,8 @@ import pytest
 from airtime.errors import NOT_RETRIED_EXIT_CODES, ConfigError, UpstreamMissingError
 from tests.pipeline_helpers import ROOT, make_source
 
-DAY = "2020-01-01"
+# the synthetic sample's delivery day: an earlier one would hold exhibitions that have not aired
+DAY = "2026-11-30"
 ENTRY_POINTS = {
     "ingest": ["steps.ingest", "--date", DAY],
     "preprocess": ["steps.preprocess", "--date", DAY],

@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from airtime import sample
 from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.errors import InputError, SupersededError
 from airtime.warehouse import PUBLISHED
@@ -445,7 +446,8 @@ def test_accept_publishes_exactly_the_held_generation_not_what_the_folder_holds_
 # -- 6. prune ----------------------------------------------------------------------------
 
 def test_prune_removes_superseded_and_replaced_generations_and_keeps_what_later_days_read(tmp_path: Path):
-    base = make_source(tmp_path / "base")
+    base = tmp_path / "base"  # history up to 11-26: no exhibition after the first delivery day
+    sample.generate(base, rows=3000, seed=3, end_date=NOV27 - dt.timedelta(days=1))
     changed = derive(base, tmp_path / "changed", availability=last_slot_changed)
     rewritten = derive(base, tmp_path / "rewritten", audience=history_rewritten)
     home = tmp_path / "home"

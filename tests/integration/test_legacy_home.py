@@ -68,8 +68,10 @@ def test_a_home_of_the_previous_layout_is_read_as_legacy_generations_and_built_o
     # a re-delivery of a legacy day is a new generation that supersedes it
     changed = tmp_path / "changed"
     make_source(changed, seed=4)
-    again = cli(home, "run", "--date", D2, "--source", str(changed), env={"AIRTIME_DQ_MAX_REWRITTEN_RATIO": "1", "AIRTIME_DQ_MAX_VANISHED_SERIES_RATIO": "1",
-                                                                                "AIRTIME_DQ_MAX_VANISHED_SIGNALS": "9"})
+    gate_off = {"AIRTIME_DQ_MAX_REWRITTEN_RATIO": "1", "AIRTIME_DQ_MAX_VANISHED_SERIES_RATIO": "1",
+                "AIRTIME_DQ_MAX_VANISHED_SIGNALS": "9", "AIRTIME_DQ_MIN_UPCOMING_SLOTS_RATIO": "0",
+                "AIRTIME_DQ_MIN_AVAILABLE_TIME_RATIO": "0", "AIRTIME_DQ_MAX_AUDIENCE_OUTLIERS": "1000000"}
+    again = cli(home, "run", "--date", D2, "--source", str(changed), env=gate_off)
     assert again.returncode == 0, again.stderr
     generations = {g["generation"]: g["state"] for g in json.loads(
         cli(home, "runs", "--date", D2, "--format", "json").stdout)[0]["generations"]}

@@ -190,8 +190,10 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
     fields = first.split(b",")
     changed = b",".join(fields[:4] + [b"123.0"])
     audience.write_bytes(b"\r\n".join([header, changed]) + b"\r\n")  # a one-row re-delivery
-    # a one-row delivery after a full one: the gate's row-count check would hold it
-    settings = local_settings(tmp_path / "home", early, dq_min_rows_ratio=0)
+    # a one-row delivery after a full one, its audience 123: the gate's row-count, vanished and
+    # outlier checks would hold it
+    settings = local_settings(tmp_path / "home", early, dq_min_rows_ratio=0, dq_max_vanished_signals=9,
+                              dq_max_vanished_series_ratio=1, dq_max_audience_outliers=1)
     runner.run_day(settings, DAY)
     second = runner.run_day(settings, DAY + dt.timedelta(days=1), str(late))
     history_key = second.steps[1].manifest.outputs["history"].key

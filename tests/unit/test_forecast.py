@@ -195,7 +195,7 @@ def test_forecast_plans_an_asof_join_even_inside_a_transaction():
 
 
 def test_merge_history_latest_delivery_wins_per_signal_program_and_date():
-    day1, day2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    day1, day2 = dt.date(2026, 3, 15), dt.date(2026, 3, 16)  # deliveries after the exhibitions they hold
     first = merge_history(None, audience(("SP1", "HUCK", SLOT - WEEK, 100.0), ("SP1", "HUCK", SLOT - 2 * WEEK, 50.0)), day1)
     second = merge_history(first, audience(("SP1", "HUCK", SLOT - WEEK, 111.0)), day2)
 
@@ -209,7 +209,7 @@ def test_merge_history_latest_delivery_wins_per_signal_program_and_date():
 
 
 def test_merge_history_replaces_an_earlier_attempt_of_the_same_run_date():
-    day = dt.date(2026, 3, 2)
+    day = dt.date(2026, 3, 16)
     attempt = merge_history(None, audience(("SP1", "HUCK", SLOT - WEEK, 1.0), ("SP1", "X", SLOT, 2.0)), day)
     redo = merge_history(attempt, audience(("SP1", "HUCK", SLOT - WEEK, 3.0)), day)
     # what the same date delivered before is not history "up to" this delivery: redo wins whole
@@ -217,7 +217,7 @@ def test_merge_history_replaces_an_earlier_attempt_of_the_same_run_date():
 
 
 def test_merge_history_keeps_one_row_per_signal_program_and_date():
-    days = [dt.date(2026, 3, d) for d in (1, 2, 3)]
+    days = [dt.date(2026, 3, d) for d in (15, 16, 17)]
     merged = None
     for i, day in enumerate(days):
         merged = merge_history(merged, audience(("SP1", "HUCK", SLOT - WEEK, float(i)), ("RJ", "HUCK", SLOT - WEEK, 9.0)), day)

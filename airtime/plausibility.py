@@ -1,0 +1,287 @@
+"""Whether a delivery is plausible as a whole: the rules of the data-quality gate.
+
+A delivery can be valid line by line and still wrong as a whole: half its rows missing, a
+signal gone, every slot a year in the past, every available_time zero, an audience a million
+times its program's usual. `judge` compares the day's delivery with a reference delivery
+(the previous published one, or the published one of the same date) and `judge_alone`
+looks at it by itself; each returns findings, and each finding names its rule, the numbers
+and the setting that decides it (the reasons for the defaults: docs/operations.md).
+
+| rule | holds when | setting |
+|---|---|---|
+| no-rows | a file keeps no valid row | - |
+| past-slots | more of the slots than a share are dated before the delivery day | dq_max_past_slots_ratio |
+| row-count | a file has far fewer rows than the reference's | dq_min_rows_ratio |
+| vanished-signals | signals of the reference's availability or audience are gone | dq_max_vanished_signals |
+| vanished-series | a share of its (signal, program) series are gone | dq_max_vanished_series_ratio |
+| upcoming-slots | far fewer slots on or after the delivery day | dq_min_upcoming_slots_ratio |
+| upcoming-span | they span far fewer days | dq_min_upcoming_span_ratio |
+| available-time | a signal's (or the whole) upcoming available_time collapses | dq_min_available_time_ratio |
+| rewritten-history | the audience rewrites much of what the history held | dq_max_rewritten_ratio |
+| audience-outliers | audiences far outside their own series | dq_audience_outlier_mads, dq_audience_mad_floor, dq_max_audience_outliers |
+
+The relations are SQL over typed Parquet (or registered frames); values are bound.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from airtime.settings import Settings
+
+# the settings the rules read: a gate decision is redone when one of them changes
+SETTINGS = ("dq_min_rows_ratio", "dq_max_vanished_signals", "dq_max_vanished_series_ratio",
+            "dq_max_rewritten_ratio", "dq_max_past_slots_ratio", "dq_min_upcoming_slots_ratio",
+            "dq_min_upcoming_span_ratio", "dq_min_available_time_ratio", "dq_audience_outlier_mads",
+            "dq_audience_mad_floor", "dq_max_audience_outliers")
+REWRITE_MIN_ROWS = 20  # fewer rewritten rows than this is noise, not a rewritten history
+SHOWN = 5  # outliers and signals a finding lists by name
+# a value differs from the history's when it differs beyond rounding
+CHANGED_SQL = "abs({t} - {h}) > 1e-9 * greatest(abs({h}), 1)"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery as the rules read it: SQL relations of its typed files, its delivery
+    day, and (for a reference) the history after it."""
+
+    run_date: dt.date
+    audience: str
+    availability: str
+    history: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    message: str  # the numbers, and the setting that decides
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Slots:
+    """What a delivery's availability offers as of its delivery day."""
+
+    total: int
+    past: int  # dated before the delivery day
+    upcoming: int  # on or after it
+    first: dt.date | None  # of the upcoming slots
+    last: dt.date | None
+    seconds: dict[str, int]  # upcoming available_time per signal
+
+    @property
+    def span_days(self) -> int:
+        return (self.last - self.first).days + 1 if self.first and self.last else 0
+
+    def figures(self) -> dict[str, object]:
+        """For the gate's manifest: what an operator reads in `airtime runs`."""
+        return {"slots": self.total, "past_slots": self.past, "upcoming_slots": self.upcoming,
+                "upcoming_first": self.first.isoformat() if self.first else None,
+                "upcoming_last": self.last.isoformat() if self.last else None,
+                "upcoming_available_time": sum(self.seconds.values())}
+
+
+def slots(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Slots:
+    total, past, upcoming, first, last = con.execute(
+        f"SELECT count(*), count(*) FILTER (date < $day), count(*) FILTER (date >= $day),"
+        f" min(date) FILTER (date >= $day), max(date) FILTER (date >= $day) FROM {delivery.availability}",
+        {"day": delivery.run_date}).fetchone()
+    seconds = dict(con.execute(
+        f"SELECT CAST(signal AS VARCHAR), CAST(sum(available_time) AS BIGINT) FROM {delivery.availability}"
+        f" WHERE date >= $day GROUP BY ALL", {"day": delivery.run_date}).fetchall())
+    return Slots(total, past, upcoming, first, last, seconds)
+
+
+BY_ITSELF = "by itself"
+
+
+def judge_delivery(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery,
+                   references: dict[str, Delivery]) -> tuple[dict[str, list[Finding]], Slots]:
+    """Every rule: the findings by what they compare the delivery with (BY_ITSELF, then each
+    reference by its description), and the day's slots."""
+    measured = slots(con, today)
+    found = {BY_ITSELF: judge_alone(con, settings, today, measured)}
+    for where, reference in references.items():
+        found[where] = judge(con, settings, today, reference, measured)
+    return found, measured
+
+
+def judge_alone(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery,
+                measured: Slots | None = None) -> list[Finding]:
+    """The rules that need no reference: an empty file, a delivery of past slots."""
+    found = [Finding("no-rows", f"{table} has no valid row")
+             for table, relation in (("audience", today.audience), ("availability", today.availability))
+             if _count(con, relation) == 0]
+    now = measured or slots(con, today)
+    if now.total and now.past / now.total > settings.dq_max_past_slots_ratio:
+        found.append(Finding("past-slots", (
+            f"{now.past:,} of the {now.total:,} slots ({now.past / now.total:.0%}) are dated before the delivery"
+            f" day {today.run_date}, above AIRTIME_DQ_MAX_PAST_SLOTS_RATIO={settings.dq_max_past_slots_ratio}"
+            " (a file delivered a few days late holds a few days of them; this is not this day's file)")))
+    return found
+
+
+def judge(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery, reference: Delivery,
+          measured: Slots | None = None) -> list[Finding]:
+    """The rules that compare the day's delivery with a reference delivery."""
+    now, before = measured or slots(con, today), slots(con, reference)
+    found = _row_counts(con, settings, today, reference)
+    for table in ("availability", "audience"):
+        found += _vanished(con, settings, table, getattr(today, table), getattr(reference, table))
+    found += _upcoming(settings, now, before)
+    found += _available_time(settings, now, before)
+    if reference.history is not None:
+        found += _rewritten(con, settings, today.audience, reference.history)
+        found += _outliers(con, settings, today.audience, reference.history)
+    return found
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery,
+                reference: Delivery) -> list[Finding]:
+    found = []
+    for table in ("audience", "availability"):
+        rows, usual = _count(con, getattr(today, table)), _count(con, getattr(reference, table))
+        if usual and rows < settings.dq_min_rows_ratio * usual:
+            found.append(Finding("row-count", f"{table} has {rows:,} rows, {rows / usual:.0%} of the"
+                                 f" {usual:,} of the delivery compared with"
+                                 f" (below AIRTIME_DQ_MIN_ROWS_RATIO={settings.dq_min_rows_ratio})"))
+    return found
+
+
+def _vanished(con: duckdb.DuckDBPyConnection, settings: Settings, table: str, today: str,
+              before: str) -> list[Finding]:
+    signals = [s for (s,) in con.execute(
+        f"SELECT DISTINCT CAST(signal AS VARCHAR) FROM {before}"
+        f" EXCEPT SELECT DISTINCT CAST(signal AS VARCHAR) FROM {today} ORDER BY 1").fetchall()]
+    found = []
+    if len(signals) > settings.dq_max_vanished_signals:
+        found.append(Finding("vanished-signals", f"signals with {table} before and none now: "
+                             f"{', '.join(signals[:20])} (AIRTIME_DQ_MAX_VANISHED_SIGNALS="
+                             f"{settings.dq_max_vanished_signals})"))
+    series = "SELECT DISTINCT CAST(signal AS VARCHAR), CAST(program_code AS VARCHAR) FROM {}"
+    gone, total = con.execute(
+        f"SELECT (SELECT count(*) FROM ({series.format(before)} EXCEPT {series.format(today)})),"
+        f" (SELECT count(*) FROM ({series.format(before)}))").fetchone()
+    if total and gone / total > settings.dq_max_vanished_series_ratio:
+        found.append(Finding("vanished-series", (
+            f"{gone:,} of the {total:,} (signal, program) series of the delivery compared with have no {table}"
+            f" now ({gone / total:.0%}, above AIRTIME_DQ_MAX_VANISHED_SERIES_RATIO="
+            f"{settings.dq_max_vanished_series_ratio})")))
+    return found
+
+
+def _upcoming(settings: Settings, now: Slots, before: Slots) -> list[Finding]:
+    found = []
+    ratio = settings.dq_min_upcoming_slots_ratio
+    if before.upcoming and now.upcoming < ratio * before.upcoming:
+        found.append(Finding("upcoming-slots", (
+            f"{now.upcoming:,} slots dated on or after the delivery day, {now.upcoming / before.upcoming:.0%}"
+            f" of the {before.upcoming:,} the delivery compared with had on or after its own"
+            f" (below AIRTIME_DQ_MIN_UPCOMING_SLOTS_RATIO={ratio})")))
+    ratio = settings.dq_min_upcoming_span_ratio
+    if now.upcoming and before.span_days and now.span_days < ratio * before.span_days:
+        found.append(Finding("upcoming-span", (
+            f"the upcoming slots span {now.span_days} days ({now.first} .. {now.last}),"
+            f" {now.span_days / before.span_days:.0%} of the {before.span_days} days"
+            f" ({before.first} .. {before.last}) of the delivery compared with"
+            f" (below AIRTIME_DQ_MIN_UPCOMING_SPAN_RATIO={ratio})")))
+    return found
+
+
+def _available_time(settings: Settings, now: Slots, before: Slots) -> list[Finding]:
+    """The whole delivery's upcoming available_time, and each signal's that is still there
+    (a signal gone is vanished-signals)."""
+    ratio = settings.dq_min_available_time_ratio
+    totals = [("all signals", sum(now.seconds.values()), sum(before.seconds.values()))]
+    totals += [(signal, now.seconds.get(signal, 0), seconds) for signal, seconds in sorted(before.seconds.items())
+               if signal in now.seconds]
+    low = [f"{name} {seconds:,} s of {usual:,} s ({seconds / usual:.0%})"
+           for name, seconds, usual in totals if usual and seconds < ratio * usual]
+    if not low:
+        return []
+    return [Finding("available-time", (
+        "available_time of the upcoming slots against the delivery compared with: " + ", ".join(low[:SHOWN + 1])
+        + (f" and {len(low) - SHOWN - 1} more" if len(low) > SHOWN + 1 else "")
+        + f" (below AIRTIME_DQ_MIN_AVAILABLE_TIME_RATIO={ratio})"))]
+
+
+def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[Finding]:
+    overlap, changed = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {CHANGED_SQL.format(t='t.average_audience', h='h.average_audience')})"
+        f" FROM {today} t JOIN {history} h USING (signal, program_code, exhibition_date)").fetchone()
+    if changed >= REWRITE_MIN_ROWS and changed > settings.dq_max_rewritten_ratio * overlap:
+        return [Finding("rewritten-history", (
+            f"the audience rewrites {changed:,} of the {overlap:,} exhibitions the history already held"
+            f" ({changed / overlap:.0%}, above AIRTIME_DQ_MAX_REWRITTEN_RATIO={settings.dq_max_rewritten_ratio})"))]
+    return []
+
+
+def outliers_sql(today: str, history: str) -> str:
+    """The day's exhibitions that are new or changed, each with how many (floored) median
+    absolute deviations of ln(1 + audience) it lies from its series' median in the history,
+    or, for a series the history does not hold, from its signal's. Logs, because audiences
+    differ by orders of magnitude between programs and a unit mistake multiplies them; the
+    median and its absolute deviation, because a few wild values do not move them."""
+    changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
+    return f"""
+        WITH fresh AS (
+            SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,
+                   t.exhibition_date, t.average_audience, ln(1 + t.average_audience) AS l
+            FROM {today} t LEFT JOIN {history} h USING (signal, program_code, exhibition_date)
+            WHERE h.average_audience IS NULL OR {changed}
+        ),
+        past AS (
+            SELECT CAST(signal AS VARCHAR) AS signal, CAST(program_code AS VARCHAR) AS program_code,
+                   ln(1 + average_audience) AS l
+            FROM {history} SEMI JOIN (SELECT DISTINCT signal FROM fresh) f USING (signal)
+        ),
+        series_median AS (
+            SELECT signal, program_code, median(l) AS med FROM past
+            SEMI JOIN (SELECT DISTINCT signal, program_code FROM fresh) f USING (signal, program_code)
+            GROUP BY ALL
+        ),
+        series AS (
+            SELECT signal, program_code, any_value(m.med) AS med, median(abs(p.l - m.med)) AS mad
+            FROM past p JOIN series_median m USING (signal, program_code) GROUP BY ALL
+        ),
+        signal_median AS (SELECT signal, median(l) AS med FROM past GROUP BY ALL),
+        signals AS (
+            SELECT signal, any_value(m.med) AS med, median(abs(p.l - m.med)) AS mad
+            FROM past p JOIN signal_median m USING (signal) GROUP BY ALL
+        )
+        SELECT f.signal, f.program_code, f.exhibition_date, f.average_audience,
+               exp(coalesce(s.med, g.med)) - 1 AS typical,
+               abs(f.l - coalesce(s.med, g.med)) / greatest(coalesce(s.mad, g.mad), $floor) AS deviations,
+               s.med IS NULL AS new_series
+        FROM fresh f LEFT JOIN series s USING (signal, program_code) LEFT JOIN signals g USING (signal)
+        WHERE coalesce(s.med, g.med) IS NOT NULL
+    """
+
+
+def _outliers(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[Finding]:
+    k, floor = settings.dq_audience_outlier_mads, settings.dq_audience_mad_floor
+    rows = con.execute(
+        f"SELECT * FROM ({outliers_sql(today, history)}) WHERE deviations > $k"
+        " ORDER BY deviations DESC, signal, program_code, exhibition_date",
+        {"k": k, "floor": floor}).fetchall()
+    if len(rows) <= settings.dq_max_audience_outliers:
+        return []
+    shown = "; ".join(
+        f"{signal}/{program} {day} {value:,.0f} ({deviations:.1f} deviations from the {typical:,.0f}"
+        f" typical of its {'signal: a new series' if new else 'series'})"
+        for signal, program, day, value, typical, deviations, new in rows[:SHOWN])
+    return [Finding("audience-outliers", (
+        f"{len(rows):,} exhibitions have an audience more than {k:g} median absolute deviations of"
+        f" ln(1 + audience) (each at least {floor:g}) from their series' median in the history: {shown}"
+        + (f"; and {len(rows) - SHOWN:,} more" if len(rows) > SHOWN else "")
+        + f" (AIRTIME_DQ_AUDIENCE_OUTLIER_MADS={k:g}, AIRTIME_DQ_AUDIENCE_MAD_FLOOR={floor:g},"
+        f" AIRTIME_DQ_MAX_AUDIENCE_OUTLIERS={settings.dq_max_audience_outliers})"))]
