@@ -59,22 +59,54 @@ class Failure:
     message: str
 
 
-def parse_failures(text: str) -> list[Failure]:
-    """`{{workflow.failures}}`: a JSON list of failed nodes. Retry attempts of one step
-    appear as `load(0)`, `load(1)`...; keep the last attempt's message per step."""
-    try:
-        nodes = json.loads(text) if text and not text.startswith("{{") else []
-    except json.JSONDecodeError:
-        return [Failure("unknown", text[:500])]
-    if not isinstance(nodes, list):
+def decode_failures(text: str) -> list:
+    """`{{workflow.failures}}` as Argo sets it: the JSON list of failed nodes, itself quoted
+    as a JSON string (argo-workflows v4.1.2 workflow/controller/operator.go:479,
+    `strconv.Quote(string(failedNodeBytes))`; docs/variable-flow/variables.md: "consumers must
+    JSON-decode twice", and no failed node reads as the 6-character string `"null"`). A plain
+    list (decoded once) is taken too. ValueError when it is neither."""
+    value = json.loads(text)
+    if isinstance(value, str):  # Argo's quoted form: decode the JSON it holds
+        value = json.loads(value)
+    if value is None:  # json.Marshal of no failures
         return []
-    pods = [n for n in nodes if isinstance(n, dict) and n.get("podName")] or [n for n in nodes if isinstance(n, dict)]
-    by_step: dict[str, str] = {}
-    for node in pods:
-        step = node.get("templateName") or re.sub(r"\(\d+\)$", "", node.get("displayName", "")) or "unknown"
-        by_step.pop(step, None)  # re-insert so the order is that of the latest attempt
-        by_step[step] = str(node.get("message") or node.get("phase") or "failed")
-    return [Failure(step, message) for step, message in by_step.items()]
+    if not isinstance(value, list):
+        raise ValueError(f"workflow.failures is a JSON {type(value).__name__}, not a list")
+    return value
+
+
+def _attempt(node: dict) -> int:
+    match = re.search(r"\((\d+)\)$", str(node.get("displayName", "")))
+    return int(match.group(1)) if match else -1
+
+
+def parse_failures(text: str, workflow: str = "") -> list[Failure]:
+    """The failed steps of `{{workflow.failures}}`, each with its last attempt's message.
+
+    Argo lists every failed node, in no order (a Go map, operator.go:460): the DAG's own node
+    (templateName `daily`), each step's Retry node (`load`, "No more retries left") and its
+    attempts (`load(0)`, `load(1)`...). Every one has a podName (operator.go:468 builds one for
+    any node), so the attempts are told by their `(n)` suffix: the highest number, else the
+    latest finishedAt, gives the step's message. The DAG's node (named after the workflow) is
+    left out unless nothing else failed."""
+    if not text or text.startswith("{{"):
+        return []
+    try:
+        nodes = [n for n in decode_failures(text) if isinstance(n, dict)]
+    except ValueError:  # json.JSONDecodeError is one
+        return [Failure("unknown", text[:500])]
+    for node in nodes:
+        node["step"] = node.get("templateName") or re.sub(r"\(\d+\)$", "", str(node.get("displayName", ""))) \
+            or "unknown"
+    if workflow:  # the workflow's root node (the DAG): its pod name is the workflow's (pod_name.go:55)
+        nodes = [n for n in nodes if workflow not in (n.get("podName"), n.get("displayName"))] or nodes
+    latest: dict[str, dict] = {}
+    for node in sorted(nodes, key=lambda n: (str(n.get("finishedAt") or ""), _attempt(n))):
+        kept = latest.get(node["step"])
+        if kept is None or _attempt(node) >= _attempt(kept):
+            latest[node["step"]] = node
+    ordered = sorted(latest.values(), key=lambda n: str(n.get("finishedAt") or ""))
+    return [Failure(n["step"], str(n.get("message") or n.get("phase") or "failed")) for n in ordered]
 
 
 @dataclass(frozen=True)
@@ -260,7 +292,7 @@ def main(argv: list[str] | None = None, *, backoff_seconds: float = BACKOFF_SECO
         except AirtimeError:
             run_date = args.run_date or args.scheduled_time or "unknown"
         logs.bind(run_date=run_date, step="notify", workflow=args.workflow or None)
-        alert = Alert(args.workflow or "unknown", run_date, args.status, parse_failures(args.failures), args.link)
+        alert = Alert(args.workflow or "unknown", run_date, args.status, parse_failures(args.failures, args.workflow), args.link)
         alert_log.error("%s: %s", alert.title, alert.summary,
                         extra={"run_date": alert.run_date, "step": alert.step, "workflow": alert.workflow})
 

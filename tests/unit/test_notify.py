@@ -12,15 +12,21 @@ import pytest
 
 from steps import notify
 
-FAILURES = json.dumps([
+# what Argo passes: every failed node, in no particular order (a Go map), each with a pod name,
+# the list JSON-encoded and then quoted again (argo-workflows v4.1.2
+# workflow/controller/operator.go:459-479, strconv.Quote)
+NODES = [
+    {"displayName": "load(1)", "message": "main: Error (exit code 5): BigQuery unavailable", "templateName": "load",
+     "phase": "Failed", "podName": "airtime-daily-1764234000-load-2", "finishedAt": "2026-11-27T09:05:00Z"},
+    {"displayName": "airtime-daily-1764234000", "message": "child 'airtime-daily-1764234000-1' failed",
+     "templateName": "daily", "phase": "Failed", "podName": "airtime-daily-1764234000",
+     "finishedAt": "2026-11-27T09:05:01Z"},
     {"displayName": "load", "message": "No more retries left", "templateName": "load", "phase": "Failed",
-     "podName": "", "finishedAt": "2026-11-27T09:05:00Z"},
-    {"displayName": "load(0)", "message": "Error (exit code 5)", "templateName": "load", "phase": "Failed",
-     "podName": "airtime-daily-1-load-1", "finishedAt": "2026-11-27T09:04:00Z"},
-    {"displayName": "load(1)", "message": "Error (exit code 5): BigQuery unavailable", "templateName": "load",
-     "phase": "Failed", "podName": "airtime-daily-1-load-2", "finishedAt": "2026-11-27T09:05:00Z"},
-])
-
+     "podName": "airtime-daily-1764234000-load-3", "finishedAt": "2026-11-27T09:05:00Z"},
+    {"displayName": "load(0)", "message": "main: Error (exit code 5)", "templateName": "load", "phase": "Failed",
+     "podName": "airtime-daily-1764234000-load-1", "finishedAt": "2026-11-27T09:04:00Z"},
+]
+FAILURES = json.dumps(json.dumps(NODES))
 
 class Webhook:
     """Records JSON bodies; answers the first `fail_first` requests with `fail_status`."""
@@ -163,14 +169,39 @@ def test_succeeded_workflow_sends_nothing(monkeypatch, webhook, capsys) -> None:
 
 
 def test_failures_keep_the_last_attempt_per_step() -> None:
-    (failure,) = notify.parse_failures(FAILURES)
-    assert failure == notify.Failure("load", "Error (exit code 5): BigQuery unavailable")
+    (failure,) = notify.parse_failures(FAILURES, "airtime-daily-1764234000")
+    assert failure == notify.Failure("load", "main: Error (exit code 5): BigQuery unavailable")
+
+
+def test_failures_are_decoded_as_argo_quotes_them_or_as_a_plain_list() -> None:
+    quoted = notify.parse_failures(FAILURES, "airtime-daily-1764234000")
+    assert notify.parse_failures(json.dumps(NODES), "airtime-daily-1764234000") == quoted
+    # a single decode of Argo's form is a str: the old parser alerted "unknown failed"
+    assert isinstance(json.loads(FAILURES), str) and quoted[0].step == "load"
+
+
+def test_argo_null_means_no_failed_node() -> None:
+    # nothing failed: json.Marshal(nil) quoted, the 6-character string "null" (variables.md)
+    assert json.dumps(json.dumps(None)) == '"null"'
+    assert notify.parse_failures('"null"') == []
+    assert notify.parse_failures("null") == []
+
+
+def test_the_first_step_to_fail_is_named_first() -> None:
+    nodes = [
+        {"displayName": "verify(0)", "message": "main: Error (exit code 4)", "templateName": "verify",
+         "podName": "p2", "finishedAt": "2026-11-27T09:06:00Z"},
+        {"displayName": "gate(0)", "message": "main: Error (exit code 3)", "templateName": "gate",
+         "podName": "p1", "finishedAt": "2026-11-27T09:05:00Z"},
+    ]
+    assert [f.step for f in notify.parse_failures(json.dumps(json.dumps(nodes)))] == ["gate", "verify"]
 
 
 def test_unresolved_or_bad_failures_do_not_break_the_alert() -> None:
     assert notify.parse_failures("{{workflow.failures}}") == []
     assert notify.parse_failures("") == []
     assert notify.parse_failures("not json")[0].step == "unknown"
+    assert notify.parse_failures('"not json either"')[0].step == "unknown"
 
 
 HOSTILE = ("program '<!channel>' & <https://evil.example|Open in Argo> <users/all> <b>bold</b>")
