@@ -3,6 +3,9 @@
     python -m deploy.chart_workflows          # rewrite charts/airtime/files/workflows/
     python -m deploy.chart_workflows --check  # exit 1 when the checked-in files are stale
 
+(Both also do what `python -m deploy.chart_settings` does: the pods' settings list and the
+values schema, which the chart's settings ConfigMap is built from.)
+
 The files are rendered once from a `WorkflowConfig` whose release-dependent fields are
 placeholders (`__AIRTIME_IMAGE__`, ...); `templates/workflows.yaml` substitutes the chart's
 values for them, so the workflow pods run the same image tag as the server and nothing is
@@ -17,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 
+from deploy import chart_settings
 from workflows.config import DEFAULT_RESOURCES, WorkflowConfig
 from workflows.render import dump, render
 
@@ -24,17 +28,12 @@ CHART_FILES = Path(__file__).resolve().parents[1] / "charts" / "airtime" / "file
 
 # Placeholders that stand for a whole YAML scalar: the chart substitutes a JSON-quoted string,
 # so a value such as "7" or "0 6 * * *" stays a string.
+# The pods' settings are not among them: every step mounts the chart's settings ConfigMap
+# (envFrom), the one the server mounts, built from workflows/pod_settings.py's list
+# (deploy/chart_settings.py); only its name is substituted here.
 SCALARS = {
-    "source": "__AIRTIME_SOURCE__",
-    "artifact_bucket": "__AIRTIME_ARTIFACT_BUCKET__",
-    "artifact_prefix": "__AIRTIME_ARTIFACT_PREFIX__",
-    "gcp_project": "__AIRTIME_GCP_PROJECT__",
-    "bq_dataset": "__AIRTIME_BQ_DATASET__",
-    "bq_location": "__AIRTIME_BQ_LOCATION__",
-    "catchup_days": "__AIRTIME_CATCHUP_DAYS__",
-    "max_bad_rows": "__AIRTIME_MAX_BAD_ROWS__",
-    "timezone": "__AIRTIME_TIMEZONE__",
-    "webhook_format": "__AIRTIME_WEBHOOK_FORMAT__",
+    "settings_config_map": "__AIRTIME_SETTINGS_CONFIGMAP__",
+    "timezone": "__AIRTIME_TIMEZONE__",  # the CronWorkflow's
     "image": "__AIRTIME_IMAGE__",
     "service_account": "__AIRTIME_SERVICE_ACCOUNT__",
     "webhook_secret": "__AIRTIME_WEBHOOK_SECRET__",
@@ -103,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
     args = parser.parse_args(argv)
+    # the settings list and schema the chart's ConfigMap is built from, regenerated alongside
     if args.check:
-        names = stale()
+        names = [str(CHART_FILES / name) for name in stale()] + [str(p) for p in chart_settings.stale()]
         for name in names:
-            print(f"stale: {CHART_FILES / name} (run python -m deploy.chart_workflows)", file=sys.stderr)
+            print(f"stale: {name} (run python -m deploy.chart_workflows)", file=sys.stderr)
         return 1 if names else 0
-    for path in write():
+    for path in [*write(), *chart_settings.write()]:
         print(path)
     return 0
 

@@ -55,16 +55,18 @@ def apply_document(api_client: Any, doc: dict) -> None:
         client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
             group, version, meta["namespace"], ARGO_PLURALS[kind], meta["name"], doc, **common
         )
+    elif kind == "ConfigMap":  # the settings the step pods mount (envFrom)
+        client.CoreV1Api(api_client).patch_namespaced_config_map(meta["name"], meta["namespace"], doc, **common)
     else:
         raise ConfigError(f"do not know how to apply a {kind}")
 
 
-APPLY_ORDER = {"WorkflowTemplate": 0, "CronWorkflow": 1}
+APPLY_ORDER = {"ConfigMap": 0, "WorkflowTemplate": 1, "CronWorkflow": 2}
 
 
 def load_rendered(out_dir: Path) -> list[dict]:
-    """Rendered files (reviewed, perhaps committed), in apply order: the template before
-    the cron that refers to it."""
+    """Rendered files (reviewed, perhaps committed), in apply order: the settings the pods
+    mount, the template, then the cron that refers to it."""
     paths = sorted(Path(out_dir).glob("*.yaml"))
     if not paths:
         raise ConfigError(f"no rendered *.yaml in {out_dir}: run `airtime workflows render --out {out_dir}`")

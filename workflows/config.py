@@ -7,14 +7,10 @@ A frozen value object so `render()` is a pure function of it: the golden files u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from airtime.errors import ConfigError
 from airtime.settings import Settings
-
-
-def _default(name: str) -> Any:  # noqa: ANN401 - whatever type the setting has
-    return Settings.model_fields[name].default
+from workflows.pod_settings import config_map_data, explicit_values
 
 
 @dataclass(frozen=True)
@@ -32,20 +28,15 @@ class WorkflowConfig:
     namespace: str
     image: str
     service_account: str
-    artifact_bucket: str
-    source: str  # gs://bucket/prefix holding dt=YYYY-MM-DD/ deliveries
     schedules: tuple[str, ...]
-    timezone: str
+    timezone: str  # the CronWorkflow's; the pods read AIRTIME_TIMEZONE from `settings`
     webhook_secret: str
     ui_url: str
-    # defaults are the settings' own (airtime/settings.py): one place for each
-    gcp_project: str | None = _default("gcp_project")
-    artifact_prefix: str = _default("artifact_prefix")
-    bq_dataset: str = _default("bq_dataset")
-    bq_location: str = _default("bq_location")
-    catchup_days: int = _default("catchup_days")
-    webhook_format: str = _default("webhook_format")
-    max_bad_rows: int = _default("max_bad_rows")
+    # The settings ConfigMap every step mounts (envFrom): its name, and the data a standalone
+    # render writes into it (env name -> value, workflows/pod_settings.py). The chart renders
+    # with no data: its own ConfigMap, shared with the server, is the one mounted.
+    settings: dict[str, str] = field(default_factory=dict)
+    settings_config_map: str = ""  # empty: "<name>-settings"
     retry_limit: int = 4
     workflow_deadline_seconds: int = 4 * 3600
     step_deadline_seconds: int = 3600
@@ -61,6 +52,10 @@ class WorkflowConfig:
 
     def resources_for(self, step: str) -> StepResources:
         return self.resources.get(step, StepResources())
+
+    @property
+    def settings_config_map_name(self) -> str:
+        return self.settings_config_map or f"{self.name}-settings"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkflowConfig:
@@ -82,19 +77,12 @@ class WorkflowConfig:
             namespace=settings.workflow_namespace,
             image=settings.workflow_image,
             service_account=settings.workflow_service_account,
-            artifact_bucket=settings.artifact_bucket,
-            artifact_prefix=settings.artifact_prefix,
-            source=settings.source,
             schedules=tuple(s.strip() for s in settings.workflow_schedule.split(",") if s.strip()),
             timezone=settings.timezone,
             webhook_secret=settings.workflow_webhook_secret,
-            webhook_format=settings.webhook_format,
             ui_url=settings.workflow_ui_url.rstrip("/"),
-            gcp_project=settings.gcp_project,
-            bq_dataset=settings.bq_dataset,
-            bq_location=settings.bq_location,
-            catchup_days=settings.catchup_days,
-            max_bad_rows=settings.max_bad_rows,
+            # what the operator set, every pipeline setting alike (the gate's thresholds too)
+            settings=config_map_data(explicit_values(settings)),
             resources=DEFAULT_RESOURCES,
         )
 
@@ -106,14 +94,17 @@ class WorkflowConfig:
             namespace="airtime",
             image="us-docker.pkg.dev/example-project/airtime/airtime:0.1.0",
             service_account="airtime-pipeline",
-            artifact_bucket="example-airtime-artifacts",
-            source="gs://example-airtime-source/deliveries",
             schedules=("0 6 * * *",),
             timezone="America/Sao_Paulo",
             webhook_secret="airtime-webhook",
             ui_url="https://argo.example.com",
-            gcp_project="example-project",
-            catchup_days=7,
+            settings=config_map_data({
+                "artifact_bucket": "example-airtime-artifacts",
+                "source": "gs://example-airtime-source/deliveries",
+                "gcp_project": "example-project",
+                "timezone": "America/Sao_Paulo",
+                "catchup_days": 7,
+            }),
             resources=DEFAULT_RESOURCES,
         )
 

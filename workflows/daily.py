@@ -21,6 +21,7 @@ from typing import Any
 
 from hera.workflows import (
     DAG,
+    ConfigMapEnvFrom,
     Container,
     CronWorkflow,
     Env,
@@ -35,6 +36,7 @@ from airtime.errors import NOT_RETRIED_EXIT_CODES
 from steps.dag import STEPS
 from steps.scaffold import Step
 from workflows.config import WorkflowConfig
+from workflows.pod_settings import STEP_OVERRIDES
 
 OUTPUTS = "/tmp/outputs"
 APP_LABELS = {"app.kubernetes.io/name": "airtime", "app.kubernetes.io/component": "pipeline"}
@@ -60,33 +62,31 @@ def _retry(config: WorkflowConfig) -> RetryStrategy:
     )
 
 
-def _env(config: WorkflowConfig) -> list[Env]:
-    """The settings every step parses (names as in airtime/settings.py)."""
+def _env_from(config: WorkflowConfig) -> list[ConfigMapEnvFrom]:
+    """The settings every pod shares: the settings ConfigMap, whole (workflows/pod_settings.py
+    says which fields it holds). A template's `container` is a Kubernetes Container, copied
+    into the pod as it is, envFrom included (argo-workflows v4.1.2
+    pkg/apis/workflow/v1alpha1/workflow_types.go:737, workflow/controller/operator.go:3378);
+    Hera writes it from `env_from` (examples/workflows/misc/env_from.py). Not optional: a step
+    without its settings would run on defaults; its container does not start until the
+    ConfigMap exists (CreateContainerConfigError) instead."""
+    return [ConfigMapEnvFrom(name=config.settings_config_map_name)]
+
+
+def _env() -> list[Env]:
+    """What each step sets over the ConfigMap (a container's env wins over its envFrom)."""
     values = {
-        "AIRTIME_PROFILE": "gcp",
-        "AIRTIME_LOG_FORMAT": "json",
-        "AIRTIME_TIMEZONE": config.timezone,
-        "AIRTIME_SOURCE": config.source,
-        "AIRTIME_ARTIFACT_BUCKET": config.artifact_bucket,
-        "AIRTIME_ARTIFACT_PREFIX": config.artifact_prefix,
-        "AIRTIME_GCP_PROJECT": config.gcp_project or "",
-        "AIRTIME_BQ_DATASET": config.bq_dataset,
-        "AIRTIME_BQ_LOCATION": config.bq_location,
-        "AIRTIME_CATCHUP_DAYS": str(config.catchup_days),
-        "AIRTIME_MAX_BAD_ROWS": str(config.max_bad_rows),
+        **STEP_OVERRIDES,
         # a read-only root filesystem: no .pyc files, and logs leave the pod at once
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    return [Env(name=k, value=v) for k, v in values.items() if v != ""]
+    return [Env(name=k, value=v) for k, v in values.items()]
 
 
 def _webhook_env(config: WorkflowConfig) -> list[m.EnvVar]:
     secret = m.SecretKeySelector(name=config.webhook_secret, key="url", optional=True)
-    return [
-        m.EnvVar(name="AIRTIME_WEBHOOK_URL", value_from=m.EnvVarSource(secret_key_ref=secret)),
-        m.EnvVar(name="AIRTIME_WEBHOOK_FORMAT", value=config.webhook_format),
-    ]
+    return [m.EnvVar(name="AIRTIME_WEBHOOK_URL", value_from=m.EnvVarSource(secret_key_ref=secret))]
 
 
 def _resources(config: WorkflowConfig, step: str) -> m.ResourceRequirements:
@@ -139,7 +139,8 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         # the step finds its inputs by run date in the artifact bucket
         inputs=[Parameter(name="run_date")],
         outputs=[Parameter(name="manifest-uri", value_from=m.ValueFrom(path=f"{OUTPUTS}/manifest-uri"))],
-        env=_env(config),
+        env_from=_env_from(config),
+        env=_env(),
         resources=_resources(config, step),
         security_context=_container_security(),
         # a failed step's last log lines become its termination message, shown by Argo
@@ -163,7 +164,8 @@ def _catchup_container(config: WorkflowConfig) -> Container:
         ],
         inputs=[Parameter(name="run_date", default=""), Parameter(name="scheduled_time", default="")],
         outputs=[Parameter(name="run_date", value_from=m.ValueFrom(path=f"{OUTPUTS}/run-date"))],
-        env=_env(config),
+        env_from=_env_from(config),
+        env=_env(),
         resources=_resources(config, "catchup"),
         security_context=_container_security(),
         # a failed step's last log lines become its termination message, shown by Argo
@@ -187,7 +189,8 @@ def _notify_container(config: WorkflowConfig) -> Container:
         command=["python", "-m", "steps.notify"],
         args=args,
         inputs=[Parameter(name=n, default="") for n in names],
-        env=_env(config) + _webhook_env(config),
+        env_from=_env_from(config),
+        env=_env() + _webhook_env(config),
         resources=_resources(config, "notify"),
         security_context=_container_security(),
         # a failed step's last log lines become its termination message, shown by Argo

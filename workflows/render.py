@@ -12,12 +12,24 @@ from pathlib import Path
 import yaml
 
 from workflows.config import WorkflowConfig
-from workflows.daily import cron_workflow, workflow_template
+from workflows.daily import APP_LABELS, cron_workflow, workflow_template
 
 
 def render(config: WorkflowConfig) -> list[dict]:
-    """The resources in apply order: the template before the cron that refers to it."""
-    return [workflow_template(config).to_dict(), cron_workflow(config).to_dict()]
+    """The resources in apply order: the settings the pods mount, the template, then the cron
+    that refers to it."""
+    return [settings_config_map(config), workflow_template(config).to_dict(), cron_workflow(config).to_dict()]
+
+
+def settings_config_map(config: WorkflowConfig) -> dict:
+    """The settings ConfigMap every step mounts (envFrom), for a render without the chart
+    (the chart has its own, shared with the server: deploy/chart_workflows.py)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": config.settings_config_map_name, "namespace": config.namespace, "labels": dict(APP_LABELS)},
+        "data": dict(config.settings),
+    }
 
 
 def file_name(doc: dict) -> str:

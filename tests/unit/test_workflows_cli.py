@@ -67,7 +67,10 @@ def api() -> Iterator[ApiServer]:
 def test_render_writes_one_yaml_file_per_resource_from_the_settings(tmp_path: Path) -> None:
     paths = cli.render_command(Settings(**SETTINGS), tmp_path)
     docs = {yaml.safe_load(p.read_text())["kind"]: yaml.safe_load(p.read_text()) for p in paths}
-    assert set(docs) == {"WorkflowTemplate", "CronWorkflow"}
+    assert set(docs) == {"ConfigMap", "WorkflowTemplate", "CronWorkflow"}
+    # the pods' settings: what the operator set (catchup_days), none of the renderer's own
+    assert docs["ConfigMap"]["data"]["AIRTIME_CATCHUP_DAYS"] == "5"
+    assert not [k for k in docs["ConfigMap"]["data"] if k.startswith("AIRTIME_WORKFLOW_")]
     assert docs["CronWorkflow"]["spec"]["schedules"] == ["0 6 * * *", "0 18 * * *"]
     assert docs["WorkflowTemplate"]["metadata"]["namespace"] == "pipelines"
     images = {t["container"]["image"] for t in docs["WorkflowTemplate"]["spec"]["templates"] if "container" in t}
@@ -82,6 +85,7 @@ def test_render_refuses_settings_without_buckets(tmp_path: Path) -> None:
 def test_apply_is_a_server_side_apply_of_each_resource_in_order(api: ApiServer) -> None:
     docs = cli.apply_command(Settings(**SETTINGS), api_client=api.client())
     assert [r["path"] for r in api.requests] == [
+        "/api/v1/namespaces/pipelines/configmaps/airtime-daily-settings",  # before the pods that mount it
         "/apis/argoproj.io/v1alpha1/namespaces/pipelines/workflowtemplates/airtime-daily",
         "/apis/argoproj.io/v1alpha1/namespaces/pipelines/cronworkflows/airtime-daily",
     ]
@@ -97,8 +101,8 @@ def test_apply_with_out_applies_the_reviewed_files_not_a_fresh_render(api: ApiSe
     cron = tmp_path / "cronworkflow-airtime-daily.yaml"
     cron.write_text(cron.read_text().replace("0 18 * * *", "30 18 * * *"))  # a reviewed edit
     cli.apply_command(Settings(), tmp_path, api_client=api.client())  # no buckets needed
-    assert [r["path"].rsplit("/", 2)[1] for r in api.requests] == ["workflowtemplates", "cronworkflows"]
-    assert api.requests[1]["body"]["spec"]["schedules"] == ["0 6 * * *", "30 18 * * *"]
+    assert [r["path"].rsplit("/", 2)[1] for r in api.requests] == ["configmaps", "workflowtemplates", "cronworkflows"]
+    assert api.requests[2]["body"]["spec"]["schedules"] == ["0 6 * * *", "30 18 * * *"]
 
 
 def test_apply_with_an_empty_folder_is_a_config_error(tmp_path: Path) -> None:

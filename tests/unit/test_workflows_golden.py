@@ -80,15 +80,21 @@ def test_step_runs_the_project_image_and_emits_its_manifest_uri(step: str) -> No
     ]
     (output,) = template["outputs"]["parameters"]
     assert output == {"name": "manifest-uri", "valueFrom": {"path": "/tmp/outputs/manifest-uri"}}
+    # its settings: the ConfigMap it mounts, under its own env (tests/unit/test_pod_settings.py)
+    (config_map,) = [d for d in render(WorkflowConfig.example()) if d["kind"] == "ConfigMap"]
+    assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AIRTIME_PROFILE"] == "gcp"
-    assert env["AIRTIME_ARTIFACT_BUCKET"] == "example-airtime-artifacts"
+    assert config_map["data"]["AIRTIME_ARTIFACT_BUCKET"] == "example-airtime-artifacts"
 
 
-def test_nothing_memoizes_and_only_argo_kinds_are_rendered() -> None:
+def test_nothing_memoizes_and_only_argo_kinds_and_the_settings_are_rendered() -> None:
     # resuming is the steps' own manifests plus argo retry / resubmit --memoized
-    # (docs/operations-argo.md): no memoize, no cache ConfigMap, no ConfigMap RBAC
-    assert sorted(documents()) == ["CronWorkflow", "WorkflowTemplate"]
+    # (docs/operations-argo.md): no memoize, no cache ConfigMap, no ConfigMap RBAC; the one
+    # ConfigMap is the settings the pods mount
+    assert sorted(documents()) == ["ConfigMap", "CronWorkflow", "WorkflowTemplate"]
+    assert documents()["ConfigMap"]["metadata"]["name"] == "airtime-daily-settings"
+    assert "workflows.argoproj.io/configmap-type" not in documents()["ConfigMap"]["metadata"].get("labels", {})
     assert [name for name, t in templates().items() if "memoize" in t] == []
 
 
