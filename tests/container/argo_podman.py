@@ -1,6 +1,7 @@
-"""Run a rendered WorkflowTemplate's DAG with Podman: one container per task, in DAG order,
-each exactly as rendered (image, command, args, env, securityContext, volumes and their
-mount paths, resource limits), sharing nothing but the artifact store.
+"""Run a rendered WorkflowTemplate's DAG with Podman (or Docker, tests/container/podman.py
+picks the engine): one container per task, in DAG order, each exactly as rendered (image,
+command, args, env, securityContext, volumes and their mount paths, resource limits),
+sharing nothing but the artifact store.
 
 How the pod spec maps to `podman run` (docs/image.md, "The DAG in containers"):
 - securityContext: runAsUser/runAsGroup -> --user; fsGroup -> --group-add and the emptyDir
@@ -26,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.container.podman import podman, writable_dir
+from tests.container.podman import ENGINE, engine, remove, writable_dir
 from tests.e2e.argo_local import substitute
 
 KUBERNETES_ONLY = {"serviceAccountName", "nodeSelector", "podGC", "synchronization", "ttlStrategy", "podMetadata",
@@ -37,7 +38,7 @@ MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
 
 def logs(name: str) -> str:
-    out = podman("logs", name, check=False)
+    out = engine("logs", name, check=False)
     return out.stdout + out.stderr
 
 
@@ -143,7 +144,7 @@ class ContainerDag:
         if "fsGroup" in context:
             argv += ["--group-add", str(context["fsGroup"])]
         if context.get("readOnlyRootFilesystem"):
-            argv += ["--read-only", "--read-only-tmpfs=false"]
+            argv += list(ENGINE.read_only)
         if context.get("allowPrivilegeEscalation") is False:
             argv += ["--security-opt", "no-new-privileges"]
         for cap in context.get("capabilities", {}).get("drop", []):
@@ -159,12 +160,12 @@ class ContainerDag:
         """One pod of the task, to its end: its exit code; its outputs kept when it succeeds."""
         pod = self.pod(task_name, env)
         name = pod.argv[pod.argv.index("--name") + 1]
-        podman(*pod.argv[:1], "-d", *pod.argv[1:])
+        engine(*pod.argv[:1], "-d", *pod.argv[1:])
         try:
             code = self._wait(name, pod.deadline)
             self.log[task_name] = logs(name)[-4000:]
         finally:
-            podman("rm", "-f", "-t", "0", name, check=False)
+            remove(name)
         if code == 0:
             self._collect(task_name, pod)
         return code
@@ -176,25 +177,25 @@ class ContainerDag:
         Returns the exit code (137); the log proves the step never finished."""
         pod = self.pod(task_name, {"AIRTIME_HEARTBEAT_SECONDS": "0.05"}, ("--cpus", "0.05"))
         name = pod.argv[pod.argv.index("--name") + 1]
-        podman(*pod.argv[:1], "-d", *pod.argv[1:])
+        engine(*pod.argv[:1], "-d", *pod.argv[1:])
         try:
             deadline = time.monotonic() + 300
             while "still running" not in logs(name):
                 assert time.monotonic() < deadline, f"{task_name} never reported its progress"
                 time.sleep(0.05)
-            podman("kill", "--signal", "KILL", name)
+            engine("kill", "--signal", "KILL", name)
             code = self._wait(name, 60)
             self.log[task_name] = logs(name)[-4000:]
             return code
         finally:
-            podman("rm", "-f", "-t", "0", name, check=False)
+            remove(name)
 
     def _wait(self, name: str, deadline: float | None) -> int:
         try:
-            out = podman("wait", name, timeout=deadline or 3600).stdout.strip()
+            out = engine("wait", name, timeout=deadline or 3600).stdout.strip()
         except subprocess.TimeoutExpired:  # activeDeadlineSeconds
-            podman("kill", name, check=False)
-            return int(podman("wait", name).stdout.strip())
+            engine("kill", name, check=False)
+            return int(engine("wait", name).stdout.strip())
         return int(out)
 
     def _collect(self, task_name: str, pod: Pod) -> None:

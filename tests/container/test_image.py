@@ -1,4 +1,4 @@
-"""The image as it ships, run with Podman: who it runs as, a read-only root, `airtime run`
+"""The image as it ships, run with Podman or Docker (tests/container/podman.py): who it runs as, a read-only root, `airtime run`
 on the bundled sample, `airtime serve` answering the host (gRPC health, a query, metrics),
 SIGTERM within the chart's grace period, and an S3 read with the pruned botocore."""
 
@@ -20,11 +20,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from airtime.sample import generate
 from grpc_server.client import ForecastClient
 from tests import s3_server
-from tests.container.podman import ROOT, UID, host_port, podman, wait_for_port, writable_dir
+from tests.container.podman import ENGINE, ROOT, UID, engine, host_port, remove, wait_for_port, writable_dir
 from tests.emulators import EmulatorUnavailable
 
 SAMPLE_DATE = "2026-11-30"  # the bundled sample is the delivery of that day (Makefile `run`)
-READ_ONLY = ("--read-only", "--read-only-tmpfs=false")  # the root is read-only, /tmp only is mounted
+READ_ONLY = ENGINE.read_only  # the root is read-only, /tmp only is mounted
 
 
 def grace_period_seconds() -> int:
@@ -36,14 +36,14 @@ def grace_period_seconds() -> int:
 
 
 def test_image_runs_as_the_unprivileged_user_10001(image) -> None:
-    assert podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip() == f"{UID}:{UID}"
-    ids = podman("run", "--rm", image, "sh", "-c", "id -u; id -g").stdout.split()
+    assert engine("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip() == f"{UID}:{UID}"
+    ids = engine("run", "--rm", image, "sh", "-c", "id -u; id -g").stdout.split()
     assert ids == [str(UID), str(UID)]
 
 
 def test_the_root_filesystem_can_be_read_only_with_only_tmp_writable(image) -> None:
     probe = "touch /tmp/ok && touch /opt/venv/nope 2>/dev/null; echo $?"
-    out = podman("run", "--rm", *READ_ONLY, "--tmpfs", "/tmp:rw,mode=1777", "--entrypoint", "sh", image,
+    out = engine("run", "--rm", *READ_ONLY, "--tmpfs", "/tmp:rw,mode=1777", "--entrypoint", "sh", image,
                  "-c", probe).stdout.strip()
     assert out == "1"  # /tmp took the write, /opt/venv refused it
 
@@ -52,14 +52,14 @@ def test_the_root_filesystem_can_be_read_only_with_only_tmp_writable(image) -> N
 def published_home(image, tmp_path_factory) -> Path:
     """`airtime run` on the bundled sample, read-only root, its state in a host folder as /tmp."""
     home = writable_dir(tmp_path_factory.mktemp("home"))
-    run = podman("run", "--rm", *READ_ONLY, "-v", f"{home}:/tmp", image, "airtime", "run", "--date", SAMPLE_DATE,
+    run = engine("run", "--rm", *READ_ONLY, "-v", f"{home}:/tmp", image, "airtime", "run", "--date", SAMPLE_DATE,
                  timeout=600)
     assert run.returncode == 0
     return home
 
 
 def test_airtime_run_on_the_bundled_sample_publishes_on_a_read_only_root(image, published_home) -> None:
-    runs = podman("run", "--rm", *READ_ONLY, "-v", f"{published_home}:/tmp", image,
+    runs = engine("run", "--rm", *READ_ONLY, "-v", f"{published_home}:/tmp", image,
                   "airtime", "runs", "--format", "json").stdout
     [record] = [r for r in json.loads(runs) if r["run_date"] == SAMPLE_DATE]
     assert record["state"] == "published"
@@ -68,12 +68,12 @@ def test_airtime_run_on_the_bundled_sample_publishes_on_a_read_only_root(image, 
 @pytest.fixture
 def server(image, published_home) -> Iterator[str]:
     name = f"airtime-serve-{uuid.uuid4().hex[:8]}"
-    podman("run", "-d", "--name", name, *READ_ONLY, "-v", f"{published_home}:/tmp",
+    engine("run", "-d", "--name", name, *READ_ONLY, "-v", f"{published_home}:/tmp",
            "-p", "127.0.0.1::50051", "-p", "127.0.0.1::9464", image)
     try:
         yield name
     finally:
-        podman("rm", "-f", "-t", "0", name, check=False)
+        remove(name)
 
 
 def serving(port: int, timeout: float = 60) -> None:
@@ -107,10 +107,10 @@ def test_serve_answers_health_a_query_and_metrics_from_the_host_then_drains_on_s
 
     grace = grace_period_seconds()
     started = time.monotonic()
-    podman("stop", "-t", str(grace), server, timeout=grace + 30)  # SIGTERM, SIGKILL after grace
+    engine("stop", "-t", str(grace), server, timeout=grace + 30)  # SIGTERM, SIGKILL after grace
     elapsed = time.monotonic() - started
-    state = json.loads(podman("inspect", "--format", "{{json .State}}", server).stdout)
-    logs = podman("logs", server)
+    state = json.loads(engine("inspect", "--format", "{{json .State}}", server).stdout)
+    logs = engine("logs", server)
     assert state["ExitCode"] == 0, logs.stderr[-3000:]
     assert "signal 15: draining" in logs.stdout + logs.stderr  # tini passed SIGTERM on to the server
     assert elapsed < grace, f"took {elapsed:.1f}s of a {grace}s grace period"
@@ -137,7 +137,7 @@ def test_airtime_run_reads_an_s3_source_with_the_pruned_botocore(image, tmp_path
     for path in (tmp_path / "sample").iterdir():
         client.upload_file(str(path), "deliveries", f"feed/dt={SAMPLE_DATE}/{path.name}")
     env = [arg for k, v in s3_server.aws_env(moto).items() for arg in ("--env", f"{k}={v}")]
-    run = podman("run", "--rm", *READ_ONLY, "--tmpfs", "/tmp:rw,mode=1777", "--network", "host", *env, image,
+    run = engine("run", "--rm", *READ_ONLY, "--tmpfs", "/tmp:rw,mode=1777", "--network", "host", *env, image,
                  "sh", "-c", f"airtime run --date {SAMPLE_DATE} --source s3://deliveries/feed"
                  " && airtime runs --format json", check=False)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -24,7 +24,7 @@ from airtime.resources import open_warehouse
 from airtime.sample import generate
 from airtime.settings import Settings
 from tests.container.argo_podman import ContainerDag
-from tests.container.podman import podman, writable_dir
+from tests.container.podman import ENGINE, engine, writable_dir
 from tests.gcp_helpers import new_profile
 from tests.pipeline_helpers import dump_warehouse
 from workflows.config import WorkflowConfig
@@ -58,7 +58,7 @@ def dag(image: str, workdir: Path, files: Path, day: dt.date) -> ContainerDag:
 def airtime_run(image: str, workdir: Path, files: Path, day: dt.date) -> dict:
     """`airtime run` in the same image, same source: the answer the DAG must publish."""
     home = writable_dir(workdir / "airtime-run")
-    podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777",
+    engine("run", "--rm", *ENGINE.read_only, "--tmpfs", "/tmp:rw,mode=1777",
            "-v", f"{home}:{STORE}", "-v", source_mount(files, day), "--env", f"AIRTIME_HOME={STORE}/home",
            image, "airtime", "run", "--date", day.isoformat(), "--source", "/source")
     return dump_warehouse(home / "home" / "warehouse.duckdb")
