@@ -289,11 +289,11 @@ def test_workflow_pods_run_the_image_the_server_runs(helm) -> None:
 def test_workflow_settings_come_from_the_same_values_as_the_server(helm) -> None:
     docs = [d for d in yaml.safe_load_all(template(helm, "--set", "settings.catchupDays=3",
                                                        "--set", "workflow.schedule=30 5 * * 1-5")) if d]
-    assert one(docs, "ConfigMap", "airtime-settings")["data"]["AIRTIME_CATCHUP_DAYS"] == "3"
+    assert one(docs, "ConfigMap", "airtime-settings")["data"]["AIRTIME_CATCHUP_DAYS"] == "3"  # a string
+    # every workflow pod mounts the server's ConfigMap (tests/integration/test_chart_settings.py)
     template_ = one(docs, "WorkflowTemplate")
-    envs = [{e["name"]: e.get("value") for e in t["container"]["env"]} for t in template_["spec"]["templates"]
-            if "container" in t]
-    assert {env["AIRTIME_CATCHUP_DAYS"] for env in envs} == {"3"}  # a string, as EnvVar wants
+    sources = [t["container"]["envFrom"] for t in template_["spec"]["templates"] if "container" in t]
+    assert sources and all(s == [{"configMapRef": {"name": "airtime-settings"}}] for s in sources)
     assert one(docs, "CronWorkflow")["spec"]["schedules"] == ["30 5 * * 1-5"]
     assert "__AIRTIME_" not in yaml.safe_dump_all(docs)  # every placeholder substituted
 
