@@ -54,11 +54,20 @@ RETRY_EXPRESSION = "!(lastRetry.exitCode in [" + ", ".join(f'"{c}"' for c in NOT
 def _retry(config: WorkflowConfig) -> RetryStrategy:
     # retryPolicy Always: pod-level errors (eviction, deleted pod) are retried too, not only
     # non-zero exits; the expression then vetoes the deterministic failures.
+    # No backoff.maxDuration: Argo counts it from the FIRST attempt's start and fails the node
+    # once it has passed (argo-workflows v4.1.2 workflow/controller/operator.go:1079-1093), and
+    # makes it every retry pod's deadline too (operator.go:1146-1147, the pod's ARGO_DEADLINE
+    # in workflowpod.go:993-1002, enforced by the wait container). With `1h`, a catch-up
+    # preempted after an hour was never retried, and a retry started at minute 55 had 5
+    # minutes. The bounds are instead: the limit; each attempt's own activeDeadlineSeconds (a
+    # step's 1 h, catchup's the workflow's), which every pod gets afresh; and the workflow's
+    # activeDeadlineSeconds, which cuts every pod's deadline to what is left of it
+    # (workflowpod.go:449-467) and stops the retries once passed (operator.go:1066-1075).
     return RetryStrategy(
         limit=config.retry_limit,
         retry_policy="Always",
         expression=RETRY_EXPRESSION,
-        backoff=m.Backoff(duration="30s", factor=m.IntOrString(root=2), cap="10m", max_duration="1h"),
+        backoff=m.Backoff(duration="30s", factor=m.IntOrString(root=2), cap="10m"),
     )
 
 

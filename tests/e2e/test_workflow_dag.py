@@ -232,9 +232,14 @@ def test_exhausted_retries_fail_and_alert_then_argo_retry_reruns_only_the_failed
     local = argo(target, tmp_path, webhook, **CRASH_EVERY_TIME, **NO_CATCHUP)
     run = fail_load_until_the_retry_limit(local, "airtime-daily-3")
 
+    # {{workflow.failures}} reached notify quoted, as Argo passes it (argo_local.py): the alert
+    # names the failed step and its exit code (the notify that decoded it once said "unknown")
+    assert isinstance(json.loads(run.failures), str)
     (alert,) = webhook.bodies
     text = json.dumps(alert)
-    assert "airtime-daily-3" in text and RUN_DATE.isoformat() in text and "load" in text and "exit code 137" in text
+    assert alert["text"].startswith(f"airtime run {RUN_DATE.isoformat()} Failed: load failed: load: main: Error (exit code 137)")
+    assert {"type": "mrkdwn", "text": "*Failed step*\nload"} in alert["blocks"][1]["fields"]
+    assert "airtime-daily-3" in text
     assert "https://argo.example.com/workflows/airtime/airtime-daily-3" in text
 
     before = list(run.executed)
@@ -293,4 +298,5 @@ def test_bad_input_fails_once_without_retries_stops_the_dag_and_alerts(deliverie
     assert run.executed == ["catchup", "ingest", "notify"]  # the exit handler ran
     assert run.exit_nodes["notify"].phase == "Succeeded"
     (alert,) = webhook.bodies
-    assert "ingest" in alert["text"] and "exit code 3" in alert["text"]
+    assert alert["text"].startswith(f"airtime run {RUN_DATE.isoformat()} Failed: ingest failed: ingest: main: Error (exit code 3)")
+    assert run.nodes["ingest"].message == "retryStrategy.expression evaluated to false"
