@@ -481,14 +481,23 @@ def test_network_policy_lets_only_the_load_balancer_reach_esp(edge_docs: list[di
     assert rules["grpc"] == [{"podSelector": {}}]  # unchanged: in-cluster clients only
 
 
-def test_cleartext_esp_uses_h2c_and_plain_http_checks(helm) -> None:
-    docs = [d for d in yaml.safe_load_all(template(helm, *ESP_VALUES, "--set", "server.esp.tls=false")) if d]
+def test_cleartext_esp_for_in_cluster_callers_uses_h2c_and_plain_http_probes(helm) -> None:
+    docs = [d for d in yaml.safe_load_all(template(helm, "--set", "server.esp.enabled=true",
+                                                   "--set", "server.esp.tls=false")) if d]
     ports = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
     assert ports["esp"]["appProtocol"] == "kubernetes.io/h2c"
     _, esp = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert "--generate_self_signed_cert" not in esp["args"]
     assert esp["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
-    assert one(docs, "HealthCheckPolicy")["spec"]["default"]["config"]["type"] == "HTTP"
+    assert not [d for d in docs if d["kind"] in ("Gateway", "HTTPRoute", "HealthCheckPolicy")]
+
+
+def test_the_gateway_refuses_cleartext_http2_to_esp_naming_the_documented_protocol(helm) -> None:
+    # h2c from GKE's Gateway rests on no Google page read for the chart: HTTP2 over TLS does
+    result = helm("template", "airtime", str(CHART), *ESP_VALUES, "--set", "server.esp.tls=false")
+    assert result.returncode != 0
+    assert "gateway.enabled needs server.esp.tls" in result.stderr
+    assert "appProtocol HTTP2: https://cloud.google.com/kubernetes-engine/docs/how-to/secure-gateway" in result.stderr
 
 
 @pytest.mark.parametrize(
