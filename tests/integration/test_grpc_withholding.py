@@ -250,8 +250,10 @@ def test_no_thread_per_withheld_call(home_and_backend) -> None:  # noqa: ANN001
     with running_service(server_settings(home, server_receive_seconds=5.0), backend) as service:
         before = threading.active_count()
         with Withholder(service.port, FRESHNESS, connections=4, streams=100) as attack:
-            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while service.admission.waiting < 400:  # every withheld call has reached the server
+                assert time.monotonic() < deadline, service.admission.waiting
+                time.sleep(0.05)
             # the attacker's own reader threads are 4; the server adds none
             assert threading.active_count() <= before + 4 + 2
-            assert service.admission.waiting == 400
         assert attack.ended <= 400
