@@ -3,7 +3,9 @@
     python -m deploy.split_manifests rendered.yaml OUT_DIR
 
 Cloud Build uploads these after validation: the exact specs that were deployed, by
-revision, so an operator can diff or resubmit them without the chart.
+revision, so an operator can diff or resubmit them without the chart. The settings ConfigMap
+the WorkflowTemplate's pods mount (envFrom) goes with them: what the steps ran with is part
+of what was deployed.
 """
 
 from __future__ import annotations
@@ -18,15 +20,22 @@ KINDS = ("WorkflowTemplate", "CronWorkflow")
 
 def split(manifests: str, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for doc in yaml.safe_load_all(manifests):
-        if doc and doc.get("kind") in KINDS:
-            path = out_dir / f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
-            path.write_text(yaml.safe_dump(doc, sort_keys=False, width=10_000))
-            paths.append(path)
-    found = sorted(p.name.split("-")[0] for p in paths)
+    docs = [doc for doc in yaml.safe_load_all(manifests) if doc]
+    argo = [doc for doc in docs if doc.get("kind") in KINDS]
+    found = sorted(doc["kind"].lower() for doc in argo)
     if found != sorted(k.lower() for k in KINDS):
         raise SystemExit(f"expected one {' and one '.join(KINDS)} in the release, found {found}")
+    mounted = {source["configMapRef"]["name"] for doc in argo if doc["kind"] == "WorkflowTemplate"
+               for t in doc.get("spec", {}).get("templates", []) for source in t.get("container", {}).get("envFrom", [])
+               if "configMapRef" in source}
+    settings = [doc for doc in docs if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] in mounted]
+    if len(settings) != len(mounted):
+        raise SystemExit(f"the WorkflowTemplate mounts ConfigMaps the release lacks: {sorted(mounted)}")
+    paths = []
+    for doc in argo + settings:
+        path = out_dir / f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False, width=10_000))
+        paths.append(path)
     return paths
 
 

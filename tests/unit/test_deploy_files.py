@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deploy.split_manifests import split
@@ -63,6 +64,22 @@ def test_split_manifests_writes_one_file_per_argo_resource(tmp_path: Path) -> No
     paths = split(yaml.safe_dump_all(docs), tmp_path / "specs")
     assert sorted(p.name for p in paths) == ["cronworkflow-daily.yaml", "workflowtemplate-daily.yaml"]
     assert yaml.safe_load(paths[0].read_text())["metadata"]["name"] == "daily"
+
+
+def test_split_manifests_keeps_the_settings_the_workflow_pods_mount(tmp_path: Path) -> None:
+    mount = {"name": "step", "container": {"envFrom": [{"configMapRef": {"name": "airtime-settings"}}]}}
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "airtime-settings"}, "data": {"A": "1"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated"}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "daily"},
+         "spec": {"templates": [mount]}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "daily"}},
+    ]
+    paths = split(yaml.safe_dump_all(docs), tmp_path / "specs")
+    assert sorted(p.name for p in paths) == [
+        "configmap-airtime-settings.yaml", "cronworkflow-daily.yaml", "workflowtemplate-daily.yaml"]
+    with pytest.raises(SystemExit, match="airtime-settings"):
+        split(yaml.safe_dump_all(docs[2:]), tmp_path / "other")
 
 
 # -- shipping either target: the GKE chart or Cloud Run (docs/serverless.md) -------------
