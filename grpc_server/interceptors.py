@@ -99,6 +99,9 @@ class Admission:
         self._logged: dict[str, float] = {}
         self._unsaid: dict[str, int] = {}
         self.draining = False
+        if metrics is not None:  # read at scrape time: nothing to do per call
+            metrics.calls_in_flight.set_function(lambda: self.in_flight)
+            metrics.calls_waiting.set_function(lambda: len(self._waiting))
 
     # -- readiness -----------------------------------------------------------------------
 
@@ -122,7 +125,6 @@ class Admission:
         try:
             async with asyncio.timeout(self.limits.receive_seconds) as deadline:
                 self._waiting[key] = deadline
-                self._gauge_waiting()
                 if len(self._waiting) > self.limits.max_waiting:
                     self._crowd_out_oldest()
                 try:
@@ -139,17 +141,12 @@ class Admission:
         finally:
             self._waiting.pop(key, None)
             self._crowded.discard(key)
-            self._gauge_waiting()
 
     def _crowd_out_oldest(self) -> None:
         oldest = next(iter(self._waiting))
         self._crowded.add(oldest)
         # its `asyncio.timeout` fires on the next loop iteration: TimeoutError in its task
         self._waiting.pop(oldest).reschedule(asyncio.get_running_loop().time())
-
-    def _gauge_waiting(self) -> None:
-        if self._metrics is not None:
-            self._metrics.calls_waiting.set(len(self._waiting))
 
     # -- call slots ----------------------------------------------------------------------
 
@@ -160,13 +157,9 @@ class Admission:
             raise self._refuse(BUSY, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"the server is answering {self.limits.max_calls} calls already; retry with backoff")
         self.in_flight += 1
-        if self._metrics is not None:
-            self._metrics.calls_in_flight.set(self.in_flight)
 
     def leave(self) -> None:
         self.in_flight -= 1
-        if self._metrics is not None:
-            self._metrics.calls_in_flight.set(self.in_flight)
 
     # -- refusals ------------------------------------------------------------------------
 
