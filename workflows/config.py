@@ -20,6 +20,13 @@ class StepResources:
     cpu: str = "500m"
     memory: str = "1Gi"
     ephemeral_storage: str = "1Gi"
+    # the pod's /tmp (an emptyDir, where all its scratch goes) may hold this much before the
+    # kubelet evicts the pod; empty: the whole ephemeral_storage (workflows/daily.py, _scratch)
+    scratch: str = ""
+
+    @property
+    def scratch_size(self) -> str:
+        return self.scratch or self.ephemeral_storage
 
 
 @dataclass(frozen=True)

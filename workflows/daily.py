@@ -109,6 +109,23 @@ def _resources(config: WorkflowConfig, step: str) -> m.ResourceRequirements:
     return m.ResourceRequirements(requests=amounts, limits=dict(amounts))
 
 
+def _scratch(config: WorkflowConfig, step: str) -> list[m.Volume]:
+    """The pod's /tmp, where all its scratch goes (fetched sources, Parquet on its way out,
+    DuckDB's spill): an emptyDir as large as the step's ephemeral-storage (or its own `scratch`),
+    declared on the step's template so each step gets its own size. Argo looks a mount's volume
+    up in the template's `volumes` before the workflow's (argo-workflows v4.1.2
+    workflow/controller/workflowpod.go:1453-1464). The kubelet evicts a pod whose emptyDir
+    outgrows its sizeLimit, or whose pod-wide use (emptyDirs, logs, writable layers) outgrows
+    the sum of its containers' ephemeral-storage limits, the step's plus Argo's init and wait
+    ones (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
+    #local-ephemeral-storage): a Failed node with the kubelet's message for its message
+    (operator.go:1786-1788) and no exit code, "-1" to the retry expression: retried, and
+    evicted again.
+    One `1Gi` for every step used to cap them all, whatever their ephemeral-storage said."""
+    size = m.Quantity(root=config.resources_for(step).scratch_size)
+    return [m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=size))]
+
+
 def _container_security() -> m.SecurityContext:
     return m.SecurityContext(
         allow_privilege_escalation=False,
@@ -155,6 +172,7 @@ def _step_container(config: WorkflowConfig, step: str) -> Container:
         # a failed step's last log lines become its termination message, shown by Argo
         termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        volumes=_scratch(config, step),
         retry_strategy=_retry(config),
         node_selector=_node_selector(config),
         active_deadline_seconds=config.step_deadline_seconds,
@@ -180,6 +198,7 @@ def _catchup_container(config: WorkflowConfig) -> Container:
         # a failed step's last log lines become its termination message, shown by Argo
         termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        volumes=_scratch(config, "catchup"),
         retry_strategy=_retry(config),
         node_selector=_node_selector(config),
         # catch-up runs whole days: the workflow deadline bounds it, not the step one
@@ -205,6 +224,7 @@ def _notify_container(config: WorkflowConfig) -> Container:
         # a failed step's last log lines become its termination message, shown by Argo
         termination_message_policy="FallbackToLogsOnError",
         volume_mounts=[m.VolumeMount(name="tmp", mount_path="/tmp")],
+        volumes=_scratch(config, "notify"),
         active_deadline_seconds=300,
     )
 
@@ -240,7 +260,6 @@ def workflow_template(config: WorkflowConfig) -> WorkflowTemplate:
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=config.name)]),
         security_context=_pod_security(),
         pod_metadata=m.Metadata(labels=APP_LABELS),
-        volumes=[m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=m.Quantity(root="1Gi")))],
     ) as wt:
         catchup = _catchup_container(config)
         containers = {step.name: _step_container(config, step.name) for step in STEPS}

@@ -9,9 +9,17 @@ How the pod spec maps to `podman run` (docs/image.md, "The DAG in containers"):
   --read-only (with no extra tmpfs: /tmp is the emptyDir); allowPrivilegeEscalation: false ->
   --security-opt no-new-privileges; capabilities.drop/add -> --cap-drop/--cap-add;
   seccompProfile RuntimeDefault -> podman's default seccomp profile.
-- resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage has no podman
-  equivalent for a bind mount (not applied).
-- volumes: an emptyDir is a fresh host folder per pod (sizeLimit not applied).
+- volumes (the template's own first, then the workflow's: argo-workflows v4.1.2
+  workflowpod.go:1453-1464): an emptyDir with a sizeLimit, or in a container with an
+  ephemeral-storage limit, is a tmpfs of the smaller of the two (`--mount type=tmpfs,
+  tmpfs-size=`), so a step that outgrows it fails there (ENOSPC) where the kubelet would evict
+  its pod; the folders of the output parameters inside it are host folders bound over it (a few
+  bytes, outside the limit), read once the container is gone. Without either, a fresh host
+  folder. Stricter than a node's disk in one way: a tmpfs's pages count against the
+  container's --memory (scratch + RSS must fit the memory limit), and the pod's logs and
+  Argo's init and wait containers' allowances are not counted.
+- resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage -> the tmpfs's size
+  above (the root filesystem is read-only: /tmp is all a step can write).
 - activeDeadlineSeconds -> the container is killed when it runs longer.
 Kubernetes- and Argo-only fields are not applied, the test says which: serviceAccountName
 (Workload Identity), nodeSelector (Spot nodes), podGC, synchronization, ttlStrategy,
@@ -34,7 +42,7 @@ KUBERNETES_ONLY = {"serviceAccountName", "nodeSelector", "podGC", "synchronizati
                    "retryStrategy", "terminationMessagePolicy", "tolerations"}
 SECURITY_KEYS = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "readOnlyRootFilesystem",
                  "allowPrivilegeEscalation", "capabilities", "seccompProfile"}
-MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
 def logs(name: str) -> str:
@@ -93,7 +101,8 @@ class ContainerDag:
         only (a fault to inject, a slower node)."""
         task = next(t for t in self.tasks if t["name"] == task_name)
         template = self.templates[task["template"]]
-        unknown = set(template) - {"name", "inputs", "outputs", "container", "activeDeadlineSeconds"} - KUBERNETES_ONLY
+        unknown = (set(template) - {"name", "inputs", "outputs", "container", "activeDeadlineSeconds", "volumes"}
+                   - KUBERNETES_ONLY)
         if unknown:
             raise NotImplementedError(f"{task_name}: {sorted(unknown)} not mapped to podman")
         scope = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
@@ -112,14 +121,25 @@ class ContainerDag:
         if "cpu" in limits:
             argv += ["--cpus", cpus(limits["cpu"])]
         emptydirs = {}
-        volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+        volumes = {v["name"]: v for v in [*self.spec.get("volumes", []), *template.get("volumes", [])]}
+        outputs = [p["valueFrom"]["path"] for p in template.get("outputs", {}).get("parameters", [])]
         for mount in container.get("volumeMounts", []):
             volume = volumes[mount["name"]]
-            if set(volume) - {"name", "emptyDir"}:
+            if set(volume) - {"name", "emptyDir"} or set(volume["emptyDir"]) - {"sizeLimit"}:
                 raise NotImplementedError(f"volume {volume} not mapped to podman")
+            path = mount["mountPath"]
             host = writable_dir(self.workdir / "pods" / name / mount["name"])
-            emptydirs[mount["mountPath"]] = host
-            argv += ["-v", f"{host}:{mount['mountPath']}"]
+            emptydirs[path] = host
+            sizes = [memory_bytes(str(q)) for q in (volume["emptyDir"].get("sizeLimit"),
+                                                     limits.get("ephemeral-storage")) if q]
+            if not sizes:
+                argv += ["-v", f"{host}:{path}"]
+                continue
+            argv += ["--mount", f"type=tmpfs,destination={path},tmpfs-size={min(sizes)},tmpfs-mode=1777"]
+            for folder in sorted({str(Path(o).parent) for o in outputs if o.startswith(path.rstrip("/") + "/")}):
+                relative = folder[len(path):].lstrip("/")
+                if relative:
+                    argv += ["-v", f"{writable_dir(host / relative)}:{folder}"]
         argv += [arg for mount in self.mounts for arg in ("-v", mount)]
         argv += [*self.podman_args, *podman_args]
         for var in container.get("env", []):

@@ -2,11 +2,12 @@
 image, in DAG order, each exactly as rendered (tests/container/argo_podman.py maps the pod
 spec to podman flags), sharing only the artifact store, on the local profile. Its published
 answer equals `airtime run`'s in the same image; a task killed mid-step and run again, as
-Argo's retryStrategy would, changes nothing.
+Argo's retryStrategy would, changes nothing; each pod's /tmp is as large as its emptyDir's
+sizeLimit and ephemeral-storage allow, and a step that outgrows it fails.
 
 Not run as rendered (Kubernetes-only, no podman equivalent): serviceAccountName and
-Workload Identity, nodeSelector (Spot), podGC, synchronization, ttlStrategy, the emptyDir's
-sizeLimit and ephemeral-storage limits; retryStrategy is applied by the test itself. The
+Workload Identity, nodeSelector (Spot), podGC, synchronization, ttlStrategy; retryStrategy is
+applied by the test itself. The
 local profile replaces the rendered gcp one: AIRTIME_PROFILE=local, AIRTIME_HOME on the
 shared artifact folder, AIRTIME_SOURCE a read-only folder (the gcp profile against the
 emulators: the last test, its containers on the host's network to reach them).
@@ -27,7 +28,7 @@ from tests.container.argo_podman import ContainerDag
 from tests.container.podman import ENGINE, engine, writable_dir
 from tests.gcp_helpers import new_profile
 from tests.pipeline_helpers import dump_warehouse
-from workflows.config import WorkflowConfig
+from workflows.config import DEFAULT_RESOURCES, StepResources, WorkflowConfig
 from workflows.render import render
 
 SAMPLE_DATE = dt.date(2026, 11, 30)
@@ -35,8 +36,8 @@ REAL_DATE = dt.date(2020, 7, 21)  # the real files' delivery: availability from 
 STORE = "/airtime"  # where the shared artifact store (and the DuckDB warehouse) is mounted
 
 
-def workflow_template(image: str) -> dict:
-    config = dataclasses.replace(WorkflowConfig.example(), image=image)
+def workflow_template(image: str, resources: dict[str, StepResources] | None = None) -> dict:
+    config = dataclasses.replace(WorkflowConfig.example(), image=image, resources=resources or DEFAULT_RESOURCES)
     (doc,) = [d for d in render(config) if d["kind"] == "WorkflowTemplate"]
     return doc
 
@@ -46,10 +47,11 @@ def source_mount(files: Path, day: dt.date) -> str:
     return f"{files}:/source/dt={day.isoformat()}:ro"
 
 
-def dag(image: str, workdir: Path, files: Path, day: dt.date) -> ContainerDag:
+def dag(image: str, workdir: Path, files: Path, day: dt.date,
+        resources: dict[str, StepResources] | None = None) -> ContainerDag:
     store = writable_dir(workdir / "store")
     return ContainerDag(
-        workflow_template(image), workdir, parameters={"run_date": day.isoformat()},
+        workflow_template(image, resources), workdir, parameters={"run_date": day.isoformat()},
         env_overrides={"AIRTIME_PROFILE": "local", "AIRTIME_HOME": f"{STORE}/home", "AIRTIME_SOURCE": "/source"},
         mounts=[f"{store}:{STORE}", source_mount(files, day)],
     )
@@ -92,6 +94,18 @@ def test_the_dag_in_containers_publishes_what_airtime_run_publishes(image, tmp_p
     published = dump_warehouse(tmp_path / "store" / "home" / "warehouse.duckdb")
     assert [r[:2] for r in published["runs"]] == [(SAMPLE_DATE, "published")]
     assert published == airtime_run(image, tmp_path, sample_files, SAMPLE_DATE)
+
+
+def test_a_step_that_outgrows_its_scratch_fails_there(image, tmp_path, sample_files) -> None:
+    # every pod's /tmp is size-limited as rendered (the DAG above fits in it); ingest's cut to
+    # 8 KiB cannot hold what it writes there: it fails in its pod (ENOSPC), where GKE's
+    # kubelet would evict it
+    small = {**DEFAULT_RESOURCES, "ingest": dataclasses.replace(DEFAULT_RESOURCES["ingest"], scratch="8Ki")}
+    run = dag(image, tmp_path, sample_files, SAMPLE_DATE, small)
+    assert run.run("catchup") == 0, run.log["catchup"]
+    assert f"tmpfs-size={8 * 1024}," in " ".join(run.pod("ingest").argv)
+    assert run.run("ingest") != 0
+    assert "No space left on device" in run.log["ingest"], run.log["ingest"]
 
 
 @pytest.mark.parametrize("fault", ["podman kill", "crash point"])

@@ -180,3 +180,14 @@ def regenerate() -> None:
 
 if __name__ == "__main__":
     regenerate()
+
+
+def test_each_pods_tmp_is_as_large_as_its_ephemeral_storage() -> None:
+    # one workflow-wide 1Gi emptyDir used to cap every step's scratch, catchup's 3Gi included
+    assert "volumes" not in documents()["WorkflowTemplate"]["spec"]
+    for name in ("catchup", *STEPS, "notify"):
+        template = templates()[name]
+        (volume,) = template["volumes"]
+        assert [m["name"] for m in template["container"]["volumeMounts"]] == [volume["name"]]
+        storage = template["container"]["resources"]["limits"]["ephemeral-storage"]
+        assert volume["emptyDir"]["sizeLimit"] == storage, name
