@@ -18,14 +18,16 @@ and the setting that decides it (the reasons for the defaults: docs/operations.m
 | upcoming-span | they span far fewer days | dq_min_upcoming_span_ratio |
 | available-time | a signal's (or the whole) upcoming available_time collapses | dq_min_available_time_ratio |
 | rewritten-history | the audience rewrites much of what the history held | dq_max_rewritten_ratio |
-| audience-outliers | audiences far outside their own series | dq_audience_outlier_mads, dq_audience_mad_floor, dq_max_audience_outliers |
+| audience-outliers | new or changed audiences far outside their series (a new series: its signal; a new signal: the whole history) | dq_audience_outlier_mads, dq_audience_mad_floor, dq_max_audience_outliers |
 
 The relations are SQL over typed Parquet (or registered frames); values are bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
@@ -136,9 +138,29 @@ def judge(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery, r
     found += _upcoming(settings, now, before)
     found += _available_time(settings, now, before)
     if reference.history is not None:
-        found += _rewritten(con, settings, today.audience, reference.history)
-        found += _outliers(con, settings, today.audience, reference.history)
+        with _fresh(con, today.audience, reference.history):
+            found += _rewritten(con, settings, today.audience)
+            found += _outliers(con, settings, reference.history)
     return found
+
+
+@contextlib.contextmanager
+def _fresh(con: duckdb.DuckDBPyConnection, today: str, history: str) -> Iterator[None]:
+    """Temporary table `plausibility_fresh`: the day's exhibitions the history does not hold
+    with the same audience (usually a day's worth), `held` when it held the exhibition with
+    another. One join of the day's audience with the whole history, for both rules that
+    need it."""
+    changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE plausibility_fresh AS
+        SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,
+               t.exhibition_date, t.average_audience, ln(1 + t.average_audience) AS l,
+               h.average_audience IS NOT NULL AS held
+        FROM {today} t LEFT JOIN {history} h USING (signal, program_code, exhibition_date)
+        WHERE h.average_audience IS NULL OR {changed}""")
+    try:
+        yield
+    finally:
+        con.execute("DROP TABLE IF EXISTS plausibility_fresh")
 
 
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
@@ -214,10 +236,12 @@ def _available_time(settings: Settings, now: Slots, before: Slots) -> list[Findi
         + f" (below AIRTIME_DQ_MIN_AVAILABLE_TIME_RATIO={ratio})"))]
 
 
-def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[Finding]:
-    overlap, changed = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {CHANGED_SQL.format(t='t.average_audience', h='h.average_audience')})"
-        f" FROM {today} t JOIN {history} h USING (signal, program_code, exhibition_date)").fetchone()
+def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str) -> list[Finding]:
+    """Over `plausibility_fresh`: the exhibitions the history held are the day's rows but the
+    new ones."""
+    new, changed = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM plausibility_fresh").fetchone()
+    overlap = _count(con, today) - new
     if changed >= REWRITE_MIN_ROWS and changed > settings.dq_max_rewritten_ratio * overlap:
         return [Finding("rewritten-history", (
             f"the audience rewrites {changed:,} of the {overlap:,} exhibitions the history already held"
@@ -225,60 +249,70 @@ def _rewritten(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, h
     return []
 
 
-def outliers_sql(today: str, history: str) -> str:
-    """The day's exhibitions that are new or changed, each with how many (floored) median
-    absolute deviations of ln(1 + audience) it lies from its series' median in the history,
-    or, for a series the history does not hold, from its signal's. Logs, because audiences
-    differ by orders of magnitude between programs and a unit mistake multiplies them; the
-    median and its absolute deviation, because a few wild values do not move them."""
-    changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
-    return f"""
-        WITH fresh AS (
-            SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,
-                   t.exhibition_date, t.average_audience, ln(1 + t.average_audience) AS l
-            FROM {today} t LEFT JOIN {history} h USING (signal, program_code, exhibition_date)
-            WHERE h.average_audience IS NULL OR {changed}
-        ),
-        past AS (
-            SELECT CAST(signal AS VARCHAR) AS signal, CAST(program_code AS VARCHAR) AS program_code,
-                   ln(1 + average_audience) AS l
-            FROM {history} SEMI JOIN (SELECT DISTINCT signal FROM fresh) f USING (signal)
-        ),
-        series_median AS (
-            SELECT signal, program_code, median(l) AS med FROM past
-            SEMI JOIN (SELECT DISTINCT signal, program_code FROM fresh) f USING (signal, program_code)
-            GROUP BY ALL
-        ),
-        series AS (
-            SELECT signal, program_code, any_value(m.med) AS med, median(abs(p.l - m.med)) AS mad
-            FROM past p JOIN series_median m USING (signal, program_code) GROUP BY ALL
-        ),
-        signal_median AS (SELECT signal, median(l) AS med FROM past GROUP BY ALL),
-        signals AS (
-            SELECT signal, any_value(m.med) AS med, median(abs(p.l - m.med)) AS mad
-            FROM past p JOIN signal_median m USING (signal) GROUP BY ALL
-        )
-        SELECT f.signal, f.program_code, f.exhibition_date, f.average_audience,
-               exp(coalesce(s.med, g.med)) - 1 AS typical,
-               abs(f.l - coalesce(s.med, g.med)) / greatest(coalesce(s.mad, g.mad), $floor) AS deviations,
-               s.med IS NULL AS new_series
-        FROM fresh f LEFT JOIN series s USING (signal, program_code) LEFT JOIN signals g USING (signal)
-        WHERE coalesce(s.med, g.med) IS NOT NULL
-    """
+def _stats(keys: tuple[str, ...], rows: str) -> str:
+    """Median and median absolute deviation of `l` per `keys` over the relation `rows`."""
+    by = ", ".join(keys) or "true"
+    join = f"USING ({', '.join(keys)})" if keys else "ON true"
+    return f"""(WITH r AS MATERIALIZED ({rows}), m AS (SELECT {', '.join(keys + ('median(l) AS med',))} FROM r GROUP BY {by})
+                SELECT {', '.join(keys + ('any_value(m.med) AS med', 'median(abs(r.l - m.med)) AS mad'))}
+                FROM r JOIN m {join} GROUP BY {by})"""
 
 
-def _outliers(con: duckdb.DuckDBPyConnection, settings: Settings, today: str, history: str) -> list[Finding]:
+NO_STATS = "(SELECT NULL::VARCHAR AS signal, NULL::VARCHAR AS program_code, NULL::DOUBLE AS med, NULL::DOUBLE AS mad)"
+
+
+def _outlier_rows(con: duckdb.DuckDBPyConnection, settings: Settings, history: str) -> list[tuple]:
+    """The day's exhibitions that are new or changed and lie more than k (floored) median
+    absolute deviations of ln(1 + audience) from the median of their series in the history;
+    for a series the history does not hold, of their signal's; for a signal it does not
+    hold, of the whole history's. Logs, because audiences differ by orders of magnitude
+    between programs and a unit mistake multiplies them; the median and its absolute
+    deviation, because a few wild values do not move them.
+
+    Over `plausibility_fresh` (the day's new or changed rows); a signal's or the whole
+    history's statistics (millions of rows on a large day) are computed only when a row
+    needs them."""
+    try:
+        past = (f"SELECT CAST(signal AS VARCHAR) AS signal, CAST(program_code AS VARCHAR) AS program_code,"
+                f" ln(1 + average_audience) AS l FROM {history}")
+        series = _stats(("signal", "program_code"),
+                        f"SELECT * FROM ({past}) SEMI JOIN plausibility_fresh USING (signal, program_code)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plausibility_series AS SELECT * FROM {series}")
+        # the signals of rows from a series the history does not hold, and whether one is a new signal
+        new_series = "SELECT DISTINCT signal FROM plausibility_fresh ANTI JOIN plausibility_series USING (signal, program_code)"
+        signals, unknown = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE signal NOT IN (SELECT DISTINCT CAST(signal AS VARCHAR)"
+            f" FROM {history})) FROM ({new_series})").fetchone()
+        by_signal = _stats(("signal",), f"SELECT * FROM ({past}) SEMI JOIN ({new_series}) n USING (signal)") \
+            if signals else NO_STATS
+        overall = _stats((), f"SELECT l FROM ({past})") if unknown else NO_STATS
+        return con.execute(f"""
+            SELECT f.signal, f.program_code, f.exhibition_date, f.average_audience,
+                   exp(coalesce(s.med, g.med, o.med)) - 1 AS typical, d.deviations,
+                   CASE WHEN s.med IS NOT NULL THEN 'series' WHEN g.med IS NOT NULL THEN 'signal: a new series'
+                        ELSE 'history: a new signal' END AS judged_by
+            FROM plausibility_fresh f
+            LEFT JOIN plausibility_series s USING (signal, program_code)
+            LEFT JOIN (SELECT signal, med, mad FROM {by_signal}) g USING (signal)
+            CROSS JOIN (SELECT med, mad FROM {overall}) o,
+            LATERAL (SELECT abs(f.l - coalesce(s.med, g.med, o.med))
+                            / greatest(coalesce(s.mad, g.mad, o.mad), $floor) AS deviations) d
+            WHERE d.deviations > $k
+            ORDER BY d.deviations DESC, f.signal, f.program_code, f.exhibition_date""",
+            {"k": settings.dq_audience_outlier_mads, "floor": settings.dq_audience_mad_floor}).fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS plausibility_series")
+
+
+def _outliers(con: duckdb.DuckDBPyConnection, settings: Settings, history: str) -> list[Finding]:
     k, floor = settings.dq_audience_outlier_mads, settings.dq_audience_mad_floor
-    rows = con.execute(
-        f"SELECT * FROM ({outliers_sql(today, history)}) WHERE deviations > $k"
-        " ORDER BY deviations DESC, signal, program_code, exhibition_date",
-        {"k": k, "floor": floor}).fetchall()
+    rows = _outlier_rows(con, settings, history)
     if len(rows) <= settings.dq_max_audience_outliers:
         return []
     shown = "; ".join(
         f"{signal}/{program} {day} {value:,.0f} ({deviations:.1f} deviations from the {typical:,.0f}"
-        f" typical of its {'signal: a new series' if new else 'series'})"
-        for signal, program, day, value, typical, deviations, new in rows[:SHOWN])
+        f" typical of its {judged_by})"
+        for signal, program, day, value, typical, deviations, judged_by in rows[:SHOWN])
     return [Finding("audience-outliers", (
         f"{len(rows):,} exhibitions have an audience more than {k:g} median absolute deviations of"
         f" ln(1 + audience) (each at least {floor:g}) from their series' median in the history: {shown}"

@@ -96,6 +96,12 @@ def test_a_new_series_is_judged_against_its_signal(con):
     assert "SP1/NEWS 2026-03-02 990,000,000,000" in finding.message and "of its signal: a new series" in finding.message
 
 
+def test_a_new_signal_is_judged_against_the_whole_history(con):
+    assert judge(con, SETTINGS, today(con, HISTORY + [("PE1", "NEWS", DAY, 300_000)]), reference(con)) == []
+    [finding] = judge(con, SETTINGS, today(con, HISTORY + [("PE1", "NEWS", DAY, 990e9)]), reference(con))
+    assert "PE1/NEWS 2026-03-02 990,000,000,000" in finding.message and "of its history: a new signal" in finding.message
+
+
 def test_outliers_up_to_the_tolerance_pass_and_one_the_history_holds_is_not_judged_again(con):
     wild = [("SP1", "HUCK", DAY, 990e9)]
     tolerant = SETTINGS.model_copy(update={"dq_max_audience_outliers": 1})
