@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # -- hold when more exhibitions than dq_max_audience_outliers have an audience further from
     #    their series' median than this many median absolute deviations (of ln(1 + audience),
     #    the deviation taken as at least dq_audience_mad_floor; a new series is measured
-    #    against its signal). The real files' furthest exhibition is 8.8 deviations out.
+    #    against its signal, a new signal against the whole history). In the real files the
+    #    furthest exhibition from the rest of its series is 8.8 deviations out.
     dq_audience_outlier_mads: float = Field(default=15.0, gt=0)
     dq_audience_mad_floor: float = Field(default=0.25, gt=0)
     dq_max_audience_outliers: int = Field(default=0, ge=0)
