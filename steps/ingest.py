@@ -127,9 +127,9 @@ def _past_slots(result: FileResult, run_date: dt.date) -> int:
     dates = pq.read_table(result.parquet, columns=["date"]).column("date")
     past = pc.sum(pc.less(dates, pa.scalar(run_date, dates.type))).as_py() or 0
     if past:
-        log.warning("%d of the %d slots of %s are dated before the delivery day %s: no longer sellable;"
+        log.warning("%s of the %s slots of %s are dated before the delivery day %s: no longer sellable;"
                     " kept and forecast, and the gate judges their share (AIRTIME_DQ_MAX_PAST_SLOTS_RATIO)",
-                    past, len(dates), result.name, run_date)
+                    f"{past:,}", f"{len(dates):,}", result.name, run_date)
     return past
 
 
