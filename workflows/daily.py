@@ -1,7 +1,7 @@
 """The daily job as Argo resources: a WorkflowTemplate holding the DAG and a CronWorkflow
 starting it every day.
 
-    catchup -> (the DAG of steps/dag.py: ingest -> preprocess -> load -> verify)
+    catchup -> ingest -> preprocess -> gate -> load -> verify    (the steps: steps/dag.py)
     onExit: notify (on failure)
 
 `catchup` goes first: it turns the cron's scheduled time into the run date in the
