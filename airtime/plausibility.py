@@ -74,7 +74,7 @@ class Slots:
     upcoming: int  # on or after it
     first: dt.date | None  # of the upcoming slots
     last: dt.date | None
-    seconds: dict[str, int]  # upcoming available_time per signal
+    seconds: dict[str, int]  # upcoming available_time per signal of the file (0: none upcoming)
 
     @property
     def span_days(self) -> int:
@@ -94,8 +94,8 @@ def slots(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Slots:
         f" min(date) FILTER (date >= $day), max(date) FILTER (date >= $day) FROM {delivery.availability}",
         {"day": delivery.run_date}).fetchone()
     seconds = dict(con.execute(
-        f"SELECT CAST(signal AS VARCHAR), CAST(sum(available_time) AS BIGINT) FROM {delivery.availability}"
-        f" WHERE date >= $day GROUP BY ALL", {"day": delivery.run_date}).fetchall())
+        f"SELECT CAST(signal AS VARCHAR), CAST(coalesce(sum(available_time) FILTER (date >= $day), 0) AS BIGINT)"
+        f" FROM {delivery.availability} GROUP BY ALL", {"day": delivery.run_date}).fetchall())
     return Slots(total, past, upcoming, first, last, seconds)
 
 
@@ -220,8 +220,8 @@ def _upcoming(settings: Settings, now: Slots, before: Slots) -> list[Finding]:
 
 
 def _available_time(settings: Settings, now: Slots, before: Slots) -> list[Finding]:
-    """The whole delivery's upcoming available_time, and each signal's that is still there
-    (a signal gone is vanished-signals)."""
+    """The whole delivery's upcoming available_time, and each signal's that is still in the
+    file (a signal gone from it is vanished-signals)."""
     ratio = settings.dq_min_available_time_ratio
     totals = [("all signals", sum(now.seconds.values()), sum(before.seconds.values()))]
     totals += [(signal, now.seconds.get(signal, 0), seconds) for signal, seconds in sorted(before.seconds.items())

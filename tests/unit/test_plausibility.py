@@ -137,6 +137,12 @@ def test_one_signals_available_time_collapsing_is_found_though_the_total_holds(c
     assert "all signals" not in finding.message and "AIRTIME_DQ_MIN_AVAILABLE_TIME_RATIO=0.7" in finding.message
 
 
+def test_a_signal_whose_slots_all_moved_into_the_past_is_found(con):
+    moved = [(s, p, d - dt.timedelta(days=365) if s == "RJ" else d, t) for s, p, d, t in SLOTS]
+    found = {f.rule: f.message for f in judge(con, SETTINGS, today(con, offered=moved), reference(con))}
+    assert "RJ 0 s of 1,800 s (0%)" in found["available-time"] and "vanished-signals" not in found
+
+
 def test_past_slots_are_found_by_their_share_only(con):
     half = [(s, p, d - dt.timedelta(days=15), t) for s, p, d, t in SLOTS]  # 15 of each 30 before the day
     assert judge_alone(con, SETTINGS, today(con, offered=half)) == []  # 50%: at the threshold
