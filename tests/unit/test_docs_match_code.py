@@ -1,6 +1,7 @@
-"""The DAG as the docs draw it is the DAG of steps/dag.py: every chain of step names joined by
-arrows (`a -> b`, `a --> b`) in the README, docs/ and the modules that describe it names
-the steps in steps/dag.py's order, all of them, `catchup` first where it is drawn."""
+"""What the docs say of the pipeline is what the code declares. The DAG: every chain of step
+names joined by arrows (`a -> b`, `a --> b`) in the README, docs/ and the modules that describe
+it names the steps in steps/dag.py's order, all of them, `catchup` first where it is drawn. The
+retry rule: the exit codes the docs call not retried are airtime/errors.py's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from airtime.errors import NOT_RETRIED_EXIT_CODES
 from steps.dag import STEPS
+from workflows.daily import RETRY_EXPRESSION
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [step.name for step in STEPS]
@@ -44,3 +47,14 @@ def test_the_dag_drawn_in_the_docs_is_the_dag_of_steps_dag(path: Path) -> None:
 def test_the_docs_draw_the_dag_somewhere() -> None:
     drawn = [path for path in FILES if drawn_chains(path.read_text(encoding="utf-8"))]
     assert {p.name for p in drawn} >= {"README.md", "deploy.md", "operations-argo.md", "daily.py", "dag.py"}
+
+
+def test_the_docs_name_every_exit_code_the_retry_rule_refuses() -> None:
+    rule = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    sentence = re.search(r"for every exit except (.+?), which retrying cannot fix", rule, re.S).group(1)
+    assert sorted(int(n) for n in re.findall(r"\b(\d+) \(", sentence)) == sorted(NOT_RETRIED_EXIT_CODES)
+    table = (ROOT / "docs" / "operations-argo.md").read_text(encoding="utf-8")
+    refused = [cell for cell, retried in re.findall(r"^\| ([\d, ]+) \|.*\| (yes|no) \|$", table, re.M) if retried == "no"]
+    assert sorted(int(n) for cell in refused for n in cell.split(",")) == sorted(NOT_RETRIED_EXIT_CODES)
+    quoted = re.search(r"The rule is `(.+?)`", table).group(1)
+    assert quoted.replace(" ", "") == RETRY_EXPRESSION.replace(" ", "")
