@@ -7,9 +7,11 @@ first, because a day's forecast uses the history every earlier run delivered.
 It stops at the first day that fails (exit code of that failure): running later days
 over a hole in the history would publish forecasts that silently miss it.
 
-It also hands the DAG what the steps need to agree on: the run date (from the cron's
-scheduled time, in the business timezone) and a digest of that day's source files
-(the memoize key, so a re-delivered file is never served from Argo's cache).
+It also hands the DAG the run date the steps agree on (from the cron's scheduled time, in the
+business timezone), and logs a digest of that day's source files (written to --emit-digest
+too): which delivery the run saw. Nothing keys a cache on it: the templates have no Argo
+memoization, and each step's manifest records its inputs' identity itself (steps/scaffold.py,
+docs/operations-argo.md).
 
     python -m steps.catchup --date D | --scheduled-time T [--emit-date P] [--emit-digest P]
 """
