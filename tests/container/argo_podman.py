@@ -21,6 +21,9 @@ How the pod spec maps to `podman run` (docs/image.md, "The DAG in containers"):
 - resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage -> the tmpfs's size
   above (the root filesystem is read-only: /tmp is all a step can write).
 - activeDeadlineSeconds -> the container is killed when it runs longer.
+- onExit: `run_exit_handler` runs its tasks after the DAG, their `when` seeing
+  `{{workflow.status}}` and `{{workflow.failures}}` as Argo sets it, quoted (the failed attempts,
+  their Retry node and the DAG's, tests/e2e/argo_local.py says from which source lines).
 Kubernetes- and Argo-only fields are not applied, the test says which: serviceAccountName
 (Workload Identity), nodeSelector (Spot nodes), podGC, synchronization, ttlStrategy,
 podMetadata, terminationMessagePolicy; retryStrategy is the caller's (it re-runs a task).
@@ -29,14 +32,16 @@ A field not in these lists raises NotImplementedError, so a new one is never ign
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.container.podman import ENGINE, engine, remove, writable_dir
-from tests.e2e.argo_local import substitute
+from tests.e2e.argo_local import evaluate_when, go_json, go_quote, retry_refusal, substitute, termination_message
 
 KUBERNETES_ONLY = {"serviceAccountName", "nodeSelector", "podGC", "synchronization", "ttlStrategy", "podMetadata",
                    "retryStrategy", "terminationMessagePolicy", "tolerations"}
@@ -55,6 +60,13 @@ def memory_bytes(quantity: str) -> int:
         if quantity.endswith(unit):
             return int(quantity[: -len(unit)]) * factor
     return int(quantity)
+
+
+def failed_node(workflow: str, display: str, message: str, template: str, finished: str) -> dict:
+    """One of Argo's failedNodeStatus (operator.go:153-160); pod names as pod_name.go's v2."""
+    pod = f"{workflow}-{template}-{zlib.crc32(display.encode())}"
+    return {"displayName": display, "message": message, "templateName": template, "phase": "Failed",
+            "podName": pod, "finishedAt": finished}
 
 
 def cpus(quantity: str) -> str:
@@ -80,11 +92,16 @@ class ContainerDag:
     podman_args: list[str] = field(default_factory=list)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     log: dict[str, str] = field(default_factory=dict)
+    # task -> (exit code, Argo's node message, finishedAt) of each of its pods, in order
+    attempts: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+    globals: dict[str, str] = field(default_factory=dict)  # workflow.* the exit handler sees
 
     def __post_init__(self) -> None:
         self.spec = self.template["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
+        on_exit = self.spec.get("onExit")
+        self.exit_tasks = self.templates[on_exit]["dag"]["tasks"] if on_exit else []
 
     def order(self) -> list[str]:
         """Task names in dependency order (each `depends` is `a && b`, as in argo_local)."""
@@ -99,7 +116,7 @@ class ContainerDag:
     def pod(self, task_name: str, env: dict[str, str] | None = None, podman_args: tuple[str, ...] = ()) -> Pod:
         """The `podman run` of one pod of the task; env and podman_args are added for this pod
         only (a fault to inject, a slower node)."""
-        task = next(t for t in self.tasks if t["name"] == task_name)
+        task = next(t for t in self.tasks + self.exit_tasks if t["name"] == task_name)
         template = self.templates[task["template"]]
         unknown = (set(template) - {"name", "inputs", "outputs", "container", "activeDeadlineSeconds", "volumes"}
                    - KUBERNETES_ONLY)
@@ -108,6 +125,7 @@ class ContainerDag:
         scope = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
         scope |= {f"tasks.{t}.outputs.parameters.{k}": v for t, out in self.outputs.items() for k, v in out.items()}
         scope.setdefault("workflow.scheduledTime", "")  # a submitted run, not the cron's
+        scope |= self.globals
         arguments = {p["name"]: substitute(p["value"], scope) for p in task.get("arguments", {}).get("parameters", [])}
         for p in template.get("inputs", {}).get("parameters", []):
             scope[f"inputs.parameters.{p['name']}"] = arguments.get(p["name"], p.get("default", ""))
@@ -186,6 +204,7 @@ class ContainerDag:
             self.log[task_name] = logs(name)[-4000:]
         finally:
             remove(name)
+        self._record(task_name, code)
         if code == 0:
             self._collect(task_name, pod)
         return code
@@ -206,9 +225,57 @@ class ContainerDag:
             engine("kill", "--signal", "KILL", name)
             code = self._wait(name, 60)
             self.log[task_name] = logs(name)[-4000:]
+            self._record(task_name, code)
             return code
         finally:
             remove(name)
+
+    def _record(self, task_name: str, code: int) -> None:
+        message = termination_message(self.log[task_name])  # FallbackToLogsOnError
+        node = f"main: Error (exit code {code})" + (f": {message}" if message else "")  # operator.go:1864-1868
+        finished = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.attempts.setdefault(task_name, []).append((code, "" if code == 0 else node, finished))
+
+    def failures(self, workflow: str) -> str:
+        """`{{workflow.failures}}` of the pods run so far, as Argo sets it (operator.go:459-479):
+        each failed attempt `task(n)`, its Retry node with the reason the retries stopped, the
+        DAG's node; json.Marshal'ed, then strconv.Quote'd. The test decides the retries (each
+        `run` is one attempt), so a task whose strategy would still retry is an error here."""
+        nodes = []
+        for task in self.tasks:
+            tried = self.attempts.get(task["name"], [])
+            if not tried or tried[-1][0] == 0:
+                continue
+            name, template = task["name"], task["template"]
+            strategy = self.templates[template].get("retryStrategy")
+            if not strategy:
+                nodes.append(failed_node(workflow, name, tried[-1][1], template, tried[-1][2]))
+                continue
+            nodes += [failed_node(workflow, f"{name}({i})", message, template, finished)
+                      for i, (code, message, finished) in enumerate(tried) if code]
+            code = tried[-1][0]
+            why = retry_refusal(strategy, len(tried), "Failed", str(code))
+            assert why is not None, f"{name}: Argo would try again after exit code {code}"
+            nodes.append(failed_node(workflow, name, why or tried[-1][1], template, tried[-1][2]))
+        if nodes:  # the DAG's own node, whose pod name is the workflow's (pod_name.go:55)
+            last = max(tried[-1][2] for tried in self.attempts.values())
+            nodes.append({**failed_node(workflow, workflow, "", self.spec["entrypoint"], last), "podName": workflow})
+        return go_quote(go_json(nodes or None))
+
+    def run_exit_handler(self, workflow: str) -> dict[str, int | None]:
+        """The onExit DAG once the DAG is done: each task's exit code, None when its `when`
+        skipped it."""
+        failed = any(tried and tried[-1][0] for tried in self.attempts.values())
+        self.globals = {"workflow.name": workflow, "workflow.namespace": self.template["metadata"]["namespace"],
+                        "workflow.status": "Failed" if failed else "Succeeded",
+                        "workflow.failures": self.failures(workflow)}
+        codes: dict[str, int | None] = {}
+        for task in self.exit_tasks:
+            if "when" in task and not evaluate_when(substitute(task["when"], self.globals)):
+                codes[task["name"]] = None
+                continue
+            codes[task["name"]] = self.run(task["name"])
+        return codes
 
     def _wait(self, name: str, deadline: float | None) -> int:
         try:
@@ -219,7 +286,7 @@ class ContainerDag:
         return int(out)
 
     def _collect(self, task_name: str, pod: Pod) -> None:
-        template = self.templates[next(t for t in self.tasks if t["name"] == task_name)["template"]]
+        template = self.templates[next(t for t in self.tasks + self.exit_tasks if t["name"] == task_name)["template"]]
         outputs = {}
         for param in template.get("outputs", {}).get("parameters", []):
             path = param["valueFrom"]["path"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from airtime.sample import generate
 from airtime.settings import Settings
 from tests.container.argo_podman import ContainerDag
 from tests.container.podman import ENGINE, engine, writable_dir
+from tests.e2e.argo_local import should_retry
 from tests.gcp_helpers import new_profile
 from tests.pipeline_helpers import dump_warehouse
 from workflows.config import DEFAULT_RESOURCES, StepResources, WorkflowConfig
@@ -106,6 +108,24 @@ def test_a_step_that_outgrows_its_scratch_fails_there(image, tmp_path, sample_fi
     assert f"tmpfs-size={8 * 1024}," in " ".join(run.pod("ingest").argv)
     assert run.run("ingest") != 0
     assert "No space left on device" in run.log["ingest"], run.log["ingest"]
+
+
+def test_a_failed_load_alerts_naming_load_and_its_exit_code(image, tmp_path, sample_files) -> None:
+    run = dag(image, tmp_path, sample_files, SAMPLE_DATE)
+    for task in ("catchup", "ingest", "preprocess", "gate"):
+        assert run.run(task) == 0, run.log[task]
+    strategy = run.templates["load"]["retryStrategy"]
+    while True:  # Argo's retries: every attempt dies (exit 137) before its commit
+        code = run.run("load", env={"AIRTIME_CRASH_AT": "load-before-commit"})
+        if not should_retry(strategy, len(run.attempts["load"]), "Failed", str(code)):
+            break
+    assert [code for code, *_ in run.attempts["load"]] == [137] * (int(strategy["limit"]) + 1)
+    assert isinstance(json.loads(run.failures("airtime-daily-9")), str)  # quoted, as Argo passes it
+    assert run.run_exit_handler("airtime-daily-9") == {"notify": 0}
+    lines = [json.loads(line) for line in run.log["notify"].splitlines() if line.startswith("{")]
+    (alert,) = [line for line in lines if line.get("logger") == "airtime.alert"]
+    assert alert["step"] == "load" and alert["workflow"] == "airtime-daily-9"
+    assert "load failed: load: main: Error (exit code 137)" in alert["message"]
 
 
 @pytest.mark.parametrize("fault", ["podman kill", "crash point"])
