@@ -5,12 +5,14 @@ retry rule: the exit codes the docs call not retried are airtime/errors.py's."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
 from airtime.errors import NOT_RETRIED_EXIT_CODES
+from cli.main import build_parser
 from steps.dag import STEPS
 from workflows.daily import RETRY_EXPRESSION
 
@@ -58,3 +60,28 @@ def test_the_docs_name_every_exit_code_the_retry_rule_refuses() -> None:
     assert sorted(int(n) for cell in refused for n in cell.split(",")) == sorted(NOT_RETRIED_EXIT_CODES)
     quoted = re.search(r"The rule is `(.+?)`", table).group(1)
     assert quoted.replace(" ", "") == RETRY_EXPRESSION.replace(" ", "")
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
+    """Each command of the CLI (`query period`...) and its long options."""
+    found: dict[tuple[str, ...], set[str]] = {}
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    for action in subparsers:
+        for name, child in action.choices.items():
+            found |= _commands(child, (*path, name))
+    if not subparsers:
+        found[path] = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}  # noqa: SLF001
+    return found
+
+
+def test_the_readme_lists_every_command_and_option_of_the_cli() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Command line\n\n```\n(.*?)```", readme, re.S).group(1)
+    for command, options in _commands(build_parser()).items():
+        # `airtime workflows render [--out DIR] | apply`: a last word may share its parent's line
+        lines = [x + " " for x in block.splitlines()]
+        listed = any(x.startswith(f"airtime {' '.join(command)} ") for x in lines) or len(command) > 1 and any(
+            x.startswith(f"airtime {' '.join(command[:-1])} ") and f"| {command[-1]} " in x for x in lines)
+        assert listed, f"airtime {' '.join(command)} not in README.md's command list"
+        missing = sorted(o for o in options if not re.search(re.escape(o) + r"\b", block))
+        assert not missing, f"airtime {' '.join(command)}: {missing} not in README.md's command list"
