@@ -6,13 +6,14 @@ client library; the few flags in which the two CLIs differ live here.
 Which engine: AIRTIME_CONTAINER_ENGINE=docker|podman, else docker when a Docker daemon
 answers on its socket (DOCKER_HOST's unix path, else /var/run/docker.sock) and the docker
 CLI is on PATH, else podman. Podman cannot run inside an unprivileged Cloud Build step
-(containers/podman #24605: no user namespace, no mounts without privileges; ossf/
-package-analysis #89: "Cloud Build doesn't support running podman"); a Cloud Build step has
-the build's Docker daemon instead (.ci/image-test-docker, docs/image.md).
+(containers/podman #24605, "Not able to run podman inside unprivileged container in CI/CD
+pipeline"; ossf/package-analysis #89, on Cloud Build: "Cloud Build doesn't support running
+`podman`"); a Cloud Build step has the build's Docker daemon instead (.ci/run-in-docker,
+docs/image.md).
 
 With docker the daemon, not this process, resolves `-v HOST:CTR` and publishes ports: the
 tests' folders (pytest's tmp_path, under TMPDIR) must be the same path on the daemon's host,
-and 127.0.0.1 the host's loopback. .ci/image-test-docker runs the tests in a container that
+and 127.0.0.1 the host's loopback. .ci/run-in-docker runs the tests in a container that
 has both (a same-path bind mount for TMPDIR, `--network host`).
 """
 
