@@ -4,7 +4,7 @@ publish), plaintext and with TLS on; the scrape path of Managed Service for Prom
 `airtime serve` on a taken port.
 
 Why this matters: with probes that fail before the first publish, `helm install --wait
---atomic` (Skaffold, Cloud Build) rolls the first release back and no workflow can ever
+--rollback-on-failure` (Helm 4's `--atomic`; Skaffold, Cloud Build) rolls the first release back and no workflow can ever
 publish the first run. The decisions tested here are documented in docs/query-service.md."""
 
 from __future__ import annotations
