@@ -88,10 +88,17 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Gated]:
     ingested = upstream[Ingested]
     refs = references(ctx)
     accepted = ctx.artifacts.exists(acceptance_key(ctx.run_date, ctx.gen))
+    previous = [r for r in refs if r.record.run_date < ctx.run_date]
+    # The previous day is part of the generation's name; the date's published generation is
+    # not, and is not part of the decision's identity either: a decision stands for the
+    # generation it was made for (the manifest records what it was compared with). Were it an
+    # input, a run of the date that publishes while another runs would make the other's gate
+    # stale under its load (exit 8) instead of letting the one loaded last win
+    # (docs/generations.md, "two runs of one date at once").
     inputs = {
         "audience": ingested.audience.sha256,
         "availability": ingested.availability.sha256,
-        "references": ",".join(f"{r.name}:{r.ingested.audience.sha256}" for r in refs) or "none",
+        "previous": ",".join(f"{r.name}:{r.ingested.audience.sha256}" for r in previous) or "none",
         "accepted": str(accepted),
         "thresholds": ",".join(f"{name}={getattr(ctx.settings, name)}" for name in plausibility.SETTINGS),
     }
