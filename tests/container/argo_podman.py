@@ -95,6 +95,8 @@ class ContainerDag:
     # task -> (exit code, Argo's node message, finishedAt) of each of its pods, in order
     attempts: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
     globals: dict[str, str] = field(default_factory=dict)  # workflow.* the exit handler sees
+    # the namespace's ConfigMaps by name, for the containers' envFrom (the pods' settings)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.spec = self.template["spec"]
@@ -160,6 +162,15 @@ class ContainerDag:
                     argv += ["-v", f"{writable_dir(host / relative)}:{folder}"]
         argv += [arg for mount in self.mounts for arg in ("-v", mount)]
         argv += [*self.podman_args, *podman_args]
+        # envFrom first, then env, which wins (podman keeps the last --env of a name; the
+        # Container API: argo-workflows v4.1.2 docs/fields.md:6621). A missing ConfigMap that
+        # is not optional keeps the kubelet from starting the container: so here too.
+        for source in container.get("envFrom", []):
+            ref = source["configMapRef"]
+            data = self.config_maps.get(ref["name"])
+            if data is None and not ref.get("optional"):
+                raise ValueError(f"configmap {ref['name']} missing for {task_name}: the pod cannot start")
+            argv += [arg for k, v in (data or {}).items() for arg in ("--env", f"{source.get('prefix', '')}{k}={v}")]
         for var in container.get("env", []):
             if "value" in var:
                 argv += ["--env", f"{var['name']}={substitute(var['value'], scope)}"]

@@ -44,6 +44,12 @@ def workflow_template(image: str, resources: dict[str, StepResources] | None = N
     return doc
 
 
+def config_maps() -> dict[str, dict[str, str]]:
+    """The ConfigMaps the render applies beside the template: the pods' settings."""
+    return {d["metadata"]["name"]: d.get("data", {}) for d in render(WorkflowConfig.example())
+            if d["kind"] == "ConfigMap"}
+
+
 def source_mount(files: Path, day: dt.date) -> str:
     # a dt=D/ folder: catch-up then finds no delivery for the days before D
     return f"{files}:/source/dt={day.isoformat()}:ro"
@@ -55,7 +61,7 @@ def dag(image: str, workdir: Path, files: Path, day: dt.date,
     return ContainerDag(
         workflow_template(image, resources), workdir, parameters={"run_date": day.isoformat()},
         env_overrides={"AIRTIME_PROFILE": "local", "AIRTIME_HOME": f"{STORE}/home", "AIRTIME_SOURCE": "/source"},
-        mounts=[f"{store}:{STORE}", source_mount(files, day)],
+        mounts=[f"{store}:{STORE}", source_mount(files, day)], config_maps=config_maps(),
     )
 
 
@@ -168,7 +174,8 @@ def test_the_dag_in_containers_on_the_gcp_profile_publishes_what_airtime_run_pub
     profile = new_profile(gcs_emulator, bigquery_emulator)
     profile.upload_day(sample_files, SAMPLE_DATE)
     run = ContainerDag(workflow_template(image), tmp_path, parameters={"run_date": SAMPLE_DATE.isoformat()},
-                       env_overrides=profile.env(), podman_args=["--network", "host"])
+                       env_overrides=profile.env(), podman_args=["--network", "host"],
+                       config_maps=config_maps())
     run.run_all()
     record = open_warehouse(profile.settings()).run_record(SAMPLE_DATE)
     assert record.state == "published"

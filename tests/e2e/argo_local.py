@@ -210,7 +210,10 @@ class LocalArgo:
         workdir: Path,
         env_overrides: dict[str, str] | None = None,
         secrets: dict[tuple[str, str], str] | None = None,
+        config_maps: dict[str, dict[str, str]] | None = None,
     ) -> None:
+        """config_maps: the ConfigMaps of the namespace by name, for the containers' envFrom;
+        one a container names and that is missing fails its pod, as the kubelet does."""
         assert template["kind"] == "WorkflowTemplate"
         self.spec = template["spec"]
         self.namespace = template["metadata"]["namespace"]
@@ -222,6 +225,7 @@ class LocalArgo:
         # mutable on purpose: a test "fixes the cause" between a failed run and `argo retry`
         self.env_overrides = dict(env_overrides or {})
         self.secrets = secrets or {}
+        self.config_maps = config_maps or {}
         # task -> what happens to its next pods: ("lost", after seconds) or ("hang", inf)
         self.faults: dict[str, list[tuple[str, float]]] = {}
         self.clock = 0.0  # virtual seconds since EPOCH
@@ -487,6 +491,16 @@ class LocalArgo:
             # the image's interpreter, here the project's venv (which may itself live under /tmp)
             argv[0] = sys.executable
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")}
+        # envFrom first, then env, which wins on a duplicate key (the Container API's envFrom:
+        # argo-workflows v4.1.2 docs/fields.md:6621). A ConfigMap that is not there and not
+        # optional keeps the container from starting (the kubelet's
+        # CreateContainerConfigError): the model refuses the pod rather than run on defaults.
+        for source in container.get("envFrom", []):
+            ref = source["configMapRef"]
+            data = self.config_maps.get(ref["name"])
+            if data is None and not ref.get("optional"):
+                raise ValueError(f"configmap {ref['name']} missing for {node.task}: the pod cannot start")
+            env |= {source.get("prefix", "") + k: v for k, v in (data or {}).items()}
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = substitute(var["value"], scope)

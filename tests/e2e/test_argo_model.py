@@ -16,7 +16,7 @@ from tests.e2e.argo_local import (
     Run,
     should_retry,
 )
-from tests.e2e.test_workflow_dag import template
+from tests.e2e.test_workflow_dag import config_maps, template
 from workflows.daily import RETRY_EXPRESSION
 
 STRATEGY = {"limit": 4, "retryPolicy": "Always", "expression": RETRY_EXPRESSION}
@@ -51,7 +51,7 @@ def test_policy_gates_phases_before_the_expression() -> None:
 
 @pytest.mark.parametrize("status", ["Running", "Succeeded"])
 def test_retry_and_resubmit_memoized_take_only_failed_workflows(tmp_path, status: str) -> None:
-    local = LocalArgo(template(), tmp_path)
+    local = LocalArgo(template(), tmp_path, config_maps=config_maps())
     run = Run("airtime-daily-1", {}, None, status=status)
     with pytest.raises(ArgoRefused):
         local.retry(run)
@@ -69,8 +69,9 @@ def test_a_template_feature_the_model_lacks_is_refused(tmp_path) -> None:
 # -- retries on Argo's clock: maxDuration, deadlines, the Retry node's attempts ----------------
 
 def one_task(step: str, command: str, strategy: dict | None = None) -> dict:
-    """The rendered template cut to one task: `step`'s retryStrategy and deadline and the
-    workflow's, its container a tiny Python program (the model's clock is virtual)."""
+    """The rendered template cut to one task: `step`'s retryStrategy, deadline and environment
+    and the workflow's deadline, its container a tiny Python program (the model's clock is
+    virtual)."""
     doc = template()
     rendered = next(t for t in doc["spec"]["templates"] if t["name"] == step)
     task = {"name": step, "template": step}
@@ -78,7 +79,10 @@ def one_task(step: str, command: str, strategy: dict | None = None) -> dict:
         "entrypoint": "daily", "activeDeadlineSeconds": doc["spec"]["activeDeadlineSeconds"],
         "templates": [
             {"name": "daily", "dag": {"tasks": [task]}},
-            {"name": step, "container": {"image": "python", "command": ["python", "-c", command]},
+            {"name": step, "container": {"image": "python", "command": ["python", "-c", command],
+                                         # the step's own environment: the settings ConfigMap, the profile
+                                         **{k: rendered["container"][k] for k in ("envFrom", "env")
+                                            if k in rendered["container"]}},
              "retryStrategy": strategy or rendered["retryStrategy"],
              "activeDeadlineSeconds": rendered["activeDeadlineSeconds"]},
         ],
@@ -90,7 +94,7 @@ OLD_STRATEGY = {**STRATEGY, "backoff": {"duration": "30s", "factor": 2, "cap": "
 
 
 def test_a_catchup_preempted_after_an_hour_is_retried_within_its_own_deadline(tmp_path) -> None:
-    local = LocalArgo(one_task("catchup", "pass"), tmp_path)
+    local = LocalArgo(one_task("catchup", "pass"), tmp_path, config_maps=config_maps())
     local.lose_pod("catchup", after=3700)
     run = local.submit("wf-1")
     node = run.nodes["catchup"]
@@ -100,7 +104,7 @@ def test_a_catchup_preempted_after_an_hour_is_retried_within_its_own_deadline(tm
 
 
 def test_the_old_max_duration_gave_up_on_a_catchup_preempted_after_an_hour(tmp_path) -> None:
-    local = LocalArgo(one_task("catchup", "pass", OLD_STRATEGY), tmp_path)
+    local = LocalArgo(one_task("catchup", "pass", OLD_STRATEGY), tmp_path, config_maps=config_maps())
     local.lose_pod("catchup", after=3700)
     run = local.submit("wf-1")
     assert run.status == "Error" and run.nodes["catchup"].message == "Max duration limit exceeded"
@@ -108,7 +112,7 @@ def test_the_old_max_duration_gave_up_on_a_catchup_preempted_after_an_hour(tmp_p
 
 
 def test_every_attempt_of_a_step_gets_its_whole_deadline(tmp_path) -> None:
-    local = LocalArgo(one_task("load", "pass"), tmp_path)
+    local = LocalArgo(one_task("load", "pass"), tmp_path, config_maps=config_maps())
     local.hang("load", times=2)  # killed at activeDeadlineSeconds, twice
     run = local.submit("wf-1")
     children = run.nodes["load"].children
@@ -118,7 +122,7 @@ def test_every_attempt_of_a_step_gets_its_whole_deadline(tmp_path) -> None:
 
 
 def test_the_old_max_duration_left_no_retry_after_a_step_used_its_hour(tmp_path) -> None:
-    local = LocalArgo(one_task("load", "pass", OLD_STRATEGY), tmp_path)
+    local = LocalArgo(one_task("load", "pass", OLD_STRATEGY), tmp_path, config_maps=config_maps())
     local.hang("load")
     run = local.submit("wf-1")
     assert run.status == "Failed" and run.nodes["load"].message == "Backoff would exceed max duration limit"
@@ -126,7 +130,7 @@ def test_the_old_max_duration_left_no_retry_after_a_step_used_its_hour(tmp_path)
 
 def test_the_workflow_deadline_cuts_the_last_attempt_and_ends_the_retries(tmp_path) -> None:
     doc = one_task("load", "pass")
-    local = LocalArgo(doc, tmp_path)
+    local = LocalArgo(doc, tmp_path, config_maps=config_maps())
     local.hang("load", times=10)
     run = local.submit("wf-1")
     node = run.nodes["load"]
@@ -137,7 +141,7 @@ def test_the_workflow_deadline_cuts_the_last_attempt_and_ends_the_retries(tmp_pa
 
 
 def test_workflow_failures_reach_the_exit_handler_quoted_as_argo_sets_them(tmp_path) -> None:
-    local = LocalArgo(one_task("load", "import sys; print('warehouse down'); sys.exit(5)"), tmp_path)
+    local = LocalArgo(one_task("load", "import sys; print('warehouse down'); sys.exit(5)"), tmp_path, config_maps=config_maps())
     run = local.submit("wf-1")
     assert run.status == "Failed" and run.nodes["load"].attempts == 5
     nodes = json.loads(json.loads(run.failures))  # decoded twice (operator.go:479)
@@ -148,5 +152,24 @@ def test_workflow_failures_reach_the_exit_handler_quoted_as_argo_sets_them(tmp_p
 
 
 def test_no_failed_node_is_the_quoted_null(tmp_path) -> None:
-    run = LocalArgo(one_task("load", "pass"), tmp_path).submit("wf-1")
+    run = LocalArgo(one_task("load", "pass"), tmp_path, config_maps=config_maps()).submit("wf-1")
     assert run.status == "Succeeded" and run.failures == '"null"'
+
+
+def test_a_pod_whose_settings_config_map_is_missing_does_not_start(tmp_path) -> None:
+    """Every step mounts the settings ConfigMap (envFrom, not optional): without it the
+    kubelet cannot build the container's environment and the step never runs, so the
+    model refuses the pod instead of running it on the image's defaults."""
+    local = LocalArgo(one_task("load", "pass"), tmp_path, config_maps={})
+    with pytest.raises(ValueError, match="configmap .* missing for load"):
+        local.submit("wf-1")
+
+
+def test_the_pods_read_their_settings_from_the_config_map(tmp_path) -> None:
+    maps = config_maps()
+    (name,) = maps
+    maps[name] = {**maps[name], "AIRTIME_DQ_MIN_ROWS_RATIO": "0.35"}
+    code = ("import os, sys; sys.exit(0 if os.environ.get('AIRTIME_DQ_MIN_ROWS_RATIO') == '0.35'"
+            " and os.environ.get('AIRTIME_PROFILE') == 'gcp' else 5)")
+    run = LocalArgo(one_task("load", code), tmp_path, config_maps=maps).submit("wf-1")
+    assert run.status == "Succeeded", {n: (x.phase, x.message) for n, x in run.nodes.items()}

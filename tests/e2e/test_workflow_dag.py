@@ -43,6 +43,11 @@ def template() -> dict:
     return doc
 
 
+def config_maps() -> dict[str, dict[str, str]]:
+    """The ConfigMaps the render applies beside the template (the pods' settings)."""
+    return {d["metadata"]["name"]: d.get("data", {}) for d in render(CONFIG) if d["kind"] == "ConfigMap"}
+
+
 class Webhook:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
@@ -130,7 +135,8 @@ def profiles(request: pytest.FixtureRequest, deliveries: Path) -> Profiles:
 
 def argo(target: Target, tmp: Path, webhook: Webhook | None = None, **overrides: str) -> LocalArgo:
     secrets = {WEBHOOK_SECRET: webhook.url} if webhook else {}
-    return LocalArgo(template(), tmp / "argo", env_overrides={**target.env, **overrides}, secrets=secrets)
+    return LocalArgo(template(), tmp / "argo", env_overrides={**target.env, **overrides}, secrets=secrets,
+                     config_maps=config_maps())
 
 
 # the fault tests leave catch-up out, so the crash point fires in the scheduled day's own
