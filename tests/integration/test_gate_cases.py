@@ -168,20 +168,6 @@ def test_huck_at_990_billion_is_held_by_the_command_until_an_operator_accepts_it
     assert served(home)[0] == JUL22 and served(home)[2] == pytest.approx(990e9)
 
 
-def test_a_file_delivered_again_a_day_late_is_published_and_its_past_slots_counted(
-        published_jul21: Path, real_files: Path, tmp_path: Path) -> None:
-    """A slot dated before the delivery day is no longer sellable but not an error: the real
-    files delivered on 2020-07-23 hold the 60 slots of 2020-07-22."""
-    home = tmp_path / "home"
-    shutil.copytree(published_jul21, home)
-    result = runner.run_day(local_settings(home, real_files), dt.date(2020, 7, 23))
-    assert result.record.state == PUBLISHED and result.record.availability_rows == 2292
-    ingested, _, gated = (step.manifest.extra for step in result.steps[:3])
-    assert ingested["past_slots"] == 60
-    assert gated["findings"] == [] and gated["figures"]["past_slots"] == 60
-    assert gated["figures"]["upcoming_slots"] == 2232 and gated["figures"]["upcoming_first"] == "2020-07-23"
-
-
 def test_slots_moved_before_the_delivery_day_are_counted_until_their_share_is_held(
         published_jul21: Path, real_files: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
