@@ -10,12 +10,15 @@ import contextlib
 import datetime as dt
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.schema import FORECAST
@@ -149,3 +152,26 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return server_settings(tmp_path / "home")
+
+
+def airtime_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`airtime ARGS` as a user runs it: a process of its own, output captured."""
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def wait_until_serving(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until the `airtime serve` process on port says SERVING (health Check, which needs no
+    token); fails at once if the process exits."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            assert process.poll() is None, "airtime serve exited"
+            assert time.monotonic() < deadline, "airtime serve never became SERVING"
+            time.sleep(0.1)

@@ -8,14 +8,18 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.grpc_fixtures import ROOT, forecast_table, publish_run, warehouse  # noqa: F401
+from tests.integration.grpc_fixtures import (  # noqa: F401
+    ROOT,
+    airtime_cli,
+    forecast_table,
+    publish_run,
+    wait_until_serving,
+    warehouse,
+)
 
 RUN = dt.date(2026, 11, 30)
 
@@ -35,27 +39,11 @@ def server(warehouse, tmp_path: Path):  # noqa: ANN001, ANN201, F811
     process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
                                cwd=ROOT, env=env)
     try:
-        deadline = time.monotonic() + 60
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while True:
-                try:
-                    if health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1:
-                        break
-                except grpc.RpcError:
-                    pass
-                assert process.poll() is None, "airtime serve exited"
-                assert time.monotonic() < deadline, "airtime serve never became SERVING"
-                time.sleep(0.1)
+        wait_until_serving(port, process)
         yield f"127.0.0.1:{port}", env
     finally:
         process.terminate()
         process.wait(30)
-
-
-def _airtime(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("args", [
@@ -68,8 +56,8 @@ def _airtime(env: dict, *args: str) -> subprocess.CompletedProcess:
 ])
 def test_remote_query_prints_what_the_local_query_prints(server, args):  # noqa: ANN001
     target, env = server
-    local = _airtime(env, *args)
-    remote = _airtime(env, *args, "--server", target)
+    local = airtime_cli(env, *args)
+    remote = airtime_cli(env, *args, "--server", target)
     assert local.returncode == 0, local.stderr
     assert (remote.returncode, remote.stdout) == (0, local.stdout)
     assert local.stdout.strip()
@@ -84,7 +72,7 @@ def test_remote_query_prints_what_the_local_query_prints(server, args):  # noqa:
 ])
 def test_remote_query_fails_with_the_local_exit_code_and_message(server, args, code):  # noqa: ANN001
     target, env = server
-    local = _airtime(env, *args)
-    remote = _airtime(env, *args, "--server", target)
+    local = airtime_cli(env, *args)
+    remote = airtime_cli(env, *args, "--server", target)
     assert local.returncode == code, local.stderr
     assert (remote.returncode, remote.stderr.splitlines()[-1]) == (code, local.stderr.splitlines()[-1])

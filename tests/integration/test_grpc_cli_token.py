@@ -10,17 +10,21 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cli.main import main
-from tests.integration.grpc_fixtures import ROOT, forecast_table, publish_run, warehouse  # noqa: F401
+from tests.integration.grpc_fixtures import (  # noqa: F401
+    ROOT,
+    airtime_cli,
+    forecast_table,
+    publish_run,
+    wait_until_serving,
+    warehouse,
+)
 
 RUN = dt.date(2026, 11, 30)
 TOKEN = "cli-s3cret-token"
@@ -55,27 +59,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], cwd=ROOT,
                                env=env | {"AIRTIME_TOKENS_FILE": str(folder / "server-tokens")})
     try:
-        deadline = time.monotonic() + 60
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)  # Check needs no token
-            while True:
-                try:
-                    if health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1:
-                        break
-                except grpc.RpcError:
-                    pass
-                assert process.poll() is None, "airtime serve exited"
-                assert time.monotonic() < deadline, "airtime serve never became SERVING"
-                time.sleep(0.1)
+        wait_until_serving(port, process)
         yield Server(f"127.0.0.1:{port}", env, folder)
     finally:
         process.terminate()
         process.wait(30)
-
-
-def _airtime(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def _clear_token_settings(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
@@ -90,7 +78,7 @@ def test_the_token_comes_from_a_file_or_the_environment_and_not_from_the_command
     token_file.write_text(f"# mine\n{TOKEN}\n")
     # a real `airtime` process: nothing of the token on its command line
     command = [*QUERY, "--server", server.target, "--token-file", str(token_file)]
-    remote = _airtime(server.env, *command)
+    remote = airtime_cli(server.env, *command)
     assert remote.returncode == 0, remote.stderr
     assert TOKEN not in " ".join(command)
     assert "run_date,signal,program_code" in remote.stdout and f"{RUN},SP1,HUCK,2026-12-01" in remote.stdout

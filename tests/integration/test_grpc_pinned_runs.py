@@ -22,7 +22,7 @@ from airtime.errors import NotPublishedError, RunNotPublishedError
 from airtime.warehouse import SlotFilter
 from grpc_server.backend import SnapshotBackend
 from grpc_server.client import ForecastClient
-from tests.integration.grpc_fixtures import ROOT, forecast_table, publish_run, warehouse  # noqa: F401
+from tests.integration.grpc_fixtures import ROOT, airtime_cli, forecast_table, publish_run, warehouse  # noqa: F401
 from tests.integration.test_grpc_cli import _free_port
 
 FIRST, SECOND = dt.date(2026, 11, 29), dt.date(2026, 11, 30)
@@ -58,11 +58,6 @@ def server(warehouse, tmp_path: Path) -> Iterator[tuple[str, str, dict]]:  # noq
         process.wait(30)
 
 
-def _airtime(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 def _huck(run: dt.date) -> float:
     table = forecast_table(run).to_pylist()
     (row,) = [r for r in table if (r["signal"], r["program_code"], r["date"]) == ("SP1", "HUCK", DAY)]
@@ -74,7 +69,7 @@ def test_run_pins_the_answer_and_every_format_names_its_run(server) -> None:  # 
     assert _huck(FIRST) != _huck(SECOND)  # the second run changed HUCK's forecast
     for where in ((), ("--server", target)):
         for run, pin in ((SECOND, ()), (FIRST, ("--run", FIRST.isoformat()))):
-            answers = {fmt: _airtime(env, *QUERY, *pin, *where, "--format", fmt)
+            answers = {fmt: airtime_cli(env, *QUERY, *pin, *where, "--format", fmt)
                        for fmt in ("json", "jsonl", "csv", "table")}
             for fmt, done in answers.items():
                 assert done.returncode == 0, (fmt, where, done.stderr)
@@ -96,8 +91,8 @@ def test_run_pins_the_answer_and_every_format_names_its_run(server) -> None:  # 
 
 def test_a_run_that_is_not_published_is_exit_6_locally_and_remotely(server) -> None:  # noqa: ANN001
     target, _base, env = server
-    local = _airtime(env, *QUERY, "--run", "2026-11-28")
-    remote = _airtime(env, *QUERY, "--run", "2026-11-28", "--server", target)
+    local = airtime_cli(env, *QUERY, "--run", "2026-11-28")
+    remote = airtime_cli(env, *QUERY, "--run", "2026-11-28", "--server", target)
     assert local.returncode == remote.returncode == NotPublishedError.exit_code, (local.stderr, remote.stderr)
     assert "2026-11-28" in local.stderr and "2026-11-28" in remote.stderr
     with ForecastClient(target) as client:
