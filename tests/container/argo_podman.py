@@ -10,15 +10,16 @@ How the pod spec maps to `podman run` (docs/image.md, "The DAG in containers"):
   --security-opt no-new-privileges; capabilities.drop/add -> --cap-drop/--cap-add;
   seccompProfile RuntimeDefault -> podman's default seccomp profile.
 - volumes (the template's own first, then the workflow's: argo-workflows v4.1.2
-  workflowpod.go:1453-1464): an emptyDir with a sizeLimit, or in a container with an
-  ephemeral-storage limit, is a tmpfs of the smaller of the two (`--mount type=tmpfs,
-  tmpfs-size=`), so a step that outgrows it fails there (ENOSPC) where the kubelet would evict
-  its pod; the folders of the output parameters inside it are host folders bound over it (a few
-  bytes, outside the limit), read once the container is gone. Without either, a fresh host
-  folder. Stricter than a node's disk in one way: a tmpfs's pages count against the
-  container's --memory (scratch + RSS must fit the memory limit), and the pod's logs and
-  Argo's init and wait containers' allowances are not counted.
-- resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage -> the tmpfs's size
+  workflowpod.go:1453-1464): each emptyDir is a fresh host folder bind-mounted at its
+  mountPath, disk-backed as on a GKE node. Its `sizeLimit`, and the container's
+  `ephemeral-storage` limit, are not enforced by the filesystem (no ENOSPC) but as the
+  kubelet does: tests/container/kubelet.py measures the folder every 0.5 s and evicts the pod
+  (SIGTERM, SIGKILL 1 s later) once it is above either; the node is then Failed with the
+  kubelet's message and no exit code (argo-workflows v4.1.2 operator.go:1786-1788: a pod
+  with a status message takes it as the node's; `lastRetry.exitCode` is then "-1",
+  operator.go:2160-2164). The output parameters' files are read from the folder once the
+  container is gone.
+- resources.limits: cpu -> --cpus, memory -> --memory; ephemeral-storage -> the eviction
   above (the root filesystem is read-only: /tmp is all a step can write).
 - activeDeadlineSeconds -> the container is killed when it runs longer.
 - onExit: `run_exit_handler` runs its tasks after the DAG, their `when` seeing
@@ -40,6 +41,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.container.kubelet import EmptyDir, LocalStorage, PodWatch, Usage
 from tests.container.podman import ENGINE, engine, remove, writable_dir
 from tests.e2e.argo_local import evaluate_when, go_json, go_quote, retry_refusal, substitute, termination_message
 
@@ -69,6 +71,12 @@ def failed_node(workflow: str, display: str, message: str, template: str, finish
             "podName": pod, "finishedAt": finished}
 
 
+def exit_code_variable(code: int | None) -> str:
+    """`lastRetry.exitCode` of an attempt: "-1" when the node has no exit code (an evicted
+    pod; argo-workflows v4.1.2 operator.go:2160-2164)."""
+    return "-1" if code is None else str(code)
+
+
 def cpus(quantity: str) -> str:
     return str(int(quantity[:-1]) / 1000) if quantity.endswith("m") else quantity
 
@@ -79,6 +87,7 @@ class Pod:
     argv: list[str]  # the whole `podman run` argument list
     emptydirs: dict[str, Path]  # mountPath -> host folder
     deadline: float | None
+    storage: LocalStorage  # what the kubelet measures, and its limits
 
 
 @dataclass
@@ -92,8 +101,11 @@ class ContainerDag:
     podman_args: list[str] = field(default_factory=list)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     log: dict[str, str] = field(default_factory=dict)
-    # task -> (exit code, Argo's node message, finishedAt) of each of its pods, in order
-    attempts: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+    # task -> (exit code, Argo's node message, finishedAt) of each of its pods, in order; no
+    # exit code (None) for an evicted pod
+    attempts: dict[str, list[tuple[int | None, str, str]]] = field(default_factory=dict)
+    # task -> what each of its pods used (peak scratch and memory), in order
+    usage: dict[str, list[Usage]] = field(default_factory=dict)
     globals: dict[str, str] = field(default_factory=dict)  # workflow.* the exit handler sees
     # the namespace's ConfigMaps by name, for the containers' envFrom (the pods' settings)
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -140,9 +152,8 @@ class ContainerDag:
             argv += ["--memory", str(memory_bytes(limits["memory"]))]
         if "cpu" in limits:
             argv += ["--cpus", cpus(limits["cpu"])]
-        emptydirs = {}
+        emptydirs, measured = {}, []
         volumes = {v["name"]: v for v in [*self.spec.get("volumes", []), *template.get("volumes", [])]}
-        outputs = [p["valueFrom"]["path"] for p in template.get("outputs", {}).get("parameters", [])]
         for mount in container.get("volumeMounts", []):
             volume = volumes[mount["name"]]
             if set(volume) - {"name", "emptyDir"} or set(volume["emptyDir"]) - {"sizeLimit"}:
@@ -150,16 +161,13 @@ class ContainerDag:
             path = mount["mountPath"]
             host = writable_dir(self.workdir / "pods" / name / mount["name"])
             emptydirs[path] = host
-            sizes = [memory_bytes(str(q)) for q in (volume["emptyDir"].get("sizeLimit"),
-                                                     limits.get("ephemeral-storage")) if q]
-            if not sizes:
-                argv += ["-v", f"{host}:{path}"]
-                continue
-            argv += ["--mount", f"type=tmpfs,destination={path},tmpfs-size={min(sizes)},tmpfs-mode=1777"]
-            for folder in sorted({str(Path(o).parent) for o in outputs if o.startswith(path.rstrip("/") + "/")}):
-                relative = folder[len(path):].lstrip("/")
-                if relative:
-                    argv += ["-v", f"{writable_dir(host / relative)}:{folder}"]
+            argv += ["-v", f"{host}:{path}"]
+            size = volume["emptyDir"].get("sizeLimit")
+            measured.append(EmptyDir(volume["name"], host, memory_bytes(str(size)) if size else None,
+                                     str(size) if size else None))
+        ephemeral = limits.get("ephemeral-storage")
+        storage = LocalStorage(tuple(measured), memory_bytes(str(ephemeral)) if ephemeral else None,
+                               str(ephemeral) if ephemeral else None)
         argv += [arg for mount in self.mounts for arg in ("-v", mount)]
         argv += [*self.podman_args, *podman_args]
         # envFrom first, then env, which wins (podman keeps the last --env of a name; the
@@ -180,7 +188,7 @@ class ContainerDag:
         argv += ["--entrypoint", substitute(container["command"][0], scope), container["image"]]
         argv += [substitute(a, scope) for a in container["command"][1:] + container.get("args", [])]
         deadline = template.get("activeDeadlineSeconds")
-        return Pod(task_name, argv, emptydirs, float(deadline) if deadline else None)
+        return Pod(task_name, argv, emptydirs, float(deadline) if deadline else None, storage)
 
     def _security(self, container_context: dict) -> list[str]:
         context = {**self.spec.get("securityContext", {}), **container_context}
@@ -205,16 +213,24 @@ class ContainerDag:
             raise NotImplementedError(f"seccompProfile {seccomp}")
         return argv
 
-    def run(self, task_name: str, env: dict[str, str] | None = None) -> int:
-        """One pod of the task, to its end: its exit code; its outputs kept when it succeeds."""
-        pod = self.pod(task_name, env)
+    def run(self, task_name: str, env: dict[str, str] | None = None, podman_args: tuple[str, ...] = ()) -> int | None:
+        """One pod of the task, to its end: its exit code (None when the kubelet evicted it);
+        its outputs kept when it succeeds. Its peaks are in `usage`."""
+        pod = self.pod(task_name, env, podman_args)
         name = pod.argv[pod.argv.index("--name") + 1]
         engine(*pod.argv[:1], "-d", *pod.argv[1:])
+        watch = PodWatch(name, pod.storage).start()
         try:
             code = self._wait(name, pod.deadline)
-            self.log[task_name] = logs(name)[-4000:]
         finally:
+            usage = watch.stop()
+            self.log[task_name] = logs(name)[-4000:]
             remove(name)
+        self.usage.setdefault(task_name, []).append(usage)
+        if usage.evicted:  # operator.go:1786-1788: the pod's message, no exit code
+            finished = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.attempts.setdefault(task_name, []).append((None, usage.evicted, finished))
+            return None
         self._record(task_name, code)
         if code == 0:
             self._collect(task_name, pod)
@@ -263,9 +279,9 @@ class ContainerDag:
                 nodes.append(failed_node(workflow, name, tried[-1][1], template, tried[-1][2]))
                 continue
             nodes += [failed_node(workflow, f"{name}({i})", message, template, finished)
-                      for i, (code, message, finished) in enumerate(tried) if code]
+                      for i, (code, message, finished) in enumerate(tried) if code != 0]
             code = tried[-1][0]
-            why = retry_refusal(strategy, len(tried), "Failed", str(code))
+            why = retry_refusal(strategy, len(tried), "Failed", exit_code_variable(code))
             assert why is not None, f"{name}: Argo would try again after exit code {code}"
             nodes.append(failed_node(workflow, name, why or tried[-1][1], template, tried[-1][2]))
         if nodes:  # the DAG's own node, whose pod name is the workflow's (pod_name.go:55)
@@ -276,7 +292,7 @@ class ContainerDag:
     def run_exit_handler(self, workflow: str) -> dict[str, int | None]:
         """The onExit DAG once the DAG is done: each task's exit code, None when its `when`
         skipped it."""
-        failed = any(tried and tried[-1][0] for tried in self.attempts.values())
+        failed = any(tried and tried[-1][0] != 0 for tried in self.attempts.values())
         self.globals = {"workflow.name": workflow, "workflow.namespace": self.template["metadata"]["namespace"],
                         "workflow.status": "Failed" if failed else "Succeeded",
                         "workflow.failures": self.failures(workflow)}
