@@ -19,6 +19,12 @@ The kubelet (kubernetes/kubernetes pkg/kubelet/eviction/eviction_manager.go):
   `emptyDirMessageFmt = "Usage of EmptyDir volume %q exceeds the limit %q. "` or
   `podEphemeralStorageMessageFmt = "Pod ephemeral local storage usage exceeds the total limit
   of containers %s. "` (pkg/kubelet/eviction/helpers.go).
+Argo then fails the node with the pod's message (argo-workflows v4.1.2
+workflow/controller/operator.go:1786-1788). Its exit code is the main container's terminated
+one when the kubelet reports it (operator.go:1612-1617 and getExitCode, 1711): the 143/137
+of the kill, or 137 with reason ContainerStatusUnknown once the container is gone, as GKE
+shows evicted pods (kubernetes/kubernetes#122160); else none, "-1" to the retry expression
+(operator.go:2160-2164). The model records none; the retry expression retries all three.
 Docs: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
 #local-ephemeral-storage ("If a Pod's ephemeral storage usage exceeds its limit, the kubelet
 evicts the Pod"; an emptyDir above its sizeLimit likewise).
