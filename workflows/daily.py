@@ -119,8 +119,10 @@ def _scratch(config: WorkflowConfig, step: str) -> list[m.Volume]:
     the sum of its containers' ephemeral-storage limits, the step's plus Argo's init and wait
     ones (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
     #local-ephemeral-storage): a Failed node with the kubelet's message for its message
-    (operator.go:1786-1788) and no exit code, "-1" to the retry expression: retried, and
-    evicted again.
+    (operator.go:1786-1788) and no exit code ("-1" to the retry expression), or the main
+    container's 137 when the kubelet reports it (ContainerStatusUnknown on GKE,
+    kubernetes/kubernetes#122160; Argo's getExitCode, operator.go:1711): retried either way,
+    and evicted again.
     One `1Gi` for every step used to cap them all, whatever their ephemeral-storage said."""
     size = m.Quantity(root=config.resources_for(step).scratch_size)
     return [m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource(size_limit=size))]
