@@ -111,7 +111,8 @@ def names_for(stack: str, project: str, region: str = DEFAULT_REGION) -> Names:
         notifier_bucket=f"{project}-airtime-notifier",
         cluster="airtime",
         namespace="airtime",
-        argo_namespace="argo",
+        # argo-helm installed into the workflow namespace with singleNamespace (deploy/gcp/charts.py)
+        argo_namespace="airtime",
         release="airtime",
         argo_release="argo-workflows",
         pipeline_ksa="airtime-pipeline",

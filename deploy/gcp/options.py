@@ -1,0 +1,36 @@
+"""What a stack chooses beyond its names: read from the stack's config (Pulumi.<stack>.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    # an existing cluster's name to adopt (used, not managed) instead of creating one
+    existing_cluster: str = ""
+    # the Cloud Build 2nd-gen repository (projects/P/locations/R/connections/C/repositories/N),
+    # connected once in the console (the GitHub app); without it no trigger nor notifier
+    build_repository: str = ""
+    production_branch: str = "production"
+    endpoints: bool = False  # the Endpoints service, and ESPv2's and the deployer's grants on it
+    cloud_run: bool = False  # the query service on Cloud Run (docs/serverless.md)
+    install_apps: bool = True  # namespace, argo-helm and the chart's first revision in the cluster
+    # secret values (`pulumi config set --secret ...`); a missing one leaves its secret empty
+    webhook_url: str | None = None
+    api_tokens: str | None = None
+    build_webhook_url: str | None = None
+
+
+def from_config(config, secrets) -> Options:  # config, secrets: pulumi.Config-like (get, get_bool)
+    return Options(
+        existing_cluster=config.get("existingCluster") or "",
+        build_repository=config.get("buildRepository") or "",
+        production_branch=config.get("productionBranch") or "production",
+        endpoints=bool(config.get_bool("endpoints")),
+        cloud_run=bool(config.get_bool("cloudRun")),
+        install_apps=config.get_bool("installApps") is not False,
+        webhook_url=secrets.get("webhookUrl"),
+        api_tokens=secrets.get("apiTokens"),
+        build_webhook_url=secrets.get("buildWebhookUrl"),
+    )

@@ -1,0 +1,18 @@
+"""The BigQuery dataset. The tables are the load step's (created on first load, idempotently);
+creating the dataset here spares the pipeline the project-wide bigquery.datasets.create."""
+
+from __future__ import annotations
+
+import pulumi_gcp as gcp
+
+from deploy.gcp.project import after
+from deploy.names import Names
+
+
+def dataset(names: Names, apis: list) -> gcp.bigquery.Dataset:
+    return gcp.bigquery.Dataset(
+        names.dataset, dataset_id=names.dataset, project=names.project, location=names.bq_location,
+        description="airtime warehouse", labels={"app": "airtime", "stack": names.stack},
+        delete_contents_on_destroy=False,
+        opts=after(apis),
+    )
