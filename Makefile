@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean image image-test bench-cold-start
+.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean image image-test bench-cold-start gcp-setup-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,21 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The Pulumi program's venv (deploy/gcp, docs/deploy.md). Its own, not an extra of
+# pyproject.toml: pulumi 3.272 needs protobuf < 7 and the project's generated gRPC code
+# protobuf >= 7.35.1, so neither venv can hold both. deploy/gcp/Pulumi.yaml points `pulumi up`
+# at it; the program and its tests import nothing that needs protobuf, grpc or duckdb.
+GCP_VENV := .venv-gcp
+GCP_STAMP := $(GCP_VENV)/.installed
+
+$(GCP_STAMP): deploy/gcp/requirements.txt
+	$(PYTHON) -m venv $(GCP_VENV)
+	$(GCP_VENV)/bin/pip install -q --upgrade pip
+	$(GCP_VENV)/bin/pip install -q -r deploy/gcp/requirements.txt
+	touch $(GCP_STAMP)
+
+gcp-setup-venv: $(GCP_STAMP)
 
 # The daily job on the bundled synthetic sample, local profile, then the result.
 run: $(STAMP)
@@ -31,12 +46,16 @@ golden: $(STAMP)
 # Installs the offline validators (helm, kubernetes-validate, check-jsonschema), h2load in CI, and the
 # Google Cloud emulators, then runs every test. Outside CI an emulator that cannot be
 # installed here (no Python 3.13) only makes its tests skip, with the reason.
-test: $(STAMP)
+# The program's tests (tests/gcp_setup, under Pulumi's mocks) run in .venv-gcp after the rest:
+# the main run leaves them out (pulumi is not in .venv), and --confcutdir keeps
+# tests/conftest.py, which imports the project (hypothesis, grpc), out of theirs.
+test: $(STAMP) $(GCP_STAMP)
 	bash .ci/install-tools
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
 	# h2load, for the attack test that replays issue 20's command (it skips without, outside CI)
 	if [ "$${CI:-}" = "true" ]; then bash .ci/install-bench-tools; fi
-	$(BIN)/python -m pytest -q --durations=15 --ignore=tests/container
+	$(BIN)/python -m pytest -q --durations=15 --ignore=tests/container --ignore=tests/gcp_setup
+	$(GCP_VENV)/bin/python -m pytest -q tests/gcp_setup --confcutdir=tests/gcp_setup
 	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test; else echo "make test: the container tests run in CI or with make image-test"; fi
 
 # The container image with Podman (docs/image.md): on the official slim Python image when a
