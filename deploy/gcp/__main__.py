@@ -15,4 +15,4 @@ from deploy.names import names_for  # noqa: E402
 
 gcp_config = pulumi.Config("gcp")
 names = names_for(pulumi.get_stack(), gcp_config.require("project"), gcp_config.get("region") or "us-central1")
-create(names, from_config(pulumi.Config("airtime"), pulumi.Config("airtime")))
+create(names, from_config(pulumi.Config("airtime")))

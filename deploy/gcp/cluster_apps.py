@@ -28,11 +28,11 @@ def install(names: Names, options: Options, provider: k8s.Provider, deployer, af
     )
     namespace = namespaces[names.namespace].metadata.name
     secrets = []
-    if options.webhook_url:
+    if options.webhook_url is not None:
         secrets.append(k8s.core.v1.Secret(
             names.webhook_k8s_secret, metadata={"name": names.webhook_k8s_secret, "namespace": namespace},
             string_data={"url": pulumi.Output.secret(options.webhook_url)}, opts=k8s_opts))
-    if options.api_tokens:
+    if options.api_tokens is not None:
         secrets.append(k8s.core.v1.Secret(
             names.tokens_k8s_secret, metadata={"name": names.tokens_k8s_secret, "namespace": namespace},
             string_data={"tokens": pulumi.Output.secret(options.api_tokens)}, opts=k8s_opts))

@@ -16,13 +16,15 @@ class Options:
     endpoints: bool = False  # the Endpoints service, and ESPv2's and the deployer's grants on it
     cloud_run: bool = False  # the query service on Cloud Run (docs/serverless.md)
     install_apps: bool = True  # namespace, argo-helm and the chart's first revision in the cluster
-    # secret values (`pulumi config set --secret ...`); a missing one leaves its secret empty
-    webhook_url: str | None = None
-    api_tokens: str | None = None
-    build_webhook_url: str | None = None
+    # secret values (`pulumi config set --secret ...`): a string, or the pulumi.Output that
+    # Config.get_secret gives; a missing one (None) leaves its secret without a version
+    webhook_url: object | None = None
+    api_tokens: object | None = None
+    build_webhook_url: object | None = None
 
 
-def from_config(config, secrets) -> Options:  # config, secrets: pulumi.Config-like (get, get_bool)
+def from_config(config) -> Options:
+    """`config`: pulumi.Config("airtime"), the stack's settings (Pulumi.<stack>.yaml)."""
     return Options(
         existing_cluster=config.get("existingCluster") or "",
         build_repository=config.get("buildRepository") or "",
@@ -30,7 +32,8 @@ def from_config(config, secrets) -> Options:  # config, secrets: pulumi.Config-l
         endpoints=bool(config.get_bool("endpoints")),
         cloud_run=bool(config.get_bool("cloudRun")),
         install_apps=config.get_bool("installApps") is not False,
-        webhook_url=secrets.get("webhookUrl"),
-        api_tokens=secrets.get("apiTokens"),
-        build_webhook_url=secrets.get("buildWebhookUrl"),
+        # get_secret, not get: the values stay marked secret in the state and in previews
+        webhook_url=config.get_secret("webhookUrl"),
+        api_tokens=config.get_secret("apiTokens"),
+        build_webhook_url=config.get_secret("buildWebhookUrl"),
     )

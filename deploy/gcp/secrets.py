@@ -27,7 +27,7 @@ def secrets(names: Names, options: Options, apis: list) -> dict[str, gcp.secretm
             labels={"app": "airtime", "stack": names.stack},
             opts=after(apis),
         )
-        if value:
+        if value is not None:
             gcp.secretmanager.SecretVersion(f"{secret_id}-value", secret=secret.id,
                                             secret_data=pulumi.Output.secret(value))
         made[secret_id] = secret

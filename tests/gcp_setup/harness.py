@@ -26,6 +26,7 @@ class Registered:
     inputs: dict
     urn: str
     dependencies: set[str] = field(default_factory=set)
+    secret_inputs: set[str] = field(default_factory=set)  # top-level inputs marked secret
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -76,8 +77,11 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.registered.append(Registered(request.type, request.name, unwrap(self.resources[response.urn].state),
-                                              response.urn, set(request.dependencies)))
+            state = self.resources[response.urn].state
+            secret = {key for key, value in state.items()
+                      if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig}
+            self.registered.append(Registered(request.type, request.name, unwrap(state), response.urn,
+                                              set(request.dependencies), secret))
         return response
 
 
@@ -123,14 +127,14 @@ def run(stack: str = "prod", project: str = "acme-prod", options: Options | None
     return Run(names, monitor.registered)
 
 
-def run_main(stack: str, config: dict[str, str]) -> Run:
+def run_main(stack: str, config: dict[str, str], secret_keys: list[str] = ()) -> Run:
     """deploy/gcp/__main__.py as `pulumi up` runs it, with the stack's config."""
     import runpy
 
     monitor = RecordingMonitor(Mocks())
     pulumi.runtime.set_mocks(Mocks(), project="airtime", stack=stack, preview=False, monitor=monitor)
-    for key, value in config.items():
-        pulumi.runtime.set_config(key, value)
+    # a fresh map each run (set_config would write into one shared by every run)
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
 
     @pulumi.runtime.test
     def program():

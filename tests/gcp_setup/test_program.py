@@ -282,3 +282,15 @@ def test_the_entry_point_reads_the_stacks_config() -> None:
                              for key, value in config.items()})
     assert made.named("gcp:storage/bucket:Bucket", "airtime-prod-airtime-artifacts")
     assert made.of_type("gcp:endpoints/service:Service") and made.of_type("gcp:cloudbuild/trigger:Trigger")
+
+
+def test_secret_config_reaches_secret_manager_and_the_cluster_as_secrets() -> None:
+    config = {"gcp:project": "acme-prod", "airtime:webhookUrl": "https://hooks.example/y"}
+    made = run_main("prod", config, secret_keys=["airtime:webhookUrl"])
+    n = made.names
+    version = made.named("gcp:secretmanager/secretVersion:SecretVersion", f"{n.webhook_secret}-value")
+    assert version.inputs["secretData"] == "https://hooks.example/y"
+    assert version.secret_inputs >= {"secretData"}
+    secret = made.named("kubernetes:core/v1:Secret", n.webhook_k8s_secret)
+    assert secret.inputs["stringData"] == {"url": "https://hooks.example/y"}
+    assert made.of_type("gcp:secretmanager/secretVersion:SecretVersion") == [version]  # no tokens given
