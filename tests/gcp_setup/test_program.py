@@ -57,12 +57,17 @@ def test_the_cluster_is_autopilot_on_the_regular_channel_in_the_stacks_region(fu
     assert cluster.inputs["releaseChannel"] == {"channel": "REGULAR"}
     assert cluster.inputs["location"] == "us-central1"
     assert cluster.inputs["deletionProtection"] is True
+    kubeconfig = yaml.safe_load(full.named("pulumi:providers:kubernetes", "gke").inputs["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://203.0.113.10"  # the cluster's endpoint
+    assert full.depends_on(full.named("pulumi:providers:kubernetes", "gke"), cluster)
 
 
 def test_an_existing_cluster_is_adopted_not_created() -> None:
     adopted = run(options=Options(existing_cluster="theirs"))
     assert adopted.of_type("gcp:container/cluster:Cluster") == []
-    assert adopted.named("pulumi:providers:kubernetes", "gke").inputs["kubeconfig"].count("203.0.113.20") == 1
+    kubeconfig = yaml.safe_load(adopted.named("pulumi:providers:kubernetes", "gke").inputs["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://203.0.113.20"  # get_cluster's endpoint
+    assert kubeconfig["clusters"][0]["name"] == "theirs"
 
 
 def test_buckets_have_uniform_access_no_public_access_and_soft_delete(full) -> None:
