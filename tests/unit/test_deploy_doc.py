@@ -65,3 +65,10 @@ def test_the_workload_identity_members_named_are_the_programs() -> None:
     for namespace, ksa in ((EXAMPLE.namespace, EXAMPLE.pipeline_ksa), (EXAMPLE.namespace, EXAMPLE.server_ksa),
                            (EXAMPLE.argo_namespace, EXAMPLE.argo_server_ksa)):
         assert f"[{namespace}/{ksa}]" in DOC
+
+
+if __name__ == "__main__":
+    # `python -m tests.unit.test_deploy_doc`: the grant table's rows from iam.py, to paste into
+    # docs/deploy.md ("Why each grant exists") after iam.py changes
+    for g in grants(EXAMPLE, cloud_run=True, endpoints=True):
+        print(f"| {g.identity} | `{g.role}` | {described(g)} | {g.why} |")
