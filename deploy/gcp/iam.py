@@ -103,3 +103,22 @@ def grants(names: Names, *, cloud_run: bool = False, endpoints: bool = False) ->
                   "deploy: the service runs as the server's account (iam.serviceAccounts.actAs)"),
         ]
     return g
+
+
+def markdown_table(names: Names) -> str:
+    """docs/gcp.md's identity table: every grant, the optional ones marked (a test keeps the
+    doc equal to this)."""
+    base, with_endpoints = set(grants(names)), set(grants(names, endpoints=True))
+    rows = ["| identity (Google service account) | role | on | why |", "|---|---|---|---|"]
+    for g in sorted(grants(names, cloud_run=True, endpoints=True), key=lambda g: IDENTITIES.index(g.identity)):
+        when = "" if g in base else " (with Endpoints)" if g in with_endpoints else " (Cloud Run target)"
+        on = "the project" if g.scope == "project" else f"{g.scope.replace('_', ' ')} `{g.resource}`"
+        account = getattr(names, f"{g.identity}_gsa")
+        rows.append(f"| {g.identity} (`{account}`) | `{g.role}`{when} | {on} | {g.why} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m deploy.gcp.iam: the table docs/gcp.md carries
+    from deploy.names import names_for
+
+    print(markdown_table(names_for("prod", "my-project")))
