@@ -13,7 +13,8 @@ service, the server's service account. Three roles are granted on the project be
 permissions exist only there: bigquery.jobUser (a job belongs to a project, not a dataset),
 logging.logWriter (log entries are written to the project) and container.developer (GKE's IAM
 roles apply to the project's clusters; narrowing to the release's namespace is Kubernetes RBAC,
-which the deploy's RoleBinding does). cloudtrace.agent likewise, for ESPv2's traces.
+which the deploy's RoleBinding does). cloudtrace.agent likewise, for ESPv2's traces, and
+serviceusage.serviceUsageViewer, which reads which services a project has enabled.
 
 Pure Python (no pulumi import): imported by the Pulumi program and by the project's tests.
 """
@@ -88,6 +89,9 @@ def grants(names: Names, *, cloud_run: bool = False, endpoints: bool = False) ->
             Grant("deployer", "roles/servicemanagement.configEditor", "endpoints_service",
                   names.endpoints_service,
                   "deploy-endpoints: gcloud endpoints services deploy submits a configuration and rolls it out"),
+            Grant("deployer", "roles/serviceusage.serviceUsageViewer", "project", "",
+                  "deploy-endpoints: gcloud endpoints services deploy first checks that Endpoints and the"
+                  " service are enabled on the project (Service Usage services.get)"),
             Grant("server", "roles/servicemanagement.serviceController", "endpoints_service",
                   names.endpoints_service,
                   "ESPv2 beside the server fetches the configuration and calls check and report"),
@@ -118,7 +122,20 @@ def markdown_table(names: Names) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m deploy.gcp.iam: the table docs/gcp.md carries
+if __name__ == "__main__":  # python -m deploy.gcp.iam [--write]: docs/gcp.md's table, printed or written
+    import re
+    import sys
+    from pathlib import Path
+
     from deploy.names import names_for
 
-    print(markdown_table(names_for("prod", "my-project")))
+    table = markdown_table(names_for("prod", "my-project"))
+    if "--write" not in sys.argv[1:]:
+        print(table)
+        sys.exit(0)
+    doc = Path(__file__).resolve().parents[2] / "docs" / "gcp.md"
+    text, n = re.subn(r"(<!-- iam-table: .*? -->\n).*?(\n<!-- /iam-table -->)",
+                      lambda m: m[1] + table + m[2], doc.read_text(), flags=re.S)
+    if n != 1:
+        sys.exit(f"{doc}: no iam-table block")
+    doc.write_text(text)

@@ -209,6 +209,8 @@ def _job_effects(identity: str, call: Call, resources: Resources) -> list[Operat
 
 # -- operations that cannot run here, derived from the commands that make them ----------------
 
+GCS_JSON = "https://cloud.google.com/storage/docs/access-control/iam-json"
+
 @dataclass(frozen=True)
 class Derived:
     operation: Operation
@@ -220,6 +222,11 @@ def derived(*, cloud_run: bool = False, endpoints: bool = False) -> list[Derived
     """What Cloud Build's steps (cloudbuild.yaml), ESPv2 beside the server and the Cloud Build
     notifier ask of Google Cloud, for the options that deploy them."""
     d = [
+        Derived(Operation("pipeline", "storage.objects.insert", "bucket", "artifact_bucket",
+                          "argo/{Y}/{m}/{d}/{workflow}/{pod}/main.log"),
+                "charts/airtime/values.yaml artifactRepository.archiveLogs: Argo's wait container in each"
+                " step pod uploads the step's log, as the pod's account",
+                GCS_JSON),
         Derived(Operation("deployer", "artifactregistry: docker push", "repository", "image_repository",
                           "{region}-docker.pkg.dev/{project}/{image_repository}/airtime"),
                 "cloudbuild.yaml build-push: skaffold build -p prod --default-repo=...",
@@ -227,7 +234,8 @@ def derived(*, cloud_run: bool = False, endpoints: bool = False) -> list[Derived
         Derived(Operation("deployer", "storage.objects.insert (replacing)", "bucket", "artifact_bucket",
                           "deploy/workflows/current/*.yaml"),
                 "cloudbuild.yaml upload-workflow-specs: gcloud storage cp workflow-specs/*.yaml gs://.../current/",
-                "https://cloud.google.com/storage/docs/access-control/iam-json (objects insert; delete to replace)"),
+                "https://cloud.google.com/storage/docs/access-control/iam-gcloud (cp: objects create; delete to"
+                " replace)"),
         Derived(Operation("deployer", "container.clusters.get", "project", "project", "get-credentials"),
                 "cloudbuild.yaml deploy: gcloud container clusters get-credentials",
                 "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl"),
@@ -248,6 +256,13 @@ def derived(*, cloud_run: bool = False, endpoints: bool = False) -> list[Derived
     ]
     if endpoints:
         d += [
+            Derived(Operation("deployer", "serviceusage.services.get", "project", "project",
+                              "endpoints.googleapis.com and the Endpoints service, enabled?"),
+                    "cloudbuild.yaml deploy-endpoints: gcloud endpoints services deploy calls EnableServiceIfDisabled"
+                    " before and after the rollout (googlecloudsdk surface/endpoints/services/deploy.py); it reads"
+                    " the service with Service Usage and stops on 403 (api_lib/services/enable_api.py"
+                    " IsServiceEnabled); both are enabled by the program, so it never enables one",
+                    "https://cloud.google.com/service-usage/docs/access-control"),
             Derived(Operation("deployer", "servicemanagement.services.configs.submit + rollouts.create",
                               "endpoints_service", "endpoints_service", "api_config.yaml + descriptor set"),
                     "cloudbuild.yaml deploy-endpoints: gcloud endpoints services deploy",

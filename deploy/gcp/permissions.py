@@ -4,7 +4,11 @@ set of grants covers a set of operations.
 OPERATIONS: the permissions each operation of deploy/gcp/operations.py needs, with the page
 that says so. ROLES: for every role deploy/gcp/iam.py grants, the permissions of it this
 project relies on (a subset of the role: the page cited lists them all) and the lowest
-resource it can be granted on. `missing` and `unused` are what tests/unit/test_iam_covers_calls.py
+resource it can be granted on. Each subset was read from the page cited and, where the copy
+of the page at hand was incomplete, from the role as `gcloud iam roles describe` prints it
+(collected in github.com/iann0036/iam-dataset, gcp/roles/<role>.json): that is how
+bigquery.jobUser is known to hold bigquery.jobs.create and not bigquery.config.get, and
+container.developer to hold roleBindings.get but not roleBindings.create. `missing` and `unused` are what tests/unit/test_iam_covers_calls.py
 asserts on.
 """
 
@@ -77,8 +81,10 @@ OPERATIONS: dict[str, Needs] = {
     "servicemanagement.services.configs.submit + rollouts.create": Needs(
         ("servicemanagement.services.get", "servicemanagement.services.update"),
         "https://cloud.google.com/service-infrastructure/docs/service-management/access-control"),
+    "serviceusage.services.get": Needs(("serviceusage.services.get",),
+                                       "https://cloud.google.com/service-usage/docs/access-control"),
     "servicecontrol: check + report, config fetch": Needs(
-        ("servicemanagement.services.check", "servicemanagement.services.report"),
+        ("servicemanagement.services.check", "servicemanagement.services.get", "servicemanagement.services.report"),
         "https://cloud.google.com/service-infrastructure/docs/service-management/access-control"),
     "cloudtrace.traces.patch": Needs(("cloudtrace.traces.patch",),
                                      "https://cloud.google.com/trace/docs/iam#roles"),
@@ -118,7 +124,7 @@ ROLES: dict[str, Role] = {
         "bigquery.tables.list", "bigquery.tables.update", "bigquery.tables.updateData"),
     # bigquery.jobs.create is a project permission: a job runs in a project, whatever it reads
     "roles/bigquery.jobUser": _role(
-        "project", f"{IAM}/bigquery#bigquery.jobUser", "bigquery.jobs.create", "bigquery.config.get"),
+        "project", f"{IAM}/bigquery#bigquery.jobUser", "bigquery.jobs.create"),
     "roles/artifactregistry.writer": _role(
         "repository", f"{IAM}/artifactregistry#artifactregistry.writer",
         "artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"),
@@ -136,7 +142,12 @@ ROLES: dict[str, Role] = {
         "servicemanagement.services.get", "servicemanagement.services.update"),
     "roles/servicemanagement.serviceController": _role(
         "endpoints_service", f"{IAM}/servicemanagement#servicemanagement.serviceController",
-        "servicemanagement.services.check", "servicemanagement.services.report"),
+        "servicemanagement.services.check", "servicemanagement.services.get", "servicemanagement.services.quota",
+        "servicemanagement.services.report"),
+    # which services a project has enabled: a project's, granted there
+    "roles/serviceusage.serviceUsageViewer": _role(
+        "project", f"{IAM}/serviceusage#serviceusage.serviceUsageViewer", "serviceusage.services.get",
+        "serviceusage.services.list"),
     "roles/cloudtrace.agent": _role(
         "project", f"{IAM}/cloudtrace#cloudtrace.agent", "cloudtrace.traces.patch"),
     "roles/run.developer": _role(

@@ -71,9 +71,9 @@ def test_no_grant_goes_unused(options):
 def test_no_basic_role_and_no_project_grant_where_a_resource_takes_one(options):
     assert too_broad(grants(NAMES, **options)) == []
     project_roles = {g.role for g in grants(NAMES, **options) if g.scope == "project"}
-    # each one exists on projects only: jobs, log entries, GKE, traces
+    # each one exists on projects only: jobs, log entries, GKE, traces, a project's enabled services
     assert project_roles <= {"roles/bigquery.jobUser", "roles/logging.logWriter", "roles/container.developer",
-                             "roles/cloudtrace.agent"}
+                             "roles/cloudtrace.agent", "roles/serviceusage.serviceUsageViewer"}
 
 
 def _without(all_grants: list[Grant], identity: str, role: str) -> list[Grant]:
@@ -94,6 +94,13 @@ def test_without_the_deployers_cloud_run_role_the_check_names_what_fails():
     assert missing(kept, operations(cloud_run=True), NAMES) == [
         f"deployer: {p} on cloud_run_service airtime is not granted (run.services.replace: deploy/cloudrun/service.yaml)"
         for p in ("run.services.get", "run.services.update")]
+
+
+def test_without_service_usage_read_an_endpoints_deploy_is_refused():
+    kept = _without(grants(NAMES, endpoints=True), "deployer", "roles/serviceusage.serviceUsageViewer")
+    assert missing(kept, operations(endpoints=True), NAMES) == [
+        "deployer: serviceusage.services.get on the project is not granted (serviceusage.services.get:"
+        " endpoints.googleapis.com and the Endpoints service, enabled?)"]
 
 
 def test_without_actas_on_the_servers_account_a_cloud_run_deploy_is_refused():
@@ -145,7 +152,7 @@ def test_docs_gcp_identity_table_is_the_grants():
     text = (ROOT / "docs" / "gcp.md").read_text()
     block = re.search(r"<!-- iam-table: .*? -->\n(.*?)\n<!-- /iam-table -->", text, re.S)
     assert block, "docs/gcp.md has no generated identity table"
-    assert block[1] == iam.markdown_table(NAMES), "regenerate: python -m deploy.gcp.iam"
+    assert block[1] == iam.markdown_table(NAMES), "regenerate: python -m deploy.gcp.iam --write"
 
 
 def test_roles_cite_permissions_the_operations_use():
