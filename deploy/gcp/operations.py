@@ -279,7 +279,9 @@ def derived(*, cloud_run: bool = False, endpoints: bool = False) -> list[Derived
         d += [
             Derived(Operation("deployer", "run.services.replace", "cloud_run_service", "cloud_run_service",
                               "deploy/cloudrun/service.yaml"),
-                    "cloudbuild.yaml deploy: skaffold deploy -p cloudrun",
+                    "cloudbuild.yaml deploy: skaffold deploy -p cloudrun, which gets the service and replaces it"
+                    " (creates it only when missing; the program creates it) and sets no IAM policy"
+                    " (GoogleContainerTools/skaffold pkg/skaffold/deploy/cloudrun/deploy.go)",
                     "https://cloud.google.com/run/docs/reference/iam/roles#additional-configuration"),
             Derived(Operation("deployer", "iam.serviceAccounts.actAs", "service_account", "server_gsa",
                               "serviceAccountName: airtime-server@..."),
