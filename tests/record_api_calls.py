@@ -50,35 +50,41 @@ MAX_DETAILS = 8  # examples kept per operation in the fixture
 
 
 class Recorder:
-    """The proxies of each identity, and the flows each identity's calls came from."""
+    """A pair of proxies (Cloud Storage, BigQuery) per identity and flow: each call is known by
+    the identity and the process that made it."""
 
     def __init__(self, profile: GcpProfile, stack: ExitStack) -> None:
         self.profile, self.stack = profile, stack
-        self.proxies: dict[str, tuple[RecordingProxy, RecordingProxy]] = {}
-        self.flows: dict[str, list[str]] = {}
+        self.proxies: dict[tuple[str, str], tuple[RecordingProxy, RecordingProxy]] = {}
+
+    @property
+    def flows(self) -> dict[str, list[str]]:
+        flows: dict[str, list[str]] = {}
+        for identity, flow in self.proxies:
+            flows.setdefault(identity, []).append(flow)
+        return flows
 
     def env(self, identity: str, flow: str, **extra: str) -> dict[str, str]:
-        if identity not in self.proxies:
-            self.proxies[identity] = (self.stack.enter_context(recording(self.profile.gcs.url)),
-                                      self.stack.enter_context(recording(self.profile.bigquery.url)))
-        gcs, bq = self.proxies[identity]
-        if flow not in self.flows.setdefault(identity, []):
-            self.flows[identity].append(flow)
+        if (identity, flow) not in self.proxies:
+            self.proxies[identity, flow] = (self.stack.enter_context(recording(self.profile.gcs.url)),
+                                            self.stack.enter_context(recording(self.profile.bigquery.url)))
+        gcs, bq = self.proxies[identity, flow]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRTIME_")}
         return env | self.profile.env() | {
             "STORAGE_EMULATOR_HOST": gcs.url, "AIRTIME_BQ_API_ENDPOINT": bq.url,
             "PYTHONPATH": str(ROOT), "AIRTIME_METRICS_PORT": "0", **extra}
 
-    def operations(self) -> list[Operation]:
+    def operations(self) -> list[tuple[str, Operation]]:
+        """(flow, operation) for every call recorded."""
         resources = Resources(
             project=emulators.BIGQUERY_PROJECT,
             buckets={self.profile.source_bucket: "source_bucket", self.profile.artifact_bucket: "artifact_bucket"},
             datasets={self.profile.dataset: "dataset"})
         ops = []
-        for identity, proxies in self.proxies.items():
+        for (identity, flow), proxies in self.proxies.items():
             for proxy in proxies:
                 for call in proxy.calls:
-                    ops += operations_of(identity, call, resources)
+                    ops += [(flow, op) for op in operations_of(identity, call, resources)]
         return ops
 
 
@@ -166,16 +172,18 @@ def record(gcs: emulators.Emulator, bq: emulators.Emulator, work: Path) -> Recor
 
 def fixture_of(rec: Recorder) -> dict:
     grouped: dict[tuple, set[str]] = {}
-    for op in rec.operations():
+    made_by: dict[tuple, set[str]] = {}
+    for flow, op in rec.operations():
         grouped.setdefault(op.key, set()).add(op.detail)
+        made_by.setdefault(op.key, set()).add(flow)
     identities = {}
     for identity, flows in rec.flows.items():
         identities[identity] = {
             "flows": flows,
             "operations": [
-                {"operation": name, "scope": scope, "resource": resource,
-                 "examples": sorted(d for d in details if d)[:MAX_DETAILS]}
-                for (who, name, scope, resource), details in sorted(grouped.items()) if who == identity],
+                {"operation": key[1], "scope": key[2], "resource": key[3],
+                 "examples": sorted(d for d in details if d)[:MAX_DETAILS], "flows": sorted(made_by[key])}
+                for key, details in sorted(grouped.items()) if key[0] == identity],
         }
     return {"recorded_with": "python -m tests.record_api_calls --write (fake-gcs-server, local-bigquery 0.3.2)",
             "identities": identities}

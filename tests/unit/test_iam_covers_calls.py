@@ -43,6 +43,8 @@ def test_the_recording_covers_the_pipeline_and_the_server_and_notify_makes_no_go
     assert "exit handler: notify" in flows and any(f.startswith("catch-up") for f in flows)
     assert all(f"step pod: {step}" in flows for step in ("ingest", "preprocess", "gate", "load", "verify"))
     assert {"storage.objects.get", "bigquery.jobs.insert"} <= {op.name for op in recorded() if op.identity == "server"}
+    made_by_notify = [op["operation"] for op in fixture["pipeline"]["operations"] if "exit handler: notify" in op["flows"]]
+    assert made_by_notify == [], "notify reads its webhook from a Kubernetes Secret and calls no Google API"
 
 
 def test_every_operation_has_its_permissions_and_every_granted_role_its_reference():
