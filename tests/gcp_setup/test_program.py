@@ -211,6 +211,15 @@ def test_the_endpoints_service_is_deploy_endpoints_configuration_for_the_project
     assert minimal.of_type("gcp:endpoints/service:Service") == []
 
 
+def test_the_endpoints_service_itself_is_enabled_so_the_deployer_never_has_to(full, minimal) -> None:
+    n = full.names
+    service = full.named("gcp:endpoints/service:Service", n.endpoints_service)
+    enabled = full.named("gcp:projects/service:Service", f"{n.endpoints_service}-enabled")
+    assert enabled.inputs["service"] == n.endpoints_service and enabled.inputs["disableOnDestroy"] is False
+    assert service.urn in enabled.dependencies
+    assert all(r.inputs["service"] != n.endpoints_service for r in minimal.of_type("gcp:projects/service:Service"))
+
+
 def test_cloud_run_services_only_when_the_stack_asks_and_run_as_their_accounts(full, minimal) -> None:
     n = full.names
     assert minimal.of_type("gcp:cloudrunv2/service:Service") == []
