@@ -117,7 +117,7 @@ def test_slo_arguments_follow_the_json(mocks):
             assert inputs["service"] == "airtime"
         assert by_id["freshness"]["windowsBasedSli"]["windowPeriod"] == "86400s"
         cut = by_id["grpc-latency"]["requestBasedSli"]["distributionCut"]
-        assert cut["range"]["max"] == 0.1
+        assert cut["range"]["max"] == objectives["grpc-latency"]["serviceLevelIndicator"]["requestBased"]["distributionCut"]["range"]["max"]
         assert "airtime_grpc_request_seconds/histogram" in cut["distributionFilter"]
 
     return _settled([s.id for s in created["slos"].values()]).apply(check)

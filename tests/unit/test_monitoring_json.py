@@ -343,3 +343,37 @@ def test_promtool_refuses_a_broken_query(tmp_path):
         {"record": "airtime:broken", "expr": "sum by (method (rate(airtime_grpc_requests_total[5m]))"}]}]}))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode != 0
+
+
+# --- the same SLIs as the Prometheus burn-rate alerts ------------------------------------------
+
+RULES = ROOT / "charts" / "airtime" / "files" / "alert-rules.yaml"
+
+
+def _recorded(record: str) -> str:
+    import yaml
+
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule.get("record") == record:
+                return rule["expr"]
+    raise AssertionError(f"{RULES.name} records no {record}")
+
+
+@pytest.mark.skipif(not RULES.exists(), reason="charts/airtime/files/alert-rules.yaml not there yet")
+def test_slos_count_as_bad_what_the_burn_rate_alerts_count():
+    # Cloud Monitoring's SLOs cannot add two metrics, so gRPC and HTTP are an SLO each; the rules
+    # add them. What counts as failed, and the latency threshold, must be the same in both.
+    objectives = _slos()["objectives"]
+    errors = _recorded("airtime:slo_request_errors:rate5m")
+    [codes] = re.findall(r'code=~"([^"]+)"', errors)
+    bad_grpc = objectives["grpc-availability"]["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"]
+    [one_of] = re.findall(r"metric\.labels\.code=one_of\(([^)]*)\)", bad_grpc)
+    assert set(re.findall(r'"([A-Z_]+)"', one_of)) == set(codes.split("|"))
+    [statuses] = re.findall(r'status=~"([^"]+)"', errors)
+    bad_http = objectives["http-availability"]["serviceLevelIndicator"]["requestBased"]["goodTotalRatio"]["badServiceFilter"]
+    assert f'monitoring.regex.full_match("{statuses}")' in bad_http
+    thresholds = {float(le) for le in re.findall(r'le="([^"]+)"', _recorded("airtime:slo_latency_slow:rate5m"))}
+    for slo_id in ("grpc-latency", "http-latency"):
+        cut = objectives[slo_id]["serviceLevelIndicator"]["requestBased"]["distributionCut"]
+        assert thresholds == {cut["range"]["max"]}, slo_id
