@@ -60,10 +60,10 @@ def _exported_metrics() -> set[str]:
     _bucket/_sum/_count series of its histograms."""
     names: set[str] = set()
     for line in (MONITORING / "METRICS.md").read_text().splitlines():
-        match = re.match(r"- `([a-zA-Z_:][a-zA-Z0-9_:]*)` \| ([a-z ]+?)\s*(?:0/1\s*)?\|", line)
+        match = re.match(r"- `([a-zA-Z_:][a-zA-Z0-9_:]*)` \| ([^|]+)\|", line)
         if match:
             names.add(match.group(1))
-            if match.group(2).startswith("histogram"):
+            if match.group(2).strip().startswith("histogram"):
                 names.update(match.group(1) + suffix for suffix in ("_bucket", "_sum", "_count"))
     return names
 
@@ -124,6 +124,12 @@ def test_a_misspelt_policy_field_fails_to_parse(field, wrong):
     policy = json.loads((MONITORING / "policies" / "run-failed.json").read_text())
     with pytest.raises(json_format.ParseError, match=wrong):
         _parse(_misspell(policy, field, wrong), AlertPolicy)
+
+
+def test_a_misspelt_uptime_check_field_fails_to_parse():
+    check = json.loads((MONITORING / "uptime.json").read_text())
+    with pytest.raises(json_format.ParseError, match="httpChek"):
+        _parse(_misspell(check, "httpCheck", "httpChek"), UptimeCheckConfig)
 
 
 def test_a_bad_enum_or_duration_fails_to_parse():
