@@ -44,8 +44,8 @@ from grpc_server import http, servicer
 from grpc_server.auth import Tokens
 from grpc_server.backend import ForecastBackend, ServedRun, open_backend
 from grpc_server.interceptors import Admission, AdmissionLimits, ServiceInterceptor
-from grpc_server.loop import event_loop, on_loop
 from grpc_server.ledger_metrics import LedgerMetrics
+from grpc_server.loop import event_loop, on_loop
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.queries import Limits
 from grpc_server.servicer import ForecastServicer
