@@ -56,11 +56,12 @@ def _dashboard() -> dict:
 
 
 def _exported_metrics() -> set[str]:
-    """Every metric name METRICS.md lists (its first backticked word on a `- ` line), with the
-    _bucket/_sum/_count series of its histograms."""
+    """Every metric name METRICS.md lists (its first backticked word on a `- ` line: the server's
+    metrics, the recording rules' and Google's), with the _bucket/_sum/_count series of its
+    histograms."""
     names: set[str] = set()
     for line in (MONITORING / "METRICS.md").read_text().splitlines():
-        match = re.match(r"- `([a-zA-Z_:][a-zA-Z0-9_:]*)` \| ([^|]+)\|", line)
+        match = re.match(r"- `([a-zA-Z_:][a-zA-Z0-9_:]*)` \|([^|]*)", line)
         if match:
             names.add(match.group(1))
             if match.group(2).strip().startswith("histogram"):
