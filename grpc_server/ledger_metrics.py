@@ -197,6 +197,12 @@ class LedgerMetrics(Collector):
         facts = self._facts
         if facts is None:
             return
+        # AirtimeForecastNotPublishedByDeadline's condition as a 0/1 series, for the freshness
+        # SLO (deploy/monitoring/slos.json), whose filter cannot compare with time()
+        late = dt.datetime.now(dt.UTC) >= deadline and (facts.published_run_date is None
+                                                        or facts.published_run_date < due)
+        yield _gauge("airtime_forecast_late",
+                     "1 while today's deadline has passed and today's run is not published", float(late))
         yield from _facts_metrics(facts)
 
 

@@ -158,3 +158,7 @@ def test_the_deadline_is_today_at_the_setting_in_the_business_timezone(day1) -> 
     assert one(metrics, "airtime_publish_deadline_seconds") == \
         dt.datetime.combine(today, dt.time(6, 30), zone).timestamp()
     assert one(metrics, "airtime_bigquery_bytes_billed_limit_bytes") == 100 * 1024**3
+    # DAY1 is published, today is not: late once today's deadline has passed
+    assert one(metrics, "airtime_forecast_late") == (0 if dt.datetime.now(zone).time() < dt.time(6, 30) else 1)
+    assert one(scrape(home, publish_deadline=dt.time(0, 0)), "airtime_forecast_late") == 1
+    assert one(scrape(home, publish_deadline=dt.time(23, 59, 59)), "airtime_forecast_late") == 0
