@@ -43,7 +43,7 @@ proto: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/python -m tests.unit.test_workflows_golden
 
-# Installs the offline validators (helm, kubernetes-validate, check-jsonschema), h2load in CI, and the
+# Installs the offline validators (helm, kubernetes-validate, check-jsonschema), h2load and promtool in CI, and the
 # Google Cloud emulators, then runs every test. Outside CI an emulator that cannot be
 # installed here (no Python 3.13) only makes its tests skip, with the reason.
 # The program's tests (tests/gcp_setup, under Pulumi's mocks) run in .venv-gcp after the rest:
@@ -54,6 +54,8 @@ test: $(STAMP) $(GCP_STAMP)
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
 	# h2load, for the attack test that replays issue 20's command (it skips without, outside CI)
 	if [ "$${CI:-}" = "true" ]; then bash .ci/install-bench-tools; fi
+	# promtool, for the alerting rules' tests (they skip without it, outside CI)
+	if [ "$${CI:-}" = "true" ]; then bash .ci/install-monitoring-tools; fi
 	$(BIN)/python -m pytest -q --durations=15 --ignore=tests/container --ignore=tests/gcp_setup
 	$(GCP_VENV)/bin/python -m pytest -q tests/gcp_setup --confcutdir=tests/gcp_setup
 	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test; else echo "make test: the container tests run in CI or with make image-test"; fi

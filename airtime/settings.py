@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = 30.0
     # -- how often it also asks the ledger itself, marker or not (one warehouse query)
     ledger_check_seconds: float = Field(default=3600.0, gt=0)
+    # -- how often it reads the ledger for the pipeline's metrics (grpc_server/ledger_metrics.py;
+    #    on BigQuery two small queries each time, at least 10 MB billed each)
+    ledger_metrics_seconds: float = Field(default=300.0, gt=0)
+    # -- the day's forecast is due by this time of day, in `timezone` (alert
+    #    AirtimeForecastNotPublishedByDeadline; the server exports it as a Unix time)
+    publish_deadline: dt.time = dt.time(7, 0)
+    # -- alert (AirtimeBigQueryBytesBilledHigh) when the project's queries bill more than this
+    #    many bytes in 24 h; the server exports it beside its other metrics
+    bq_bytes_billed_alert_per_day: int = Field(default=100 * 1024**3, ge=0)
     max_range_days: int = 366
     max_page_size: int = 10_000
     default_page_size: int = 1_000

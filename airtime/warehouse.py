@@ -13,6 +13,7 @@ removes its rows. At most one generation of a date is published.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,27 @@ def record_of(row: Mapping[str, object]) -> RunRecord:
         failed_step=row["failed_step"],
         error=row["error"],
     )
+
+
+# A failure noted in the ledger starts with the exit code of the error that caused it, so
+# the query server can tell a verification mismatch (4) or damaged state (9) from a held
+# delivery (3) or a transient fault (5) from the ledger alone (grpc_server/ledger_metrics.py),
+# with no column added to the ledger of either engine.
+_EXIT_NOTE = re.compile(r"^\[exit (\d+)\] ")
+
+
+def failure_message(exit_code: int, message: str) -> str:
+    """The ledger's `error` of a failure that ends a process with exit_code."""
+    return f"[exit {exit_code}] {message}"
+
+
+def exit_code_of(error: str | None) -> int:
+    """The exit code a ledger `error` records: 0 for none, 1 for a note without one (a row
+    written before notes carried it)."""
+    if not error:
+        return 0
+    found = _EXIT_NOTE.match(error)
+    return int(found.group(1)) if found else 1
 
 
 def superseded_message(run_date: dt.date, generation: str, later: str, loaded_at: object) -> str:

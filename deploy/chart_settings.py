@@ -50,6 +50,8 @@ def _field_schema(field: str) -> dict:
     out = {k: branch[k] for k in KEPT if k in branch}
     if branch.get("format") == "date":
         out["pattern"] = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    if branch.get("format") == "time":  # a time of day, as pydantic parses it: HH:MM[:SS]
+        out["pattern"] = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
     if out.get("type") == "number":
         # `helm --set k=0.4` passes a string (--set types integers only): accept a decimal
         # string too; templates/configmap-settings.yaml checks its bounds

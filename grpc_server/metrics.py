@@ -32,6 +32,10 @@ class ServiceMetrics:
             "airtime_served_run_date_seconds", "Run date being served, as a Unix time",
             registry=self.registry,
         )
+        self.published_at = Gauge(
+            "airtime_served_published_at_seconds", "When the run being served was published, as a Unix time",
+            registry=self.registry,
+        )
         self.slots = Gauge("airtime_served_slots", "Slots in the run being served",
                            registry=self.registry)
         self.swaps = Counter("airtime_run_swaps", "Times a newer run started being served",
@@ -60,6 +64,9 @@ class ServiceMetrics:
             "airtime_grpc_calls_waiting", "gRPC calls whose request message has not arrived yet",
             registry=self.registry,
         )
+        # what /readyz answers, for alerting: kube-state-metrics is not in Managed Prometheus
+        self.ready = Gauge("airtime_server_ready", "1 while this replica is ready (what /readyz answers)",
+                           registry=self.registry)
         self._http: ProbeServer | None = None
         # labels() lookups, once per (kind, name, code)
         self._children: dict[tuple[str, str, str], tuple] = {}
@@ -85,6 +92,8 @@ class ServiceMetrics:
     def run_served(self, run: ServedRun) -> None:
         midnight = dt.datetime.combine(run.id.run_date, dt.time(), dt.UTC)
         self.run_date.set(midnight.timestamp())
+        if run.record.published_at is not None:
+            self.published_at.set(run.record.published_at.timestamp())
         self.slots.set(run.record.forecast_rows)
         self.swaps.inc()
 

@@ -39,10 +39,12 @@ from airtime.errors import ConfigError
 from airtime.resources import open_warehouse, publication_store
 from airtime.settings import Settings
 from airtime.v1 import forecast_service_pb2 as pb
+from airtime.warehouse import Warehouse
 from grpc_server import http, servicer
 from grpc_server.auth import Tokens
 from grpc_server.backend import ForecastBackend, ServedRun, open_backend
 from grpc_server.interceptors import Admission, AdmissionLimits, ServiceInterceptor
+from grpc_server.ledger_metrics import LedgerMetrics
 from grpc_server.loop import event_loop, on_loop
 from grpc_server.metrics import ServiceMetrics
 from grpc_server.queries import Limits
@@ -124,6 +126,8 @@ class Service:
     # what the HTTP/JSON gateway calls and checks: the gRPC servicer and its tokens
     forecast: ForecastServicer | None = None
     tokens: Tokens | None = None
+    # the pipeline's gauges, read from the ledger (grpc_server/ledger_metrics.py)
+    ledger_metrics: LedgerMetrics | None = None
     http: http.HttpServer | None = None
     started: threading.Event = field(default_factory=threading.Event)
     # the first look at the ledger is over: a run is loaded, or none is published yet
@@ -166,6 +170,8 @@ class Service:
         budget = 0.0 if grace is None else grace
         on_loop(self._drain(grace), budget + STOP_SLACK_SECONDS)
         self.backend.close()
+        if self.ledger_metrics is not None:
+            self.ledger_metrics.close()
         self.metrics.close()
         if self.executor is not None:
             self.executor.shutdown(wait=False)
@@ -238,16 +244,23 @@ def backstop_calls(limits: AdmissionLimits) -> int:
 
 def build_service(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
                   metrics: ServiceMetrics | None = None, max_workers: int | None = None,
-                  poll: bool = True) -> Service:
+                  poll: bool = True, ledger: Warehouse | None = None) -> Service:
     """Everything wired, not yet serving (call service.server.start()). With poll, the
-    backend starts polling the ledger (first load included) in the background; without,
-    the caller drives backend.refresh(). max_workers: threads for a backend that waits
-    on I/O (the snapshot backend needs none)."""
+    backend starts polling the ledger (first load included) in the background, and so do
+    the ledger's metrics; without, the caller drives backend.refresh() (and
+    service.ledger_metrics.refresh()). max_workers: threads for a backend that waits on
+    I/O (the snapshot backend needs none). ledger: where the pipeline's metrics are read
+    (default: the warehouse the backend is opened on; none with a backend given)."""
     tokens = load_tokens(settings)  # fail closed before anything listens
     credentials = _credentials(settings)
     if backend is None:
-        backend = open_backend(settings, open_warehouse(settings), publication_store(settings))
+        ledger = ledger or open_warehouse(settings)
+        backend = open_backend(settings, ledger, publication_store(settings))
     metrics = metrics or ServiceMetrics()
+    ledger_metrics = LedgerMetrics(
+        ledger, timezone=settings.timezone, deadline=settings.publish_deadline,
+        interval=settings.ledger_metrics_seconds, bytes_billed_limit=settings.bq_bytes_billed_alert_per_day,
+    ).register(metrics.registry)
     if getattr(backend, "blocking", True):
         threads = max_workers or DEFAULT_WAREHOUSE_THREADS
     else:
@@ -303,8 +316,11 @@ def build_service(address: str, *, settings: Settings, backend: ForecastBackend 
         serving(backend.served())
     if poll:
         backend.start()
-    return Service(SyncServer(server), port, backend, health_facade, metrics, executor, admission,
-                   forecast=forecast, tokens=tokens)
+        ledger_metrics.start()
+    service = Service(SyncServer(server), port, backend, health_facade, metrics, executor, admission,
+                      forecast=forecast, tokens=tokens, ledger_metrics=ledger_metrics)
+    metrics.ready.set_function(lambda: float(service.ready()))  # memory only: scrapes run on the loop
+    return service
 
 
 def create_server(address: str, *, settings: Settings, backend: ForecastBackend | None = None,
@@ -349,6 +365,8 @@ def _first_check(service: Service) -> None:
         # after a drain began the health servicer ignores this: it stays NOT_SERVING
         service.health.set(READINESS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
     service.backend.start()
+    if service.ledger_metrics is not None:
+        service.ledger_metrics.start()
 
 
 def serve(settings: Settings, port: int | None = None, http_port: int | None = None) -> None:

@@ -57,6 +57,7 @@ from airtime.warehouse import (
     Figures,
     RunRecord,
     Warehouse,
+    failure_message,
 )
 
 log = logging.getLogger(__name__)
@@ -304,22 +305,25 @@ def run_step(step: Step[Any], ctx: Context) -> StepResult:
         name_generation(step, ctx)
         result = _do(step, ctx)
     except AirtimeError as exc:
-        _record_failure(ctx, step, attempt, str(exc), held=isinstance(exc, DeliveryHeldError))
+        _record_failure(ctx, step, attempt, str(exc), exc.exit_code, held=isinstance(exc, DeliveryHeldError))
         raise
     except Exception as exc:  # a bug: still say in the ledger that the attempt ended
-        _record_failure(ctx, step, attempt, f"{type(exc).__name__}: {exc}")
+        _record_failure(ctx, step, attempt, f"{type(exc).__name__}: {exc}", 1)  # Python's exit code
         raise
     ctx.warehouse.end_attempt(attempt.attempt_id, SKIPPED if result.skipped else SUCCEEDED, _now())
     result.seconds = time.monotonic() - started
     return result
 
 
-def _record_failure(ctx: Context, step: Step[Any], attempt: Attempt, message: str, held: bool = False) -> None:
-    """`held`: the gate refused the delivery, which waits for `airtime accept`."""
+def _record_failure(ctx: Context, step: Step[Any], attempt: Attempt, message: str, exit_code: int,
+                    held: bool = False) -> None:
+    """`held`: the gate refused the delivery, which waits for `airtime accept`. The ledger's
+    note starts with the exit code (failure_message): what the server's metrics read."""
     state = HELD if held else FAILED
     try:
         ctx.warehouse.end_attempt(attempt.attempt_id, FAILED, _now(), message)
-        ctx.warehouse.record_failure(ctx.run_date, ctx.generation or NO_DELIVERY, step.name, message, state=state)
+        ctx.warehouse.record_failure(ctx.run_date, ctx.generation or NO_DELIVERY, step.name,
+                                     failure_message(exit_code, message), state=state)
     except AirtimeError as ledger_exc:  # the original failure matters more
         log.warning("could not record the failure in the ledger: %s", ledger_exc)
 

@@ -19,7 +19,7 @@ from airtime.manifest import read_manifest, run_prefix
 from airtime.publication import announce
 from airtime.schema import DATA_TABLES, TableKey
 from airtime.store import sha256_file
-from airtime.warehouse import FAILED, LOADED, PUBLISHED, Figures
+from airtime.warehouse import FAILED, LOADED, PUBLISHED, Figures, failure_message
 from steps.entry import step_main
 from steps.load import STEP as LOAD
 from steps.load import Loaded
@@ -126,7 +126,8 @@ def recheck(ctx: Context) -> dict[TableKey, Figures]:
     except VerificationError as exc:
         message = (f"{exc}\nrun {ctx.run_date} is not served any more; `airtime run --date"
                    f" {ctx.run_date}` loads it again from its artifacts")
-        ctx.warehouse.record_failure(ctx.run_date, ctx.gen, "verify", message, demote=True)
+        ctx.warehouse.record_failure(ctx.run_date, ctx.gen, "verify",
+                                     failure_message(VerificationError.exit_code, message), demote=True)
         announce(ctx.artifacts, ctx.run_date, FAILED)
         raise VerificationError(message + "".join(f"\n  damaged artifact: {d}" for d in damaged)) from None
     if damaged:

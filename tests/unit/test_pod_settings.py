@@ -45,6 +45,8 @@ def sample_value(field: str) -> str:
         return "0.37" if spec.get("maximum", 2) >= 0.37 and spec.get("minimum", 0) <= 0.37 else "12.5"
     if spec.get("format") == "date":
         return "2001-02-03"
+    if spec.get("format") == "time":
+        return "06:45"
     return f"/tmp/sample-{pod_settings.camel(field)}" if spec.get("format") == "path" else f"sample-{field}"
 
 
