@@ -68,6 +68,9 @@ class Names:
     webhook_secret: str  # Secret Manager: the workflow's failure webhook URL
     tokens_secret: str  # Secret Manager: the gRPC bearer tokens file
     build_webhook_secret: str  # Secret Manager: the build notifier's webhook URL
+    # Secret Manager: where Cloud Monitoring's webhook channel posts incidents (its own JSON,
+    # which Slack and Chat incoming webhooks refuse: an on-call service or a relay)
+    alert_webhook_secret: str
     pr_trigger: str
     deploy_trigger: str
     build_topic: str  # Cloud Build publishes every build's status here (a fixed name)
@@ -132,6 +135,7 @@ def names_for(stack: str, project: str, region: str = DEFAULT_REGION) -> Names:
         webhook_secret="airtime-webhook",
         tokens_secret="airtime-tokens",
         build_webhook_secret="airtime-build-webhook",
+        alert_webhook_secret="airtime-alert-webhook",
         pr_trigger="airtime-pr",
         deploy_trigger="airtime-deploy",
         build_topic="cloud-builds",

@@ -21,6 +21,11 @@ class Options:
     webhook_url: object | None = None
     api_tokens: object | None = None
     build_webhook_url: object | None = None
+    alert_webhook_url: object | None = None  # Cloud Monitoring's channel (deploy/gcp/monitoring.py)
+    # a monthly budget on the project, only with both (the budget API bills the account)
+    billing_account: str = ""
+    budget_amount: float | None = None
+    uptime_host: str = ""  # the API's public host (the Gateway's): an uptime check and its policy
 
 
 def from_config(config) -> Options:
@@ -36,4 +41,8 @@ def from_config(config) -> Options:
         webhook_url=config.get_secret("webhookUrl"),
         api_tokens=config.get_secret("apiTokens"),
         build_webhook_url=config.get_secret("buildWebhookUrl"),
+        alert_webhook_url=config.get_secret("alertWebhookUrl"),
+        billing_account=config.get("billingAccount") or "",
+        budget_amount=config.get_float("budgetAmount"),
+        uptime_host=config.get("uptimeHost") or "",
     )

@@ -6,7 +6,18 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from deploy.gcp import access, build, cloudrun, cluster_apps, endpoints, identities, secrets, storage, warehouse
+from deploy.gcp import (
+    access,
+    build,
+    cloudrun,
+    cluster_apps,
+    endpoints,
+    identities,
+    monitoring,
+    secrets,
+    storage,
+    warehouse,
+)
 from deploy.gcp.charts import skaffold_env
 from deploy.gcp.cluster import cluster
 from deploy.gcp.iam import grants
@@ -23,7 +34,7 @@ def create(names: Names, options: Options) -> dict:
     dataset = warehouse.dataset(names, apis)
     accounts = identities.accounts(names, options, apis)
     bindings = identities.workload_identity(names, accounts, gke)
-    stored = secrets.secrets(names, options, apis)
+    stored, versions = secrets.secrets(names, options, apis)
     endpoints_service = endpoints.endpoints_service(names, apis) if options.endpoints else None
     run_services = cloudrun.services(names, accounts, apis) if options.cloud_run else {}
 
@@ -47,9 +58,17 @@ def create(names: Names, options: Options) -> dict:
     if options.build_repository:
         made = build.triggers(names, options, accounts["deployer"], apis)
         build.notifier(names, made, accounts, buckets, stored, apis)
+    # SLOs, alert policies, dashboard, channel and budget (docs/slos.md). The channel reads its
+    # URL from the version this program wrote: its name is known only once the version exists,
+    # so the read waits for it, and a first `pulumi up` needs no secret made by hand.
+    alert_version = versions.get(names.alert_webhook_secret)
+    watched = monitoring.create_monitoring(
+        names.project, notification_webhook_secret_version=alert_version.name if alert_version else None,
+        billing_account=options.billing_account or None, budget_amount=options.budget_amount,
+        uptime_host=options.uptime_host or None, opts=pulumi.ResourceOptions(depends_on=apis))
     apps = (cluster_apps.install(names, options, provider, accounts["deployer"], after=bindings)
             if options.install_apps else {})
 
     for key, value in skaffold_env(names).items():
         pulumi.export(key, value)
-    return {"members": members, "apps": apps, "buckets": buckets}
+    return {"members": members, "apps": apps, "buckets": buckets, "monitoring": watched}

@@ -28,6 +28,8 @@ ENDPOINTS_APIS = ("servicemanagement.googleapis.com", "servicecontrol.googleapis
 
 def enable_apis(names: Names, options: Options) -> list[gcp.projects.Service]:
     apis = APIS + (ENDPOINTS_APIS if options.endpoints else ())
+    if options.billing_account and options.budget_amount:
+        apis += ("billingbudgets.googleapis.com",)
     return [
         gcp.projects.Service(
             api.split(".")[0], project=names.project, service=api,

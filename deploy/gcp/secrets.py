@@ -13,13 +13,16 @@ from deploy.gcp.project import after
 from deploy.names import Names
 
 
-def secrets(names: Names, options: Options, apis: list) -> dict[str, gcp.secretmanager.Secret]:
+def secrets(names: Names, options: Options, apis: list) -> tuple[dict[str, gcp.secretmanager.Secret],
+                                                                 dict[str, gcp.secretmanager.SecretVersion]]:
+    """Each secret, and the version holding its value when the stack's config has one."""
     values = {
         names.webhook_secret: options.webhook_url,
         names.tokens_secret: options.api_tokens,
         names.build_webhook_secret: options.build_webhook_url,
+        names.alert_webhook_secret: options.alert_webhook_url,
     }
-    made = {}
+    made, versions = {}, {}
     for secret_id, value in values.items():
         secret = gcp.secretmanager.Secret(
             secret_id, secret_id=secret_id, project=names.project,
@@ -28,7 +31,7 @@ def secrets(names: Names, options: Options, apis: list) -> dict[str, gcp.secretm
             opts=after(apis),
         )
         if value is not None:
-            gcp.secretmanager.SecretVersion(f"{secret_id}-value", secret=secret.id,
-                                            secret_data=pulumi.Output.secret(value))
+            versions[secret_id] = gcp.secretmanager.SecretVersion(
+                f"{secret_id}-value", secret=secret.id, secret_data=pulumi.Output.secret(value))
         made[secret_id] = secret
-    return made
+    return made, versions

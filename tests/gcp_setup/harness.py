@@ -44,14 +44,21 @@ class Mocks(pulumi.runtime.Mocks):
             state["triggerId"] = f"id-of-{args.name}"
         if args.typ == "gcp:cloudrunv2/service:Service":
             state["uri"] = f"https://{args.name}-abc-uc.a.run.app"
+        if args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
+            state["name"] = f"{args.inputs['secret']}/versions/1"
         if args.typ == "gcp:secretmanager/secret:Secret":
             state["id"] = f"projects/{args.inputs['project']}/secrets/{args.inputs['secretId']}"
-        return f"{args.name}-id", state
+        return state.get("id", f"{args.name}-id"), state  # a secret's id is its resource name
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:container/getCluster:getCluster":
             return {"endpoint": "203.0.113.20", "masterAuths": [{"clusterCaCertificate": "Q0E="}],
                     "name": args.args["name"]}
+        if args.token == "gcp:secretmanager/getSecretVersion:getSecretVersion":
+            return {**args.args, "secretData": "https://oncall.example/hook",
+                    "name": f"{args.args['secret']}/versions/{args.args.get('version', 'latest')}"}
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"projectId": args.args["projectId"], "number": "123456789012"}
         return {}
 
 

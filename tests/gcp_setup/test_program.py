@@ -17,7 +17,9 @@ from tests.gcp_setup.harness import run, run_main
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "projects/acme-prod/locations/us-central1/connections/github/repositories/airtime"
 EVERYTHING = Options(endpoints=True, cloud_run=True, build_repository=REPO,
-                     webhook_url="https://hooks.example/x", api_tokens="token-1\n")
+                     webhook_url="https://hooks.example/x", api_tokens="token-1\n",
+                     alert_webhook_url="https://oncall.example/hook", billing_account="0A1B2C-3D4E5F-6A7B8C",
+                     budget_amount=200.0, uptime_host="api.acme.example")
 IAM_MEMBER_TYPES = {
     "gcp:projects/iAMMember:IAMMember", "gcp:storage/bucketIAMMember:BucketIAMMember",
     "gcp:bigquery/datasetIamMember:DatasetIamMember", "gcp:serviceaccount/iAMMember:IAMMember",
@@ -164,9 +166,10 @@ def test_no_basic_role_is_granted_anywhere(options) -> None:
 def test_secrets_exist_for_the_webhooks_and_tokens_with_versions_only_for_given_values(full, minimal) -> None:
     n = full.names
     ids = {r.inputs["secretId"] for r in full.of_type("gcp:secretmanager/secret:Secret")}
-    assert ids == {n.webhook_secret, n.tokens_secret, n.build_webhook_secret}
+    assert ids == {n.webhook_secret, n.tokens_secret, n.build_webhook_secret, n.alert_webhook_secret}
     versions = {r.name for r in full.of_type("gcp:secretmanager/secretVersion:SecretVersion")}
-    assert versions == {f"{n.webhook_secret}-value", f"{n.tokens_secret}-value"}  # no build webhook given
+    assert versions == {f"{n.webhook_secret}-value", f"{n.tokens_secret}-value",
+                        f"{n.alert_webhook_secret}-value"}  # no build webhook given
     assert minimal.of_type("gcp:secretmanager/secretVersion:SecretVersion") == []
 
 
@@ -308,3 +311,28 @@ def test_secret_config_reaches_secret_manager_and_the_cluster_as_secrets() -> No
     secret = made.named("kubernetes:core/v1:Secret", n.webhook_k8s_secret)
     assert secret.inputs["stringData"] == {"url": "https://hooks.example/y"}
     assert made.of_type("gcp:secretmanager/secretVersion:SecretVersion") == [version]  # no tokens given
+
+
+def test_the_environment_is_watched_slos_dashboard_and_policies_in_every_stack(full, minimal) -> None:
+    monitoring = ROOT / "deploy" / "monitoring"
+    for run_ in (full, minimal):
+        assert len(run_.of_type("gcp:monitoring/dashboard:Dashboard")) == 1
+        assert run_.of_type("gcp:monitoring/slo:Slo")
+        assert len(run_.of_type("gcp:monitoring/alertPolicy:AlertPolicy")) >= len(list((monitoring / "policies").glob("*.json"))) - 1
+    api = full.named("gcp:projects/service:Service", "monitoring")
+    assert all(api.urn in r.dependencies for r in full.of_type("gcp:monitoring/dashboard:Dashboard"))
+
+
+def test_alerts_reach_the_webhook_the_program_stored_and_a_budget_only_with_a_billing_account(full, minimal) -> None:
+    n = full.names
+    version = full.named("gcp:secretmanager/secretVersion:SecretVersion", f"{n.alert_webhook_secret}-value")
+    assert "secretData" in version.secret_inputs
+    [channel] = full.of_type("gcp:monitoring/notificationChannel:NotificationChannel")
+    assert channel.inputs["type"] == "webhook_tokenauth"
+    [budget] = full.of_type("gcp:billing/budget:Budget")
+    assert budget.inputs["billingAccount"] == "0A1B2C-3D4E5F-6A7B8C"
+    assert "billingbudgets.googleapis.com" in {r.inputs["service"] for r in full.of_type("gcp:projects/service:Service")}
+    # without the stack's alertWebhookUrl and billingAccount: no channel, no budget, no budget API
+    assert minimal.of_type("gcp:monitoring/notificationChannel:NotificationChannel") == []
+    assert minimal.of_type("gcp:billing/budget:Budget") == []
+    assert "billingbudgets.googleapis.com" not in {r.inputs["service"] for r in minimal.of_type("gcp:projects/service:Service")}
