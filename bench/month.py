@@ -234,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, name in (("seconds", "time"), ("max_rss_mib", "peak RSS")):
             found = summary[f"{key}_growth"] = growth(days, key)
             print(f"{name}: day {last} / day 2 {found['last_over_day2']:.2f}x (target <= {TARGET_GROWTH}x);"
-                  f" median of days {last - 2}-{last} / median of days 2-4 {found['tail_over_head']:.2f}x")
+                  f" median of days {max(2, last - 2)}-{last} / median of days 2-{min(4, last)}"
+                  f" {found['tail_over_head']:.2f}x")
     side = None
     if kept:
         side = summary["side_by_side"] = side_by_side(kept[2], kept[args.days], args.pairs, root, args.retention_days)
