@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-preprocess bench-grpc clean image image-test bench-cold-start gcp-setup-venv
+.PHONY: run test install proto golden bench bench-month bench-preprocess bench-grpc clean image image-test bench-cold-start gcp-setup-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,10 +77,19 @@ image:
 image-test: $(STAMP)
 	$(BIN)/python -m pytest -q tests/container
 
-# The whole day (`airtime run` from the CSVs) at 10M audience rows against a pandas script
-# reading the same CSVs, side by side; `--steps` adds each step's peak RSS alone.
+# The whole day (`airtime run` from the CSVs) at 10M audience rows beside its floor
+# (bench/floor.py: read, forecast, write, read back) and a pandas script reading the same CSVs,
+# alternating; each day's ratio to the floor and to pandas against issue 25's targets;
+# `--steps` adds each step's peak RSS alone.
 bench: $(STAMP)
 	$(BIN)/python -m bench.day --steps
+
+# A month of days in one home at 10M audience rows: 30 deliveries each the previous shifted by
+# a day, each `airtime run` then `airtime prune`; per day time, peak RSS, scratch and bytes
+# stored, day 30 against day 2, and the plot bench/out/month-10000000.png. Thirty whole days:
+# `python -m bench.month --rows 1000000` is the quicker look.
+bench-month: $(STAMP)
+	$(BIN)/python -m bench.month
 
 # The forecast alone (typed Parquet in) against a pandas groupby-apply baseline.
 bench-preprocess: $(STAMP)

@@ -5,9 +5,17 @@ that group's history to the exhibitions strictly before the slot date, sort by d
 the last 4, and take their median. The history of each group is fetched once through
 `groupby().indices` (not re-filtered from the whole table per slot), which is the kinder
 variant: scanning all of the history per slot would be hopeless at 10M rows.
+
+    python -m bench.baseline CSV_FOLDER OUT_FOLDER
+
+is the script the whole-day benchmarks time: `read_delivery`, `rolling_forecast`, the result
+written to OUT_FOLDER/forecast.parquet.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,3 +79,13 @@ def read_delivery(audience_csv: str, availability_csv: str) -> tuple[pd.DataFram
                                dtype={"signal": "string", "program_code": "string"})
     availability["date"] = pd.to_datetime(availability["date"], format="%d/%m/%Y")
     return audience, availability
+
+
+def main(csv: Path, out: Path) -> None:
+    audience, availability = read_delivery(str(next(csv.glob("*program_audience*.csv"))),
+                                           str(next(csv.glob("*inventory_availability*.csv"))))
+    rolling_forecast(audience, availability).to_parquet(out / "forecast.parquet", index=False)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -2,17 +2,17 @@
 
     python -m bench.floor [--rows 10000000] [--repeat 3]
 
-Why it exists: issue 11 asks for the whole `airtime run` at least 4x faster than the pandas
-script of bench/baseline.py. This measures how fast a day could be at all on this machine
-with the same engines, stripped of everything but what the mission cannot do without, each
-contender its own process under `/usr/bin/time -v`, alternating:
+Why it exists: issue 11 asked for the whole `airtime run` at least 4x faster than the pandas
+script of bench/baseline.py; this showed the floor itself is only about 3x faster, and issue 25
+moved the targets to it (first day <= 1.25x the floor, next day <= 1.35x). `make bench`
+(bench/day.py) times this floor in the same run as the day, alternating; this module alone
+times it against pandas only. Each contender its own process under `/usr/bin/time -v`:
 - floor: read both CSV files with pyarrow's multi-threaded reader straight into typed
   columns (no rule checked, no line numbers, no duplicate keys looked for), the forecast
   (airtime/forecast.py) on those tables, the three tables written into a fresh DuckDB file in
   one transaction, and read back once for their row counts and checksums (checksum v2, as
   verify does). No artifacts, no manifests, no ledger, no resume, no progress.
 - pandas: bench/baseline.py, as in bench/day.py.
-If the floor's ratio is near or under the target, no design of the full run reaches it here.
 Not a test: it asserts nothing about time (see ../shared/notes/benchmarks.md).
 """
 
@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.day import OUT, TARGET_RATIO, prepare, run_pandas, timed
+from bench.harness import OUT, prepare, run_pandas, timed
 
 
 def floor_worker(csv: Path, warehouse: Path) -> None:
@@ -99,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours = statistics.median(r["seconds"] for r in runs["floor"])
     theirs = statistics.median(r["seconds"] for r in runs["pandas"])
     print(f"floor (read, forecast, write, read back) median {ours:.2f} s; pandas median {theirs:.2f} s")
-    print(f"ratio pandas / floor: {theirs / ours:.1f}x (the whole run's target: >= {TARGET_RATIO:.0f}x;"
-          f" a run can only be slower than its floor)")
+    print(f"ratio pandas / floor: {theirs / ours:.1f}x (a whole run can only be slower than its floor)")
     return 0
 
 

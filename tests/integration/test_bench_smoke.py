@@ -19,11 +19,12 @@ def test_benchmark_contenders_agree_on_a_small_input(tmp_path, capsys):
     assert "outputs agree: True" in capsys.readouterr().out
 
 
-def test_whole_day_benchmark_runs_airtime_and_the_pandas_script_on_the_same_csvs(tmp_path, capsys):
+def test_whole_day_benchmark_runs_airtime_the_floor_and_the_pandas_script_on_the_same_csvs(tmp_path, capsys):
     assert day.main(["--rows", "2000", "--repeat", "1", "--baseline-repeat", "1", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "day-result-2000.json").read_text())
     assert result["input"]["rows"]["program_audience.csv"] == 2000
     assert {"ingest", "preprocess", "load", "verify"} <= set(result["step_median_seconds"])
+    assert {"first_over_floor", "next_over_floor", "pandas_over_first"} <= set(result["ratios"])
     agreement = result["agreement"]
     assert agreement["airtime_rows"] == agreement["pandas_rows"] == result["input"]["rows"]["inventory_availability.csv"]
     assert "outputs agree: True" in capsys.readouterr().out

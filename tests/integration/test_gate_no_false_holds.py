@@ -12,7 +12,7 @@ from steps import runner
 from tests.conftest import SHARED_DATA, require_shared
 from tests.gate_harness import judge_day
 from tests.pipeline_helpers import local_settings
-from tests.sample_days import sample_days
+from tests.sample_days import daily_deliveries, sample_days
 
 
 def _publish_quietly(home: Path, source: Path, days: list[dt.date]) -> list[dict]:
@@ -51,3 +51,18 @@ def test_a_month_of_the_synthetic_samples_days_passes(tmp_path: Path) -> None:
         [(j.run_date, j.findings) for j in judged if j.held]
     assert {j.figures["upcoming_first"] for j in judged} == {(day + dt.timedelta(days=1)).isoformat() for day in days}
     assert _publish_quietly(settings.home, source, days[:2]) == [j.figures for j in judged[:2]]
+
+
+def test_deliveries_shifted_by_a_day_pass_as_next_days(tmp_path: Path) -> None:
+    """bench/month.py's days: each delivery the previous one with its oldest day of
+    exhibitions gone and a new day added; the gate must take each as an ordinary next day."""
+    settings = local_settings(tmp_path / "home", tmp_path / "source")
+    judged, previous, oldest = [], None, []
+    for day, folder in daily_deliveries(tmp_path / "source", dt.date(2026, 11, 1), 3, history_days=300):
+        oldest.append(min(line.split(",")[2] for line in (folder / "program_audience.csv").read_text(
+            encoding="utf-8-sig").splitlines()[1:]))
+        previous = judge_day(folder, day, tmp_path / "judged" / str(day), settings, previous=previous)
+        judged.append(previous)
+    assert oldest == ["2026-01-04", "2026-01-05", "2026-01-06"]  # 300 days up to 2 days before
+    assert [(j.run_date, j.held) for j in judged] == [(j.run_date, False) for j in judged], \
+        [(j.run_date, j.findings) for j in judged if j.held]
