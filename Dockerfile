@@ -48,7 +48,7 @@ COPY grpc_server ./grpc_server
 COPY workflows ./workflows
 COPY cli ./cli
 RUN pip --python /opt/venv/bin/python install -c constraints.txt . \
-    && /opt/venv/bin/python -c "import cli.main, grpc_server.server, steps.dag"
+    && /opt/venv/bin/python -c "import cli.main, cli.pipeline, cli.queries, cli.serving, grpc_server.server, steps.dag"
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \

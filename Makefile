@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-month bench-preprocess bench-grpc clean image image-test bench-cold-start gcp-setup-venv
+.PHONY: run test install proto golden bench bench-month bench-preprocess bench-grpc bench-cli clean image image-test bench-cold-start gcp-setup-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,12 @@ bench-grpc: $(STAMP)
 # answer) on a published 1M-slot run, median of 5; what a scale-to-zero Cloud Run instance pays.
 bench-cold-start: $(STAMP)
 	$(BIN)/python -m bench.cold_start --slots 1000000 --runs 5
+
+# Start-up of the command line (`airtime --help`, a local `airtime query program` on the bundled
+# sample) against main's, side by side; BASELINE=<git ref> compares against another.
+bench-cli: $(STAMP)
+	$(BIN)/python -m bench.cli_start --baseline $${BASELINE:-main}
+	$(BIN)/python -m bench.cli_start --baseline $${BASELINE:-main} --without pandas
 
 clean:
 	rm -rf .airtime .pytest_cache build *.egg-info

@@ -17,16 +17,19 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from airtime import faults, interrupts, logs
 from airtime.errors import AirtimeError, ConfigError
-from airtime.settings import Settings
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from airtime.settings import Settings
 
 log = logging.getLogger("airtime")
 
-Body = Callable[[Settings, argparse.Namespace], int]
+Body = Callable[["Settings", argparse.Namespace], int]
 Report = Callable[[AirtimeError], None]
 # the command that resumes the work a Ctrl-C stopped (None: say nothing about resuming)
 Resume = Callable[[argparse.Namespace, interrupts.Interrupt], str | None]
@@ -49,6 +52,12 @@ def settings_error(exc: ValidationError) -> ConfigError:
 
 
 def load_settings() -> Settings:
+    # pydantic is imported here, once the arguments are parsed, not with this module: the
+    # command line's `--help` and usage errors then never pay its ~0.1 s (issue 25)
+    from pydantic import ValidationError
+
+    from airtime.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -61,11 +70,13 @@ def log_error(exc: AirtimeError) -> None:
 
 def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = None, *,
         log_format: str | None = None, quiet: Callable[[argparse.Namespace], bool] | None = None,
-        report: Report = log_error, resume: Resume | None = None) -> int:
+        report: Report = log_error, resume: Resume | None = None,
+        preload: Callable[[argparse.Namespace], bool] | None = None) -> int:
     """Parse, configure, run `body`; the process's exit code. `log_format` forces a format
     (notify always writes JSON); `quiet(args)` shows only warnings on a text terminal (the
     CLI prints its own progress); `resume` names the command that resumes after a Ctrl-C
-    (default: the same command line again)."""
+    (default: the same command line again); `preload(args)` says whether the body runs
+    work that imports lazily on worker threads (default: yes; see interrupts.preload)."""
     args = parser.parse_args(argv)  # argparse itself exits 2 with usage on bad arguments
     try:
         settings = load_settings()
@@ -81,7 +92,8 @@ def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = No
 
     with interrupts.handled(resume_hint):
         try:
-            interrupts.preload()
+            if preload is None or preload(args):
+                interrupts.preload()
             return body(settings, args)
         except BaseException as exc:
             stopped = interrupts.noted(exc)

@@ -19,12 +19,12 @@ import datetime as dt
 import difflib
 import re
 
-from airtime import validation
 from airtime.errors import ConfigError, UnknownProgramError
 from airtime.run_codes import CODE_FIELDS, KnownCodes
+from airtime.schema import CODE_PATTERN
 from airtime.warehouse import SlotFilter
 
-CODE = re.compile(validation.CODE_PATTERN)
+CODE = re.compile(CODE_PATTERN)
 # what a code's field is called in a message
 _NOUNS = {"signal": "signal", "program_code": "program"}
 # a code not close to any of the run's: the run's codes are named when they are this few

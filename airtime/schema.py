@@ -20,6 +20,11 @@ import pyarrow as pa
 Kind = Literal["string", "date", "timestamp", "float64", "int8", "int32", "int64"]
 TableKey = Literal["audience", "availability", "forecast"]
 
+# signal and program codes: the ingest's rule (airtime/validation.py) and the queries'
+# (airtime/query_rules.py, the query service's request checks)
+CODE_PATTERN = r"[A-Za-z0-9_-]{1,32}"
+CODE_RULE = "must be 1-32 letters, digits, '_' or '-'"
+
 # kind -> (Arrow type, DuckDB type, BigQuery type, Python type)
 _TYPES: dict[str, tuple[pa.DataType, str, str, type]] = {
     "string": (pa.string(), "VARCHAR", "STRING", str),

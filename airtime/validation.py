@@ -50,15 +50,13 @@ import pyarrow.parquet as pq
 from airtime import checksum, schema
 from airtime.artifacts import scratch_connection
 from airtime.errors import InputError
+from airtime.schema import CODE_PATTERN, CODE_RULE
 
 BOM = codecs.BOM_UTF8
 MAX_SHOWN = 20
 MAX_QUOTED = 200  # characters of a delivered value a report quotes (a CR-only file is one "line")
 BLOCK_BYTES = 1 << 23  # CSV read unit: bounds the memory of the fast pass
 TYPING_THREADS = 2  # blocks typed at once beside the reader (2 measured as good as 3 on 2 cores)
-# signal and program codes, here and in the query service's request checks
-CODE_PATTERN = r"[A-Za-z0-9_-]{1,32}"
-CODE_RULE = "must be 1-32 letters, digits, '_' or '-'"
 DATE_RULE = "must be a date as YYYY-MM-DD or DD/MM/YYYY"
 # The largest audience accepted. A real one is at most the world's population (~1e10); the
 # bound also keeps every audience, and every median of them, exact in the checksum's

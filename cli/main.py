@@ -8,39 +8,40 @@ Exit codes say what failed: 0 ok, 1 unexpected, 2 usage/settings, 3 bad input,
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import getpass
-import logging
+import importlib
 import shlex
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from airtime import entrypoint, interrupts, query, query_rules, retention, sample
+from airtime import entrypoint, interrupts
 from airtime.entrypoint import parse_date
 from airtime.errors import AirtimeError, ConfigError
-from airtime.progress import Progress, watching
-from airtime.resources import artifact_store, bundled_sample, open_store, open_warehouse, source_location
-from airtime.sample import DEFAULT_END_DATE
-from airtime.schedule import today
-from airtime.settings import Settings
-from airtime.warehouse import SlotFilter
-from cli.ledger import render_runs, runs_report
-from cli.output import FORMATS, render, render_codes
-from grpc_server.auth import parse_inline, read_client_token
-from grpc_server.client import query_rows
-from grpc_server.server import serve
-from steps import gate, runner, verify
-from steps.ingest import delivery_folder
-from steps.scaffold import StepResult, make_context
 
-# piped output (CI logs, `make run | tee`) gets a readable width instead of 80 columns
-out = Console() if Console().is_terminal else Console(width=130)
-log = logging.getLogger("airtime")
+if TYPE_CHECKING:
+    from airtime.settings import Settings
+
+# The parser imports nothing heavy and each command's module is imported only when that
+# command runs: `airtime --help` and a local query would otherwise pay for the gRPC server,
+# aiohttp, the pipeline's steps and pyarrow (0.8 s of imports, issue 25).
+# tests/unit/test_cli_imports.py checks that the light commands stay light.
+COMMANDS = {
+    "run": "cli.pipeline:cmd_run",
+    "backfill": "cli.pipeline:cmd_backfill",
+    "runs": "cli.queries:cmd_runs",
+    "verify": "cli.pipeline:cmd_verify",
+    "accept": "cli.pipeline:cmd_accept",
+    "prune": "cli.pipeline:cmd_prune",
+    "query": "cli.queries:cmd_query",
+    "sample-data": "cli.pipeline:cmd_sample",
+    "serve": "cli.serving:cmd_serve",
+    "workflows": "cli.main:cmd_workflows",
+}
+# the commands that only read: they start no worker threads that import lazily mid-step, so
+# they skip interrupts.preload (pandas alone is ~0.3 s where the bench extra installs it)
+READS = {"runs", "query", "workflows"}
+# here, not imported with cli/output: the parser's choices must not import rich and pyarrow
+FORMATS = ("table", "json", "jsonl", "csv")
 
 
 def _positive(text: str) -> int:
@@ -140,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("out", type=Path)
     sample.add_argument("--rows", type=_positive, default=20_000, help="audience rows")
     sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--end-date", type=parse_date, default=DEFAULT_END_DATE,
-                        help=f"date of the last exhibition (default {DEFAULT_END_DATE}); availability"
+    sample.add_argument("--end-date", type=parse_date,
+                        help="date of the last exhibition (default: the bundled sample's); availability"
                              " starts a few days later")
 
     serve = sub.add_parser("serve", help="the gRPC query service (and HTTP/JSON with --http-port)")
@@ -159,38 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     apply = wf.add_parser("apply", help="server-side apply them to the current cluster")
     apply.add_argument("--out", type=Path, help="apply these rendered files instead of rendering")
     return parser
-
-
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    run_date = args.date or today(settings.timezone)
-    return _run_dates(settings, [run_date], args.source)
-
-
-def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
-    if args.end < args.start:
-        raise ConfigError(f"--end {args.end} is before --start {args.start}")
-    days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-    if args.max_bad_rows is not None:
-        settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
-    if not args.same_files:
-        source = open_store(source_location(settings, args.source))  # refused first without one (gcp)
-        missing = [day for day in days if not source.list(delivery_folder(day))]
-        if missing and not args.skip_missing:
-            # a day without its folder would ingest the root's files: one delivery under many dates
-            raise ConfigError(_no_day_folders(source.uri(""), days, missing))
-        for day in missing:
-            out.print(f"[yellow]skip {day}[/yellow]: no delivery in {source.uri(delivery_folder(day))}")
-        days = [day for day in days if day not in missing]
-    return _run_dates(settings, days, args.source)
-
-
-def _no_day_folders(source: str, days: list[dt.date], missing: list[dt.date]) -> str:
-    which = "any of the dates" if len(missing) == len(days) else \
-        f"{len(missing)} of the {len(days)} dates (" + ", ".join(map(str, missing[:5])) \
-        + (", ..." if len(missing) > 5 else "") + ")"
-    return (f"{source} has no dt=YYYY-MM-DD/ folder for {which} from {days[0]} to {days[-1]}; backfill"
-            " reads each date's delivery from its own folder. Add the folders, pass --skip-missing to"
-            " skip those dates, or --same-files if the files at the root are the delivery of every date")
 
 
 def _resume(args: argparse.Namespace, stopped: interrupts.Interrupt) -> str | None:
@@ -211,180 +180,6 @@ def _resume(args: argparse.Namespace, stopped: interrupts.Interrupt) -> str | No
     return shlex.join(command)
 
 
-@contextlib.contextmanager
-def _watch(progress: Progress, what: str, every: float) -> Iterator[None]:
-    """A live line on a terminal; elsewhere a printed line every `every` seconds."""
-    if out.is_terminal:
-        with out.status(f"  {what} ...") as spinner, \
-                watching(progress, lambda snap: spinner.update(f"  {what}: {snap}"), 0.5):
-            yield
-    else:
-        with watching(progress, lambda snap: out.print(f"  … {what}: {snap}"), every):
-            yield
-
-
-class _StepProgress:
-    """While a step runs: on a terminal a live line (phase, rows, rows/s, elapsed), elsewhere
-    a printed line every 10 s; when it ends, one line saying what it did."""
-
-    def __init__(self, heartbeat_seconds: float) -> None:
-        self.progress = Progress()
-        self._every = heartbeat_seconds
-        self._watch: contextlib.ExitStack | None = None
-
-    def __call__(self, step: str, result: StepResult | None) -> None:
-        if result is None:
-            self._watch = contextlib.ExitStack()
-            self._watch.enter_context(_watch(self.progress, step, self._every))
-            return
-        self.stop()
-        note = "skipped, already done" if result.skipped else f"{result.seconds:.2f}s"
-        rows = ", ".join(f"{name} {o.rows:,} rows" for name, o in result.manifest.outputs.items())
-        if step == "load":
-            rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
-        elif step == "verify":
-            rows = "counts and checksums match the manifests"
-        elif step == "gate":
-            rows = f"delivery {result.manifest.extra.get('decision', 'passed')}"
-        out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")
-
-    def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
-
-
-def _run_dates(settings: Settings, days: list[dt.date], source: str | None) -> int:
-    where = source_location(settings, source)  # refused before any work without a source (gcp)
-    for run_date in days:
-        out.print(f"[bold]run {run_date}[/bold] (profile {settings.profile}, source "
-                  f"{'bundled sample' if where == str(bundled_sample()) else where})")
-        progress = _StepProgress(settings.heartbeat_seconds)
-        try:
-            result = runner.run_day(settings, run_date, source, on_step=progress, progress=progress.progress)
-        finally:
-            progress.stop()
-        record = result.record
-        out.print(f"  run {run_date}: [bold green]{record.state}[/bold green]; forecast "
-                  f"{record.forecast_rows:,} slots, {record.quarantined_rows} rows quarantined")
-    return 0
-
-
-def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    sys.stdout.write(render_runs(runs_report(open_warehouse(settings), args.date), args.format))
-    return 0
-
-
-def cmd_accept(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # a container user with no passwd entry
-        user = "unknown"
-    by = f"{user}@{socket.gethostname()}"
-    ctx = make_context(settings, args.date, needs_source=False)
-    ctx.generation, ctx.pinned = args.generation or gate.held_generation(ctx).generation, True
-    uri = gate.accept(ctx, args.reason, by)
-    out.print(f"accepted generation {ctx.gen} of {args.date} ({uri}); publishing exactly it")
-    progress = _StepProgress(settings.heartbeat_seconds)
-    try:
-        result = runner.run_day(settings, args.date, on_step=progress, progress=progress.progress,
-                                generation=ctx.gen)
-    finally:
-        progress.stop()
-    out.print(f"  run {args.date} generation {ctx.gen}: [bold green]{result.record.state}[/bold green]")
-    return 0
-
-
-def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    ctx = make_context(settings, args.date, needs_source=False)
-    figures = verify.recheck(ctx)
-    out.print(f"run {args.date} generation {ctx.gen}: the warehouse holds what was loaded ("
-              + ", ".join(f"{table} {f.rows:,} rows" for table, f in figures.items())
-              + ") and every artifact matches its manifest")
-    return 0
-
-
-def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
-    store, warehouse = artifact_store(settings), open_warehouse(settings)
-    removals = retention.plan_removals(store, warehouse, settings.retention_days)
-    for removal in removals:
-        record = removal.record
-        out.print(f"{'would remove' if args.dry_run else 'remove'} {record.run_date} generation"
-                  f" {record.generation} ({removal.why}): {len(removal.keys)} objects")
-        if not args.dry_run:
-            retention.remove(store, warehouse, removal)
-    out.print(f"{len(removals)} generation(s) {'to remove' if args.dry_run else 'removed'};"
-              f" published generations of the last {settings.retention_days} days kept")
-    return 0
-
-
-def _query_filter(args: argparse.Namespace, max_days: int | None) -> SlotFilter:
-    """The filter of a period or program query, by the rules the server keeps too."""
-    if args.kind == "period":
-        return query_rules.period_query(args.start, args.end, args.signal, args.program, max_days=max_days)
-    return query_rules.program_query(args.program, signal=args.signal, date=args.date, start=args.start,
-                                     end=args.end, max_days=max_days)
-
-
-def _client_token(settings: Settings, args: argparse.Namespace) -> str | None:
-    """The bearer token `--server` sends: --token, --token-file, AIRTIME_QUERY_TOKEN,
-    AIRTIME_QUERY_TOKEN_FILE, else the first of AIRTIME_TOKENS (a server's own, on its host).
-    A named file that yields none is exit 2 naming it, never a call without a token."""
-    if args.token:
-        return args.token
-    if args.token_file is not None:
-        return read_client_token(args.token_file, "token file (--token-file)")
-    if settings.query_token and settings.query_token.strip():
-        return settings.query_token.strip()
-    if settings.query_token_file is not None:
-        return read_client_token(settings.query_token_file, "token file (AIRTIME_QUERY_TOKEN_FILE)")
-    return (parse_inline(settings.tokens) or [None])[0] if settings.tokens else None
-
-
-def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
-    if args.kind == "codes":
-        sys.stdout.write(render_codes(query.run_codes(open_warehouse(settings), args.run), args.format))
-        return 0
-    # with --server the server applies its own maximum range
-    where = _query_filter(args, None if args.server else settings.max_range_days)
-    program = args.kind == "program"
-    if args.server:
-        token = _client_token(settings, args)
-        # with a private CA (or a self-signed server certificate) AIRTIME_TLS_CERT_FILE names it
-        tls = (settings.tls_cert_file or True) if args.tls else False
-        run_date, rows = query_rows(args.server, where, program=program, token=token, tls=tls,
-                                    run_date=args.run)
-    else:
-        run, rows = query.run_query(open_warehouse(settings), where, run_date=args.run)
-        run_date = run.run_date
-    total = len(rows)
-    if args.limit is not None:
-        rows = rows[: args.limit]
-    shown = f"{len(rows)} of {total}" if len(rows) < total else str(total)
-    title = f"forecast of run {run_date} ({shown} rows)"
-    sys.stdout.write(render(rows, args.format, title, run_date=run_date))
-    return 0
-
-
-def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
-    progress = Progress()
-    progress.phase("writing audience rows")
-    with _watch(progress, "sample-data", settings.heartbeat_seconds):
-        audience, availability = sample.generate(args.out, rows=args.rows, seed=args.seed,
-                                                 end_date=args.end_date, progress=progress)
-    out.print(f"wrote {audience} and {availability}")
-    day = sample.run_date_for(args.end_date)
-    out.print(f"their delivery day: {day}  (airtime run --date {day} --source {args.out})")
-    return 0
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.metrics_port is not None:
-        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-    serve(settings, args.port if args.port is not None else settings.server_port, http_port=args.http_port)
-    return 0
-
-
 def cmd_workflows(settings: Settings, args: argparse.Namespace) -> int:
     try:  # lazy: hera and kubernetes are the optional `workflows` extra, not in the image
         from workflows import cli as wf
@@ -398,20 +193,6 @@ def cmd_workflows(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "run": cmd_run,
-    "backfill": cmd_backfill,
-    "runs": cmd_runs,
-    "verify": cmd_verify,
-    "accept": cmd_accept,
-    "prune": cmd_prune,
-    "query": cmd_query,
-    "sample-data": cmd_sample,
-    "serve": cmd_serve,
-    "workflows": cmd_workflows,
-}
-
-
 def _report(exc: AirtimeError) -> None:
     # plain text, never wrapped: operators grep it and paste it into tickets
     sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
@@ -421,11 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     def body(settings: Settings, args: argparse.Namespace) -> int:
         if getattr(args, "max_bad_rows", None) is not None:
             settings = settings.model_copy(update={"max_bad_rows": args.max_bad_rows})
-        return COMMANDS[args.command](settings, args)
+        module, function = COMMANDS[args.command].split(":")
+        return getattr(importlib.import_module(module), function)(settings, args)
 
     # a terminal shows the commands' own output, not INFO lines; the server logs requests
     return entrypoint.run(build_parser(), body, argv, quiet=lambda args: args.command != "serve",
-                          report=_report, resume=_resume)
+                          report=_report, resume=_resume, preload=lambda args: args.command not in READS)
 
 
 if __name__ == "__main__":

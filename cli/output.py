@@ -21,7 +21,6 @@ from rich.table import Table
 from airtime.run_codes import RunCodes
 from airtime.schema import FORECAST, ForecastRow
 
-FORMATS = ("table", "json", "jsonl", "csv")
 _TEXT_COLUMNS = ("signal", "program_code")
 CODE_COLUMNS = ("signal", "program_code", "slots")
 
