@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     #    days before the newest published date are removed (the one the oldest kept day
     #    builds on stays); at least catchup_days, so a catch-up never misses what it reads
     retention_days: int = Field(default=35, ge=1)
+    # -- `airtime prune` also removes the warehouse rows of published generations whose date
+    #    is more than this many days before the newest published date (the one the oldest
+    #    kept day builds on stays; their ledger rows say `pruned`); 0 = keep every published
+    #    date's rows. When set, at least retention_days
+    warehouse_retention_days: int = Field(default=0, ge=0)
     # -- memory a DuckDB connection of a step (ingest, preprocess, the local warehouse) may
     #    hold before it spills to the step's scratch folder: a day of any size then fits its
     #    pod, only slower. Keep it 400 MiB or more under the pod's memory (Python and Arrow come on
@@ -174,6 +179,17 @@ class Settings(BaseSettings):
     workflow_webhook_secret: str = "airtime-webhook"
     # -- Argo UI base URL for the link in alerts, e.g. https://argo.example.com
     workflow_ui_url: str = "https://argo.example.com"
+
+    @field_validator("warehouse_retention_days")
+    @classmethod
+    def _warehouse_keeps_what_the_store_keeps(cls, days: int, info: ValidationInfo) -> int:
+        # the ledger marks an expired generation pruned: past that nothing removes its
+        # artifacts, and a later day can no longer build on them
+        retention = info.data.get("retention_days")
+        if retention is not None and 0 < days < retention:
+            raise ValueError(f"below AIRTIME_RETENTION_DAYS ({retention}): set it to {retention} or more,"
+                             " or 0 to keep every published date's warehouse rows")
+        return days
 
     @property
     def runs_root(self) -> Path:

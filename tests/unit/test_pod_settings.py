@@ -19,7 +19,9 @@ from workflows.render import render
 
 SHARED = pod_settings.shared_fields()
 # values for the fields whose type says too little (the chart's schema patterns)
-SAMPLES = {"source": "gs://sample-source/deliveries", "artifact_bucket": "sample-artifacts"}
+SAMPLES = {"source": "gs://sample-source/deliveries", "artifact_bucket": "sample-artifacts",
+           # at least retention_days (35 by default, 4 as sampled): a setting of its own checks it
+           "warehouse_retention_days": "40"}
 
 
 @pytest.fixture(autouse=True)
