@@ -54,6 +54,7 @@ from airtime.warehouse import (
     RunRecord,
     SlotFilter,
     attempt_of,
+    check_expirable,
     filter_clauses,
     generation_of_row,
     ledger_row,
@@ -334,6 +335,30 @@ class BigQueryWarehouse(LedgerReads):
         statements.append("COMMIT TRANSACTION;")
         self._query("\n".join(statements), {"run_date": run_date, "generation": generation, "pruned": PRUNED},
                     what=f"removal of run {run_date} generation {generation}")
+
+    def expire_generation(self, run_date: dt.date, generation: str) -> None:
+        # A separate operation, not a looser remove_generation: removing a published
+        # generation takes its date away from every reader, which only retention may decide,
+        # and only for a date older than another published one. Each DELETE names the date's
+        # partition (run_date), so it reads and rewrites that partition alone.
+        self.ensure_schema()
+        record = self.generation_record(run_date, generation)
+        if record is not None and record.state == PRUNED:
+            return  # a prune killed after this: done
+        newest = self.latest_published()
+        check_expirable(run_date, generation, record and record.state, newest and newest.run_date)
+        statements = ["BEGIN TRANSACTION;"]
+        for table in DATA_TABLES.values():
+            statements.append(f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date"
+                              f" AND {generation_of_row('@')};")
+        # only while still published: a publish of the date in between superseded it (and
+        # removed its rows itself)
+        statements.append(f"UPDATE {self._sql_table('runs')} SET state = @pruned WHERE run_date = @run_date"
+                          f" AND {generation_of_row('@')} AND state = @published;")
+        statements.append("COMMIT TRANSACTION;")
+        self._query("\n".join(statements),
+                    {"run_date": run_date, "generation": generation, "pruned": PRUNED, "published": PUBLISHED},
+                    what=f"expiry of run {run_date} generation {generation}")
 
     def start_attempt(self, attempt: Attempt) -> None:
         self.ensure_schema()

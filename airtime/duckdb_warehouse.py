@@ -36,6 +36,7 @@ from airtime.warehouse import (
     RunRecord,
     SlotFilter,
     attempt_of,
+    check_expirable,
     filter_clauses,
     generation_of_row,
     ledger_row,
@@ -230,6 +231,35 @@ class DuckDBWarehouse(LedgerReads):
             con.execute(f"UPDATE runs SET state = $pruned WHERE run_date = $run_date AND {generation_of_row('$')}",
                         {**params, "pruned": PRUNED})
             con.execute("COMMIT")
+
+    def expire_generation(self, run_date: dt.date, generation: str) -> None:
+        # A separate operation, not a looser remove_generation: removing a published
+        # generation takes its date away from every reader, which only retention may decide,
+        # and only for a date older than another published one
+        params = {"run_date": run_date, "generation": generation}
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                state = con.execute(f"SELECT state FROM runs WHERE run_date = $run_date"
+                                    f" AND {generation_of_row('$')}", params).fetchone()
+                if state is not None and state[0] == PRUNED:
+                    con.execute("ROLLBACK")
+                    return
+                newest = con.execute("SELECT max(run_date) FROM runs WHERE state = $published",
+                                     {"published": PUBLISHED}).fetchone()[0]
+                check_expirable(run_date, generation, state and state[0], newest)
+                for table in DATA_TABLES.values():
+                    con.execute(f"DELETE FROM {table.name} WHERE run_date = $run_date"
+                                f" AND {generation_of_row('$')}", params)
+                con.execute(f"UPDATE runs SET state = $pruned WHERE run_date = $run_date"
+                            f" AND {generation_of_row('$')}", {**params, "pruned": PRUNED})
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            # the deleted rows' blocks are free once checkpointed, and the next load reuses
+            # them: the file stops growing under retention (it never shrinks)
+            con.execute("CHECKPOINT")
 
     def start_attempt(self, attempt: Attempt) -> None:
         with self._connect() as con:

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from airtime.errors import StorageError
 from airtime.schema import ATTEMPTS, DATA_TABLES, RUNS, TableKey
 
 # generation states, in the order a generation goes through them. HELD: the gate refused
@@ -189,6 +190,17 @@ def superseded_message(run_date: dt.date, generation: str, later: str, loaded_at
             " again with it")
 
 
+def check_expirable(run_date: dt.date, generation: str, state: str | None, newest: dt.date | None) -> None:
+    """Refuse to expire a generation that is not published, or whose date is the newest
+    published one (`newest`): the one served."""
+    if state != PUBLISHED:
+        raise StorageError(f"run {run_date} generation {generation} is {state or 'not in the ledger'}, not"
+                           " published: not expired (an unpublished generation is removed, not expired)")
+    if newest is None or newest <= run_date:
+        raise StorageError(f"run {run_date} generation {generation} is of the newest published date, the one"
+                           " served: not expired")
+
+
 def newest_first(records: list[RunRecord]) -> list[RunRecord]:
     """Dates newest first; within a date, its newest generation first."""
     stamp = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -264,6 +276,14 @@ class Warehouse(Protocol):
 
     def remove_generation(self, run_date: dt.date, generation: str) -> None:
         """Delete an unpublished generation's rows and mark its ledger row pruned."""
+        ...
+
+    def expire_generation(self, run_date: dt.date, generation: str) -> None:
+        """Delete a published generation's rows and mark its ledger row pruned, in one
+        transaction: warehouse retention (airtime/retention.py). Refused (StorageError)
+        unless it is published and a later date is published too, so the newest published
+        date, the one served, is never expired; nothing to do when it is pruned already (a
+        prune killed after it)."""
         ...
 
     def start_attempt(self, attempt: Attempt) -> None:

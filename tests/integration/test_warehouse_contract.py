@@ -24,6 +24,7 @@ from airtime.warehouse import (
     SUCCEEDED,
     SUPERSEDED,
     Attempt,
+    Figures,
     SlotFilter,
 )
 from tests import emulators
@@ -139,6 +140,35 @@ def test_an_unpublished_generation_can_be_removed_a_published_one_cannot(backend
     with pytest.raises(StorageError, match="is published: not removed"):
         warehouse.remove_generation(D1, "digest-1")
     assert warehouse.figures(D1, "digest-1") == parquet_figures(files)
+
+
+def test_a_published_generation_expires_only_behind_a_later_published_date(backend: Backend, files, tmp_path):
+    """Warehouse retention's own operation: a published generation's rows and ledger state
+    go together, never those of the newest published date (the one served)."""
+    warehouse = backend.open()
+    warehouse.load_run(run_load(D1, files))
+    warehouse.publish(D1, "digest-1", "digest-1")
+    with pytest.raises(StorageError, match="newest published date, the one served: not expired"):
+        warehouse.expire_generation(D1, "digest-1")
+    other = write_run_files(tmp_path / "d2", D2, rows=50)
+    warehouse.load_run(run_load(D2, other, "digest-d2"))
+    with pytest.raises(StorageError, match="is loaded, not published: not expired"):
+        warehouse.expire_generation(D2, "digest-d2")
+    warehouse.publish(D2, "digest-d2", "digest-d2")
+
+    warehouse.expire_generation(D1, "digest-1")
+    assert warehouse.generation_record(D1, "digest-1").state == PRUNED
+    assert warehouse.figures(D1, "digest-1") == {t: Figures(0, 0) for t in parquet_figures(files)}
+    assert warehouse.read_forecast(D1).num_rows == 0
+    assert warehouse.run_record(D1).state == PRUNED
+    # the served date is untouched, and is what every "latest" question answers
+    assert warehouse.figures(D2, "digest-d2") == parquet_figures(other)
+    assert (warehouse.latest_published().run_date, warehouse.published_before(D2)) == (D2, None)
+    backend.open().expire_generation(D1, "digest-1")  # a prune killed after it, run again: nothing to do
+    with pytest.raises(StorageError, match="newest published date"):
+        warehouse.expire_generation(D2, "digest-d2")
+    with pytest.raises(StorageError, match="is published: not removed"):
+        warehouse.remove_generation(D2, "digest-d2")  # the guard of the unpublished removal stays
 
 
 def test_a_row_altered_or_deleted_after_the_load_changes_the_figures(backend: Backend, files):
