@@ -3,7 +3,8 @@
 `AIRTIME_CRASH_AT=<point>` (parsed with the settings, armed once by the entry point)
 makes the process die with `os._exit(137)` at that point, exactly like `kill -9`:
 no cleanup, no exception handlers, no flushed buffers. Points: after-ingest,
-after-preprocess, load-before-commit, after-load, after-verify.
+after-preprocess, load-before-commit, after-load, after-verify, and
+prune-after-artifacts (`airtime prune`, a generation's artifacts gone, its rows not yet).
 `AIRTIME_CRASH_ONCE=<marker file>` makes it fire only if the marker does not exist yet
 (it is created first), so a retry of the same step succeeds.
 """

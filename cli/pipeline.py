@@ -148,15 +148,19 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
     store, warehouse = artifact_store(settings), open_warehouse(settings)
-    removals = retention.plan_removals(store, warehouse, settings.retention_days)
+    removals = retention.plan_removals(store, warehouse, settings.retention_days,
+                                       settings.warehouse_retention_days)
     for removal in removals:
         record = removal.record
         out.print(f"{'would remove' if args.dry_run else 'remove'} {record.run_date} generation"
-                  f" {record.generation} ({removal.why}): {len(removal.keys)} objects")
+                  f" {record.generation} ({removal.why}): {len(removal.keys)} objects"
+                  + (" and its warehouse rows" if removal.rows else ""))
         if not args.dry_run:
             retention.remove(store, warehouse, removal)
-    out.print(f"{len(removals)} generation(s) {'to remove' if args.dry_run else 'removed'};"
-              f" published generations of the last {settings.retention_days} days kept")
+    kept = f"published generations of the last {settings.retention_days} days kept"
+    if settings.warehouse_retention_days:
+        kept += f", their warehouse rows for {settings.warehouse_retention_days} days"
+    out.print(f"{len(removals)} generation(s) {'to remove' if args.dry_run else 'removed'}; {kept}")
     return 0
 
 
