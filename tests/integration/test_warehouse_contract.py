@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from airtime import retention
 from airtime.errors import StorageError, SupersededError
 from airtime.schema import FORECAST
+from airtime.store import LocalStore
 from airtime.warehouse import (
     FAILED,
     LOADED,
@@ -169,6 +171,26 @@ def test_a_published_generation_expires_only_behind_a_later_published_date(backe
         warehouse.expire_generation(D2, "digest-d2")
     with pytest.raises(StorageError, match="is published: not removed"):
         warehouse.remove_generation(D2, "digest-d2")  # the guard of the unpublished removal stays
+
+
+def test_prune_plans_by_the_ledger_expires_past_retention_and_keeps_what_the_oldest_kept_day_builds_on(
+        backend: Backend, tmp_path):
+    """retention.plan_removals and remove on this warehouse: four published days, one kept
+    before the newest (Dec 3), the day it builds on (Dec 2), Dec 1 expired; then nothing."""
+    warehouse = backend.open()
+    days = [D1 + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        warehouse.load_run(run_load(day, write_run_files(tmp_path / day.isoformat(), day, rows=20), f"g{day.day}"))
+        warehouse.publish(day, f"g{day.day}", f"g{day.day}")
+    store = LocalStore(tmp_path / "artifacts")
+    assert retention.plan_removals(store, warehouse, 1) == []  # no artifacts, rows kept: nothing to do
+    [removal] = retention.plan_removals(store, warehouse, 1, 1)
+    assert (removal.record.run_date, removal.expire, removal.rows) == (D1, True, True)
+    retention.remove(store, warehouse, removal)
+    assert {r.run_date: r.state for r in warehouse.ledger()} == {
+        days[0]: PRUNED, days[1]: PUBLISHED, days[2]: PUBLISHED, days[3]: PUBLISHED}
+    assert warehouse.read_forecast(D1).num_rows == 0 and warehouse.read_forecast(days[1]).num_rows == 20
+    assert retention.plan_removals(store, warehouse, 1, 1) == []
 
 
 def test_a_row_altered_or_deleted_after_the_load_changes_the_figures(backend: Backend, files):

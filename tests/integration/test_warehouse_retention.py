@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
+from airtime.errors import RunNotPublishedError
 from airtime.warehouse import PRUNED, PUBLISHED
 from grpc_server.client import ForecastClient
 from steps import runner
@@ -99,6 +100,11 @@ def test_prune_expires_old_published_rows_keeps_the_one_built_on_and_the_newest_
         # the server, polling all along, serves the same run and answers the same
         assert client.freshness().run_date == NEWEST
         assert client.read_period(NEWEST, NEWEST + dt.timedelta(days=40)) == answer
+        with pytest.raises(RunNotPublishedError, match="pruned, not published"):  # NOT_FOUND
+            client.freshness(EXPIRED[0])
+    asked = cli(home, "query", "period", "--start", NEWEST.isoformat(), "--end", NEWEST.isoformat(),
+                "--run", EXPIRED[1].isoformat())
+    assert asked.returncode == 6, asked.stdout + asked.stderr
 
     for day in EXPIRED:
         assert ledger(home)[day] == {generations[day]: PRUNED}
