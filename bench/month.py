@@ -1,6 +1,6 @@
 """Benchmark: a month of days in one home, each day a daily delivery as the day before left it.
 
-    python -m bench.month [--rows 10000000] [--days 30] [--retention-days 7]
+    python -m bench.month [--rows 10000000] [--days 30] [--retention-days 7] [--warehouse-retention-days 7]
 
 What grows with every run (the merged history, the artifacts, the warehouse, the ledger) shows
 only in a sequence of days. The deliveries are tests/sample_days.py's: each the previous one
@@ -10,13 +10,16 @@ Each day is `airtime run --date D --source <that day's folder>` (this checkout's
 local profile) under `/usr/bin/time -v`, with its own TMPDIR, whose size is sampled while it
 runs (the steps' scratch); then `airtime prune`, as after every daily job, with
 AIRTIME_RETENTION_DAYS=`--retention-days` (7: the default catchup_days, the least the settings
-ask retention to keep, so that retention is reached inside the month; 35 is the default). Every day
-must publish as a normal next day: a held or failed day ends the benchmark, loudly.
+ask retention to keep, so that retention is reached inside the month; 35 is the default) and
+AIRTIME_WAREHOUSE_RETENTION_DAYS=`--warehouse-retention-days` (by default the same; 0 keeps every
+published date's warehouse rows, the setting's own default). Every day must publish as a normal
+next day: a held or failed day ends the benchmark, loudly.
 
 Per day it prints the time, the peak RSS, the peak scratch, the bytes the day added to the
 artifact store and to the warehouse, and both totals after prune; then day 30 against day 2
 (issue 25's target: within 1.1x in time and memory), the same for the medians of the first
-and last three next days, and whether the artifact store stays inside what retention keeps.
+and last three next days, whether the artifact store stays inside what retention keeps, and
+how much the warehouse file grows a day once its retention is reached.
 A day of the series is one measurement, minutes from the others, on a shared machine: so day 2
 and day 30 are also run again at the end, `--pairs` times alternating, each on a fresh copy
 of the home as it was before it ran (copied when the month reached it), and their ratio is
@@ -57,13 +60,29 @@ def warehouse_bytes(home: Path) -> int:
                for path in (home / "warehouse.duckdb", home / "warehouse.duckdb.wal"))
 
 
-def run_airtime(day: dt.date, folder: Path, home: Path, tmp: Path, retention_days: int) -> Measured:
+@dataclass(frozen=True)
+class Retention:
+    """What `airtime prune` keeps: days of artifacts, and of warehouse rows (0: every date's)."""
+
+    days: int
+    warehouse_days: int
+
+    def env(self) -> dict[str, str]:
+        return {"AIRTIME_RETENTION_DAYS": str(self.days),
+                "AIRTIME_WAREHOUSE_RETENTION_DAYS": str(self.warehouse_days)}
+
+    def __str__(self) -> str:
+        rows = f"{self.warehouse_days} days of warehouse rows" if self.warehouse_days else "every warehouse row"
+        return f"prune keeps {self.days} days of generations, {rows}"
+
+
+def run_airtime(day: dt.date, folder: Path, home: Path, tmp: Path, retention: Retention) -> Measured:
     """`airtime run` of the day in `home`, with a fresh TMPDIR whose size is sampled; ends the
     benchmark unless it exits 0 and the day is published."""
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     run = measure([*AIRTIME, "run", "--date", day.isoformat(), "--source", str(folder)],
-                  _env(home, tmp, retention_days), scratch=tmp)
+                  _env(home, tmp, retention), scratch=tmp)
     record = DuckDBWarehouse(home / "warehouse.duckdb").run_record(day)
     if record is None or record.state != PUBLISHED:
         raise SystemExit(f"{day}: `airtime run` exited 0 but the day is {record.state if record else 'not in the'}"
@@ -71,17 +90,17 @@ def run_airtime(day: dt.date, folder: Path, home: Path, tmp: Path, retention_day
     return run
 
 
-def _env(home: Path, tmp: Path, retention_days: int) -> dict[str, str]:
+def _env(home: Path, tmp: Path, retention: Retention) -> dict[str, str]:
     return {"AIRTIME_HOME": str(home), "AIRTIME_PROFILE": "local", "AIRTIME_LOG_FORMAT": "text",
-            "AIRTIME_RETENTION_DAYS": str(retention_days), "TMPDIR": str(tmp)}
+            "TMPDIR": str(tmp), **retention.env()}
 
 
-def run_day(day: dt.date, folder: Path, home: Path, tmp: Path, retention_days: int) -> dict:
+def run_day(day: dt.date, folder: Path, home: Path, tmp: Path, retention: Retention) -> dict:
     """One day's `airtime run` then `airtime prune`, with what each left on disk."""
     store_before, warehouse_before = folder_bytes(home / "artifacts"), warehouse_bytes(home)
-    run = run_airtime(day, folder, home, tmp, retention_days)
+    run = run_airtime(day, folder, home, tmp, retention)
     store_run, warehouse_run = folder_bytes(home / "artifacts"), warehouse_bytes(home)
-    prune = measure([*AIRTIME, "prune"], _env(home, tmp, retention_days))
+    prune = measure([*AIRTIME, "prune"], _env(home, tmp, retention))
     return {"day": day.isoformat(), "seconds": run.seconds, "max_rss_mib": run.max_rss_mib,
             "scratch_peak_mib": run.scratch_peak_mib,
             "steps": {name: float(s) for name, s in STEP_LINE.findall(run.output)},
@@ -102,7 +121,7 @@ class Kept:
     home: Path
 
 
-def side_by_side(first: Kept, last: Kept, pairs: int, scratch: Path, retention_days: int) -> dict:
+def side_by_side(first: Kept, last: Kept, pairs: int, scratch: Path, retention: Retention) -> dict:
     """The first next day and the last day again, alternating, each on a fresh copy of the home
     it ran in: their ratio pair by pair, under the same load (the month's own series is one
     measurement a day, minutes apart)."""
@@ -112,7 +131,7 @@ def side_by_side(first: Kept, last: Kept, pairs: int, scratch: Path, retention_d
         for name, kept in (("first", first), ("last", last)):
             shutil.rmtree(home, ignore_errors=True)
             shutil.copytree(kept.home, home)
-            runs[name].append(run_airtime(kept.day, kept.folder, home, scratch / "tmp", retention_days))
+            runs[name].append(run_airtime(kept.day, kept.folder, home, scratch / "tmp", retention))
     shutil.rmtree(home, ignore_errors=True)
     found = {}
     for key in ("seconds", "max_rss_mib"):
@@ -131,7 +150,7 @@ def growth(days: list[dict], key: str) -> dict:
             "tail_over_head": statistics.median(d[key] for d in tail) / statistics.median(d[key] for d in head)}
 
 
-def plot(days: list[dict], path: Path, title: str, retention_days: int,
+def plot(days: list[dict], path: Path, title: str, retention: Retention,
          side: dict | None = None) -> Path | None:
     """The series as a PNG. matplotlib is the bench extra's, imported here so the rest of the
     benchmark runs without it."""
@@ -160,9 +179,9 @@ def plot(days: list[dict], path: Path, title: str, retention_days: int,
     axes[1][0].set_ylim(bottom=0)
     ax = axes[1][1]
     ax.plot(number, [d["store_mib"] for d in days], marker="o", label="artifact store after prune")
-    ax.plot(number, [d["warehouse_mib"] for d in days], marker="s", label="warehouse file")
+    ax.plot(number, [d["warehouse_mib"] for d in days], marker="s", label="warehouse file after prune")
     ax.bar(number, [d["store_added_mib"] for d in days], alpha=0.3, label="added to the store by the day")
-    ax.set_title(f"stored (MiB); prune keeps {retention_days} days of generations")
+    ax.set_title(f"stored (MiB); {retention}")
     ax.legend(loc="upper left")
     for ax in axes[1]:
         ax.set_xlabel("day")
@@ -179,12 +198,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--retention-days", type=int, default=7, help="AIRTIME_RETENTION_DAYS of `airtime prune`")
+    parser.add_argument("--warehouse-retention-days", type=int, default=None,
+                        help="AIRTIME_WAREHOUSE_RETENTION_DAYS of `airtime prune` (default: --retention-days;"
+                             " 0 keeps every published date's rows)")
     parser.add_argument("--pairs", type=int, default=3,
                         help="day 2 and the last day run again side by side this many times (0: not)")
     parser.add_argument("--out", type=Path, default=OUT, help="scratch folder, plot and result")
     args = parser.parse_args(argv)
     if not 2 <= args.days < sample.HISTORY_DAYS:
         parser.error(f"--days must be from 2 to {sample.HISTORY_DAYS - 1}")
+    warehouse_days = args.retention_days if args.warehouse_retention_days is None else args.warehouse_retention_days
+    if 0 < warehouse_days < args.retention_days:
+        parser.error("--warehouse-retention-days must be 0 or at least --retention-days")
+    retention = Retention(args.retention_days, warehouse_days)
 
     root = args.out / f"month-{args.rows}-{args.seed}"
     shutil.rmtree(root, ignore_errors=True)
@@ -195,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average"
           f" {os.getloadavg()[0]:.1f} at the start; airtime: {' '.join(AIRTIME)} in {ROOT}")
     print(f"{args.days} days from {FIRST_DAY} in {home}: each delivery {history_days} days of exhibitions"
-          f" (~{args.rows:,} rows), the previous one shifted by a day; prune keeps {args.retention_days} days")
+          f" (~{args.rows:,} rows), the previous one shifted by a day; {retention}")
     deliveries = daily_deliveries(root / "source", FIRST_DAY, args.days, rows=draw_rows, seed=args.seed,
                                   history_days=history_days)
     print(f"{'day':>3} {'date':10} {'rows':>11} {'s':>7} {'RSS MiB':>8} {'scratch':>8} {'store +':>8}"
@@ -216,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.pairs and args.days > 2 and number in (2, args.days):  # run again at the end
             kept[number] = Kept(day, folder, root / f"home-before-day-{number}")
             shutil.copytree(home, kept[number].home)
-        result = {"rows": rows, **run_day(day, folder, home, tmp, args.retention_days)}
+        result = {"rows": rows, **run_day(day, folder, home, tmp, retention)}
         if number not in kept:
             shutil.rmtree(folder)
         days.append(result)
@@ -228,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f" deliveries generated in {generate_seconds:.0f} s, the month took {time.perf_counter() - started:.0f} s)")
 
     summary: dict = {"rows": args.rows, "days": days, "retention_days": args.retention_days,
-                     "history_days": history_days}
+                     "warehouse_retention_days": warehouse_days, "history_days": history_days}
     if len(days) > 2:
         last = len(days)
         for key, name in (("seconds", "time"), ("max_rss_mib", "peak RSS")):
@@ -238,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" {found['tail_over_head']:.2f}x")
     side = None
     if kept:
-        side = summary["side_by_side"] = side_by_side(kept[2], kept[args.days], args.pairs, root, args.retention_days)
+        side = summary["side_by_side"] = side_by_side(kept[2], kept[args.days], args.pairs, root, retention)
         for key, name, places in (("seconds", "time", 1), ("max_rss_mib", "peak RSS", 0)):
             found = side[key]
             print(f"{name}, day {args.days} / day 2 run again side by side, {args.pairs} pairs: {found['median']:.2f}x"
@@ -260,13 +286,25 @@ def main(argv: Sequence[str] | None = None) -> int:
           f" generations of the largest day ({bound:.1f} MiB): {inside}"
           + (f"; once retention is reached it grows {net:.1f} MiB a day" if len(settled) > 1 else ""))
     wh = [d["warehouse_added_mib"] for d in days[1:]]
-    print(f"warehouse: each next day adds {statistics.median(wh) if wh else float('nan'):.1f} MiB (median),"
-          f" {days[-1]['warehouse_mib']:.1f} MiB after {len(days)} days: prune keeps every published date's rows"
-          " (docs/generations.md, Retention), so it grows with the days")
-    summary |= {"store_bound_mib": bound, "store_inside_bound": inside, "store_net_mib_per_day_after_retention": net}
+    line = (f"warehouse: each next day's run adds {statistics.median(wh) if wh else float('nan'):.1f} MiB (median),"
+            f" {days[-1]['warehouse_mib']:.1f} MiB after {len(days)} days")
+    wh_net = float("nan")
+    if warehouse_days:
+        # prune keeps the rows of warehouse_days + 1 dates and of the one the oldest builds on
+        wh_settled = days[warehouse_days + 2:]
+        if len(wh_settled) > 1:
+            wh_net = statistics.mean(b["warehouse_mib"] - a["warehouse_mib"]
+                                     for a, b in zip(wh_settled, wh_settled[1:], strict=False))
+            line += (f"; from day {warehouse_days + 3} on, once its retention is reached, it grows"
+                     f" {wh_net:.1f} MiB a day (deleted rows' blocks reused, the file never shrinks)")
+    else:
+        line += ": prune keeps every published date's rows (AIRTIME_WAREHOUSE_RETENTION_DAYS=0), so it grows"
+    print(line)
+    summary |= {"store_bound_mib": bound, "store_inside_bound": inside, "store_net_mib_per_day_after_retention": net,
+                "warehouse_net_mib_per_day_after_retention": wh_net}
     picture = plot(days, args.out / f"month-{args.rows}.png",
                    f"{len(days)} days of ~{args.rows:,} audience rows, one home (python -m bench.month)",
-                   args.retention_days, side)
+                   retention, side)
     if picture:
         print(f"plot: {picture}")
     (args.out / f"month-result-{args.rows}.json").write_text(json.dumps(summary, indent=2))
