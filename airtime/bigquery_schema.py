@@ -42,6 +42,8 @@ class TableDefinition:
         table.description = self.description
         table.labels = LABELS
         if self.partitioned:
+            # no expiration_ms: partition expiry counts from the wall clock and cannot read the
+            # ledger; `airtime prune` expires old dates (docs/generations.md, "On BigQuery")
             table.time_partitioning = bigquery.TimePartitioning(
                 type_=bigquery.TimePartitioningType.DAY, field="run_date")
             table.require_partition_filter = True

@@ -257,8 +257,10 @@ class DuckDBWarehouse(LedgerReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            # the deleted rows' blocks are free once checkpointed, and the next load reuses
-            # them: the file stops growing under retention (it never shrinks)
+            # a checkpoint turns the deleted rows' space into free blocks the next load fills:
+            # the file stops growing under retention (it never shrinks). Closing the last
+            # connection checkpoints too (bench/month levelled off with or without this one);
+            # made here so it does not hang on whether another connection of this process is open
             con.execute("CHECKPOINT")
 
     def start_attempt(self, attempt: Attempt) -> None:
