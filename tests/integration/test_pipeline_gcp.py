@@ -21,6 +21,7 @@ from steps.dag import STEPS, step_named
 from steps.scaffold import make_context, run_step
 from tests.gcp_helpers import GcpProfile, new_profile
 from tests.pipeline_helpers import ROOT, cli, local_settings, make_source
+from tests.sample_days import sample_days
 
 pytestmark = pytest.mark.emulators
 DAY = dt.date(2026, 11, 30)
@@ -270,3 +271,30 @@ def test_a_held_redelivery_on_gcp_leaves_no_trace_in_what_is_served_or_built_on(
     history = {r.steps[1].manifest.outputs["history"].rows for r in (nxt, expected)}
     assert len(history) == 1
     assert gcp_warehouse(gcp).read_forecast(after).equals(make_context(reference, after).warehouse.read_forecast(after))
+
+
+def test_prune_with_warehouse_retention_on_gcp_expires_old_dates_by_the_ledger(gcp, tmp_path):
+    """`airtime prune` with AIRTIME_WAREHOUSE_RETENTION_DAYS on GCS and BigQuery, as on the local
+    profile (tests/integration/test_warehouse_retention.py): four days, one kept before the
+    newest, the day it builds on kept, the oldest gone from the bucket, the tables and the ledger."""
+    days = sample_days(tmp_path / "days", dt.date(2026, 11, 25), 4)
+    settings = gcp.settings()
+    for day in days:
+        gcp.upload_day(tmp_path / "days" / f"dt={day.isoformat()}", day)
+        assert runner.run_day(settings, day).record.state == PUBLISHED
+    warehouse = gcp_warehouse(gcp)
+    generations = {day: warehouse.run_record(day).generation for day in days}
+    newest = warehouse.read_forecast(days[-1])
+
+    pruned = cli(tmp_path / "home", "prune", env=gcp.env() | {"AIRTIME_RETENTION_DAYS": "1",
+                                                              "AIRTIME_WAREHOUSE_RETENTION_DAYS": "1"})
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert f"remove {days[0]} generation {generations[days[0]]}" in pruned.stdout
+    assert "and its warehouse rows" in pruned.stdout and "1 generation(s) removed" in pruned.stdout
+    assert [r.state for r in warehouse.generations(days[0])] == ["pruned"]
+    assert warehouse.read_forecast(days[0]).num_rows == 0
+    assert not list(gcp.storage().list_blobs(gcp.artifact_bucket, prefix=f"airtime/runs/{days[0]}/"))
+    assert {day: warehouse.run_record(day).state for day in days[1:]} == dict.fromkeys(days[1:], PUBLISHED)
+    assert list(gcp.storage().list_blobs(gcp.artifact_bucket, prefix=f"airtime/runs/{days[1]}/"))
+    assert warehouse.latest_published().generation == generations[days[-1]]
+    assert warehouse.read_forecast(days[-1]).equals(newest)
