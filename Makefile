@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto golden bench bench-month bench-preprocess bench-grpc bench-cli clean image image-test bench-cold-start gcp-setup-venv
+.PHONY: run test install proto golden bench bench-month bench-preprocess bench-grpc bench-cli clean image image-test bench-cold-start gcp-setup-venv test-slow tools
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,21 +44,33 @@ golden: $(STAMP)
 	$(BIN)/python -m tests.unit.test_workflows_golden
 
 # Installs the offline validators (helm, kubernetes-validate, check-jsonschema), h2load and promtool in CI, and the
-# Google Cloud emulators, then runs every test. Outside CI an emulator that cannot be
-# installed here (no Python 3.13) only makes its tests skip, with the reason.
+# Google Cloud emulators, then runs every test but the slow ones (markers `slow` and `big`,
+# pyproject.toml), which `make test-slow` runs: CI (.ci/run, Cloud Build) runs both, in that
+# order, so fast feedback comes first and nothing is left out. Outside CI an emulator that
+# cannot be installed here (no Python 3.13) only makes its tests skip, with the reason.
 # The program's tests (tests/gcp_setup, under Pulumi's mocks) run in .venv-gcp after the rest:
 # the main run leaves them out (pulumi is not in .venv), and --confcutdir keeps
 # tests/conftest.py, which imports the project (hypothesis, grpc), out of theirs.
-test: $(STAMP) $(GCP_STAMP)
+test: $(STAMP) $(GCP_STAMP) tools
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow and not big" --ignore=tests/container --ignore=tests/gcp_setup
+	$(GCP_VENV)/bin/python -m pytest -q tests/gcp_setup --confcutdir=tests/gcp_setup
+	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test MARKS="not big"; else echo "make test: the container tests run in CI or with make image-test"; fi
+
+# The slow tests `make test` leaves out: the gcp profile's pipeline scenarios and the Argo
+# model on the gcp profile (emulators), re-recording the Google API calls, and in CI the 10M-row
+# day in containers (marker big, tests/container/test_day_at_scale.py).
+test-slow: $(STAMP) tools
+	$(BIN)/python -m pytest -q --durations=15 -m "slow or big" --ignore=tests/container --ignore=tests/gcp_setup
+	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test MARKS=big; else echo "make test-slow: the 10M-row container test runs in CI or with make image-test MARKS=big"; fi
+
+# What the tests need beside the venvs; in CI a missing one fails instead of skipping.
+tools:
 	bash .ci/install-tools
 	bash .ci/install-emulators || [ "$${CI:-}" != "true" ]
 	# h2load, for the attack test that replays issue 20's command (it skips without, outside CI)
 	if [ "$${CI:-}" = "true" ]; then bash .ci/install-bench-tools; fi
 	# promtool, for the alerting rules' tests (they skip without it, outside CI)
 	if [ "$${CI:-}" = "true" ]; then bash .ci/install-monitoring-tools; fi
-	$(BIN)/python -m pytest -q --durations=15 --ignore=tests/container --ignore=tests/gcp_setup
-	$(GCP_VENV)/bin/python -m pytest -q tests/gcp_setup --confcutdir=tests/gcp_setup
-	if [ "$${CI:-}" = "true" ]; then $(MAKE) image-test; else echo "make test: the container tests run in CI or with make image-test"; fi
 
 # The container image with Podman (docs/image.md): on the official slim Python image when a
 # registry is reachable, else on Debian bookworm built from the package mirror.
@@ -70,12 +82,14 @@ image:
 
 # The image exercised for real (tests/container/): user, read-only root, `airtime run`,
 # `airtime serve` from the host, metrics, SIGTERM, and the rendered DAG one container per task.
-# Run by `make test` in CI; outside CI the tests skip with the reason when no engine is there.
+# Run by `make test` in CI (MARKS="not big") and `make test-slow` (MARKS=big); outside CI the
+# tests skip with the reason when no engine is there. MARKS selects by marker; empty: all.
 # The engine (tests/container/podman.py): AIRTIME_CONTAINER_ENGINE=docker|podman, else docker
 # when a Docker daemon answers on its socket (a Cloud Build step, .ci/run-in-docker), else
 # podman, which the tests install with .ci/install-podman when it is missing.
+MARKS ?=
 image-test: $(STAMP)
-	$(BIN)/python -m pytest -q tests/container
+	$(BIN)/python -m pytest -q $(if $(MARKS),-m "$(MARKS)") tests/container
 
 # The whole day (`airtime run` from the CSVs) at 10M audience rows beside its floor
 # (bench/floor.py: read, forecast, write, read back) and a pandas script reading the same CSVs,

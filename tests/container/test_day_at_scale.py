@@ -12,8 +12,8 @@ memory and scratch are printed beside its limits. Local profile: the artifact st
 shared host folder, so the source CSVs are not fetched into /tmp as on the gcp profile
 (654 MB more scratch for catchup and ingest there, docs/operations-argo.md "Pod sizes").
 
-Marked `big` (minutes, not seconds): `make image-test` runs it with the rest of
-tests/container; `-m "not big"` leaves it out of a quick local run.
+Marked `big` (minutes, not seconds): `make test-slow` runs it in CI (.ci/run, after `make
+test`, which leaves it out), and `make image-test` without MARKS with the rest of tests/container.
 """
 
 from __future__ import annotations

@@ -128,7 +128,8 @@ class Profiles:
         return Target(env, settings)
 
 
-@pytest.fixture(params=["local", pytest.param("gcp", marks=pytest.mark.emulators)])
+# the gcp profile: the same DAG against the emulators, 15-30 s a test; `make test-slow` (CI) runs it
+@pytest.fixture(params=["local", pytest.param("gcp", marks=[pytest.mark.emulators, pytest.mark.slow])])
 def profiles(request: pytest.FixtureRequest, deliveries: Path) -> Profiles:
     return Profiles(request.param, deliveries, request)
 

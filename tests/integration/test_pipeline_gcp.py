@@ -23,7 +23,8 @@ from tests.gcp_helpers import GcpProfile, new_profile
 from tests.pipeline_helpers import ROOT, cli, local_settings, make_source
 from tests.sample_days import sample_days
 
-pytestmark = pytest.mark.emulators
+# slow: 10-70 s a scenario against the emulators; `make test-slow` (CI) runs them
+pytestmark = [pytest.mark.emulators, pytest.mark.slow]
 DAY = dt.date(2026, 11, 30)
 LEDGER_FIELDS = ("state", "input_digest", "audience_rows", "availability_rows", "forecast_rows",
                  "quarantined_rows", "checksums", "failed_step")

@@ -11,7 +11,8 @@ import pytest
 
 from tests import record_api_calls
 
-pytestmark = pytest.mark.emulators
+# slow: two minutes of real processes behind the recording proxies; `make test-slow` (CI) runs it
+pytestmark = [pytest.mark.emulators, pytest.mark.slow]
 
 
 def test_the_code_makes_no_google_api_operation_the_fixture_lacks(gcs_emulator, bigquery_emulator, tmp_path):

@@ -39,18 +39,28 @@ def run_in_docker() -> str:
     return (ROOT / ".ci" / "run-in-docker").read_text()
 
 
-def test_make_test_in_ci_runs_the_container_tests() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
-    assert '"$${CI:-}" = "true" ]; then $(MAKE) image-test' in test_recipe
-    assert "pytest -q tests/container" in makefile.split("\nimage-test:", 1)[1].split("\n\n", 1)[0]
+def recipe(target: str) -> str:
+    return (ROOT / "Makefile").read_text().split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_make_test_in_ci_runs_the_container_tests_and_make_test_slow_the_rest() -> None:
+    assert '"$${CI:-}" = "true" ]; then $(MAKE) image-test MARKS="not big"' in recipe("test")
+    assert '-m "not slow and not big"' in recipe("test")
+    assert '"$${CI:-}" = "true" ]; then $(MAKE) image-test MARKS=big' in recipe("test-slow")
+    assert '-m "slow or big"' in recipe("test-slow")
+    assert 'pytest -q $(if $(MARKS),-m "$(MARKS)") tests/container' in recipe("image-test")
+
+
+def test_ci_runs_the_slow_tests_after_the_fast_ones_so_nothing_is_left_out() -> None:
+    run = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("make")]
+    assert run == ["make test", "make test-slow"]
 
 
 def test_the_cloud_build_step_running_make_test_is_on_the_docker_builder_through_run_in_docker() -> None:
     step = step_running_make_test()
     assert step["name"] == DOCKER_BUILDER, "only the docker builder reaches the build's Docker daemon"
     [command] = [line for line in script_lines(step) if "make test" in line]
-    assert shlex.split(command) == ["bash", ".ci/run-in-docker", "make", "test"]
+    assert shlex.split(command) == ["bash", ".ci/run-in-docker", "make", "test", "test-slow"]  # as .ci/run
     assert cloudbuild()["options"]["automapSubstitutions"] is True  # _PYTHON_IMAGE reaches the script
 
 
