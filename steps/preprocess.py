@@ -33,6 +33,10 @@ class Forecasted:
     history: Output  # every exhibition delivered up to this run: the next run starts from it
     previous_run: str | None  # the run whose history this one extended
     previous_generation: str | None = None  # and its generation (absent before generations)
+    # the history's `change` column says what this delivery did to each row of the previous
+    # run's history (airtime/forecast.py, merged_history_sql): the gate reads it (absent in
+    # older manifests: the gate joins them itself)
+    history_changes: bool = False
 
 
 def previous_history(ctx: Context) -> tuple[str, Forecasted | None, str | None]:
@@ -74,7 +78,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
                 prev = stack.enter_context(fetch_checked(ctx.artifacts, previous.history))
                 previous_rel = parquet_rel(prev)
             ctx.progress.phase("merging the history")
-            history = merged_history_sql(previous_rel, parquet_rel(audience))
+            history = merged_history_sql(previous_rel, parquet_rel(audience), changes=True)
             # No ORDER BY, and no insertion order kept: nothing reads the history's row order
             # (the forecast groups or sorts what it needs), and at 10M rows sorting it for a
             # canonical order cost 4-5 s, most of preprocess, spilling at the memory limit;
@@ -95,6 +99,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
             history=publish_parquet(ctx.artifacts, history_file, folder, "history", None),
             previous_run=previous_date,
             previous_generation=built_on.generation if built_on else None,
+            history_changes=True,
         )
 
 
