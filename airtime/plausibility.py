@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from airtime.forecast import CHANGED_SQL, KEPT, REWRITTEN
+from airtime.forecast import CHANGED_SQL
 from airtime.settings import Settings
 
 # the settings the rules read: a gate decision is redone when one of them changes
@@ -53,10 +53,10 @@ class Delivery:
     audience: str
     availability: str
     history: str | None = None
-    # for a reference: the day's history as preprocess merged the day's audience into this
-    # one's `history` (merged_history_sql with `changes`), whose `change` column already
-    # says which rows are new or rewritten: the join of the day with `history` is not redone
-    today_merged: str | None = None
+    # for a reference: the day's rows new or rewritten against its `history` (`held`), as
+    # preprocess found them merging the day into it (forecast.delivery_changes_sql): the
+    # join of the day's audience with `history` is not done again
+    today_changes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def judge(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery, r
     found += _upcoming(settings, now, before)
     found += _available_time(settings, now, before)
     if reference.history is not None:
-        with _fresh(con, today.audience, reference.history, reference.today_merged):
+        with _fresh(con, today.audience, reference.history, reference.today_changes):
             found += _rewritten(con, settings, today.audience)
             found += _outliers(con, settings, reference.history)
     return found
@@ -149,16 +149,15 @@ def judge(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery, r
 
 @contextlib.contextmanager
 def _fresh(con: duckdb.DuckDBPyConnection, today: str, history: str,
-           merged: str | None = None) -> Iterator[None]:
+           changes: str | None = None) -> Iterator[None]:
     """Temporary table `plausibility_fresh`: the day's exhibitions the history does not hold
     with the same audience (usually a day's worth), `held` when it held the exhibition with
-    another. From `merged` (the day's audience merged into `history`, with its `change`
-    column) when there is one: the merge joined them already; otherwise one join of the
-    day's audience with the whole history, for both rules that need it."""
-    if merged is not None:
+    another. From `changes` when there are (preprocess's merge joined them already);
+    otherwise one join of the day's audience with the whole history, for both rules that
+    need it."""
+    if changes is not None:
         fresh = f"""SELECT CAST(signal AS VARCHAR) AS signal, CAST(program_code AS VARCHAR) AS program_code,
-                   exhibition_date, average_audience, ln(1 + average_audience) AS l, change = {REWRITTEN} AS held
-            FROM {merged} WHERE change <> {KEPT}"""
+                   exhibition_date, average_audience, ln(1 + average_audience) AS l, held FROM {changes}"""
     else:
         changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
         fresh = f"""SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,

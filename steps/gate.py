@@ -143,13 +143,13 @@ def findings_of(ctx: Context, ingested: Ingested, forecasted: Forecasted, refs: 
         for ref in refs:
             history: Forecasted | None = read_outputs(PREPROCESS, ctx, ref.record)
             where = f"against {ref.why}, {ref.record.run_date} (generation {ref.record.generation})"
-            # the day's history was merged into this reference's: its `change` column is the join
-            merged = local(forecasted.history) if forecasted.history_changes and history is not None and (
+            # the day was merged into this reference's history: preprocess's join found its changes
+            changes = local(forecasted.changes) if forecasted.changes is not None and history is not None and (
                 forecasted.previous_run, forecasted.previous_generation) == (
                 ref.record.run_date.isoformat(), ref.record.generation) else None
             compared[where] = Delivery(ref.record.run_date, local(ref.ingested.audience),
                                        local(ref.ingested.availability),
-                                       local(history.history) if history is not None else None, merged)
+                                       local(history.history) if history is not None else None, changes)
         found, measured = plausibility.judge_delivery(con, ctx.settings, today, compared)
     return found, measured.figures()
 
