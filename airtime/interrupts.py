@@ -34,10 +34,15 @@ EXIT_CODE = 130  # 128 + SIGINT: what a shell reports for a process that Ctrl-C 
 # enough to roll a transaction back and remove scratch files; a step keeps its work only
 # once it finished (its manifest is written last), so cutting the clean-up short loses nothing
 GRACE_SECONDS = 5.0
-# imported on first use in the middle of a step, some on worker threads: pandas by DuckDB
-# (binding parameters) and by pyarrow.compute (packing arguments) when it is installed;
-# pyarrow.dataset by DuckDB (scanning Arrow data); pytz by DuckDB (TIMESTAMPTZ to Python)
-LAZY_IMPORTS = ("pandas", "pyarrow.dataset", "pytz")
+# imported on first use in the middle of a step, some on worker threads: pyarrow.dataset by
+# DuckDB (scanning Arrow data); pytz by DuckDB (TIMESTAMPTZ to Python)
+LAZY_IMPORTS = ("pyarrow.dataset", "pytz")
+# Never used by airtime, but imported when installed (the bench and test extras; not the
+# image) by DuckDB (binding any parameter) and pyarrow.compute (packing arguments): 0.2-0.3 s
+# of every pipeline process, and an import a Ctrl-C can cut on a worker thread. A command's
+# own process hides it (`hide_unused`), so the libraries take the path they take in the
+# image; a caller in a process of its own making (a test, a notebook) keeps it.
+UNUSED = ("pandas",)
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,22 @@ _resume: Resume = _nothing_to_resume
 _said = threading.Lock()  # the line is written once, by the entry point or the watchdog
 
 
-def preload() -> None:
-    """Import what the libraries would import lazily mid-step (see LAZY_IMPORTS)."""
+def preload(hide_unused: bool = False) -> None:
+    """Import what the libraries would import lazily mid-step (see LAZY_IMPORTS); with
+    `hide_unused`, make the UNUSED modules not yet imported look absent."""
+    if hide_unused and not any(name in sys.modules for name in UNUSED):
+        sys.meta_path.insert(0, _Absent())
     for name in LAZY_IMPORTS:
-        with contextlib.suppress(ImportError):  # pandas is only in the bench extra
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
+
+
+class _Absent:
+    """A finder that says the UNUSED modules are not installed, as the image says."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.split(".")[0] in UNUSED:
+            raise ModuleNotFoundError(f"No module named {name!r} (airtime/interrupts.py, UNUSED)", name=name)
 
 
 def noted(exc: BaseException | None = None) -> Interrupt | None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from airtime.forecast import CHANGED_SQL
 from airtime.settings import Settings
 
 # the settings the rules read: a gate decision is redone when one of them changes
@@ -41,8 +42,6 @@ SETTINGS = ("dq_min_rows_ratio", "dq_max_vanished_signals", "dq_max_vanished_ser
             "dq_audience_mad_floor", "dq_max_audience_outliers")
 REWRITE_MIN_ROWS = 20  # fewer rewritten rows than this is noise, not a rewritten history
 SHOWN = 5  # outliers and signals a finding lists by name
-# a value differs from the history's when it differs beyond rounding
-CHANGED_SQL = "abs({t} - {h}) > 1e-9 * greatest(abs({h}), 1)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,10 @@ class Delivery:
     audience: str
     availability: str
     history: str | None = None
+    # for a reference: the day's rows new or rewritten against its `history` (`held`), as
+    # preprocess found them merging the day into it (forecast.delivery_changes_sql): the
+    # join of the day's audience with `history` is not done again
+    today_changes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,25 +141,31 @@ def judge(con: duckdb.DuckDBPyConnection, settings: Settings, today: Delivery, r
     found += _upcoming(settings, now, before)
     found += _available_time(settings, now, before)
     if reference.history is not None:
-        with _fresh(con, today.audience, reference.history):
+        with _fresh(con, today.audience, reference.history, reference.today_changes):
             found += _rewritten(con, settings, today.audience)
             found += _outliers(con, settings, reference.history)
     return found
 
 
 @contextlib.contextmanager
-def _fresh(con: duckdb.DuckDBPyConnection, today: str, history: str) -> Iterator[None]:
+def _fresh(con: duckdb.DuckDBPyConnection, today: str, history: str,
+           changes: str | None = None) -> Iterator[None]:
     """Temporary table `plausibility_fresh`: the day's exhibitions the history does not hold
     with the same audience (usually a day's worth), `held` when it held the exhibition with
-    another. One join of the day's audience with the whole history, for both rules that
+    another. From `changes` when there are (preprocess's merge joined them already);
+    otherwise one join of the day's audience with the whole history, for both rules that
     need it."""
-    changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE plausibility_fresh AS
-        SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,
-               t.exhibition_date, t.average_audience, ln(1 + t.average_audience) AS l,
-               h.average_audience IS NOT NULL AS held
-        FROM {today} t LEFT JOIN {history} h USING (signal, program_code, exhibition_date)
-        WHERE h.average_audience IS NULL OR {changed}""")
+    if changes is not None:
+        fresh = f"""SELECT CAST(signal AS VARCHAR) AS signal, CAST(program_code AS VARCHAR) AS program_code,
+                   exhibition_date, average_audience, ln(1 + average_audience) AS l, held FROM {changes}"""
+    else:
+        changed = CHANGED_SQL.format(t="t.average_audience", h="h.average_audience")
+        fresh = f"""SELECT CAST(t.signal AS VARCHAR) AS signal, CAST(t.program_code AS VARCHAR) AS program_code,
+                   t.exhibition_date, t.average_audience, ln(1 + t.average_audience) AS l,
+                   h.average_audience IS NOT NULL AS held
+            FROM {today} t LEFT JOIN {history} h USING (signal, program_code, exhibition_date)
+            WHERE h.average_audience IS NULL OR {changed}"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE plausibility_fresh AS {fresh}")
     try:
         yield
     finally:

@@ -55,11 +55,28 @@ _DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
 def sha256_file(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    key = _digest_key(path)
     if key not in _DIGESTS:
         _DIGESTS[key] = _sha256(path)
     return _DIGESTS[key]
+
+
+def _digest_key(path: Path) -> tuple[str, int, int, int, int, int]:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _same_digest(src: Path, linked: Path) -> None:
+    """`linked`, a hard link just made of `src`, has the digest known of `src`: the steps that
+    read the artifact next check it without hashing it again (0.3 s per 150 MB)."""
+    src_stat, stat = src.stat(), linked.stat()
+    if (src_stat.st_dev, src_stat.st_ino) != (stat.st_dev, stat.st_ino):
+        return
+    known = [digest for (path, dev, ino, size, mtime, _), digest in _DIGESTS.items()
+             if path == str(src.resolve()) and (dev, ino, size, mtime) == (
+                 stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)]
+    if known:
+        _DIGESTS[_digest_key(linked)] = known[-1]
 
 
 def _sha256(path: Path) -> str:
@@ -110,9 +127,20 @@ class LocalStore:
         if Path(src).resolve() == self._path(key).resolve():
             return
         with self._atomic_target(key, create_only) as tmp:
-            with Path(src).open("rb") as fin, tmp.open("wb") as fout:
-                while block := fin.read(1 << 20):
-                    fout.write(block)
+            # a hard link where the folder is on the same file system: an upload hands over a
+            # finished file that its writer no longer touches (a step's scratch Parquet), and
+            # copying it cost 0.5-0.75 s of a day at 10M rows
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+                linked = True
+            except OSError:
+                linked = False
+                with Path(src).open("rb") as fin, tmp.open("wb") as fout:
+                    while block := fin.read(1 << 20):
+                        fout.write(block)
+        if linked:
+            _same_digest(Path(src), self._path(key))
 
     @contextlib.contextmanager
     def _atomic_target(self, key: str, create_only: bool) -> Iterator[Path]:

@@ -12,9 +12,10 @@ removes its rows. At most one generation of a date is published.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -212,6 +213,14 @@ class LedgerReads:
 
     PARAM_MARK = "$"
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Nothing here: an engine that pays for each connection keeps one open in it."""
+        yield
+
+    def release(self) -> None:
+        """Nothing here (see `session`)."""
+
     def _records(self, where: str = "", params: dict[str, object] | None = None) -> list[RunRecord]:
         raise NotImplementedError
 
@@ -247,6 +256,17 @@ class LedgerReads:
 
 
 class Warehouse(Protocol):
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """While the block runs, the ledger operations may share one connection, opened by
+        the first of them and kept until `release()` or the block's end: the bookkeeping
+        between a run's steps (attempts, ledger reads) is a dozen small operations."""
+        ...
+
+    def release(self) -> None:
+        """Close the session's connection before long work (a step's), so that other
+        processes reach the warehouse meanwhile; the next operation opens it again."""
+        ...
+
     def load_run(self, load: RunLoad) -> None:
         """Replace the rows of the load's generation in every table and set its ledger row
         to `loaded`, atomically. Other generations of the date (the published one) are

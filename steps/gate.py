@@ -102,12 +102,13 @@ def plan(ctx: Context, upstream: Upstream) -> Planned[Gated]:
         "accepted": str(accepted),
         "thresholds": ",".join(f"{name}={getattr(ctx.settings, name)}" for name in plausibility.SETTINGS),
     }
-    return Planned(inputs, lambda: _judge(ctx, ingested, refs, accepted))
+    return Planned(inputs, lambda: _judge(ctx, ingested, upstream[Forecasted], refs, accepted))
 
 
-def _judge(ctx: Context, ingested: Ingested, refs: list[Reference], accepted: bool) -> Gated:
+def _judge(ctx: Context, ingested: Ingested, forecasted: Forecasted, refs: list[Reference],
+           accepted: bool) -> Gated:
     ctx.progress.phase("comparing the delivery with " + (", ".join(r.name for r in refs) or "nothing"))
-    findings, figures = findings_of(ctx, ingested, refs)
+    findings, figures = findings_of(ctx, ingested, forecasted, refs)
     previous = ctx.previous()
     previous_run = previous.run_date.isoformat() if previous else None
     report = [str(finding) for group in findings.values() for finding in group]
@@ -126,7 +127,7 @@ def _judge(ctx: Context, ingested: Ingested, refs: list[Reference], accepted: bo
         " this generation")
 
 
-def findings_of(ctx: Context, ingested: Ingested, refs: list[Reference]
+def findings_of(ctx: Context, ingested: Ingested, forecasted: Forecasted, refs: list[Reference]
                 ) -> tuple[dict[str, list[Finding]], dict[str, object]]:
     """The findings, grouped by what they compare the delivery with, and the day's figures."""
     # bounded like every step's DuckDB: the rewrite check joins the day's audience with the
@@ -142,9 +143,13 @@ def findings_of(ctx: Context, ingested: Ingested, refs: list[Reference]
         for ref in refs:
             history: Forecasted | None = read_outputs(PREPROCESS, ctx, ref.record)
             where = f"against {ref.why}, {ref.record.run_date} (generation {ref.record.generation})"
+            # the day was merged into this reference's history: preprocess's join found its changes
+            changes = local(forecasted.changes) if forecasted.changes is not None and history is not None and (
+                forecasted.previous_run, forecasted.previous_generation) == (
+                ref.record.run_date.isoformat(), ref.record.generation) else None
             compared[where] = Delivery(ref.record.run_date, local(ref.ingested.audience),
                                        local(ref.ingested.availability),
-                                       local(history.history) if history is not None else None)
+                                       local(history.history) if history is not None else None, changes)
         found, measured = plausibility.judge_delivery(con, ctx.settings, today, compared)
     return found, measured.figures()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, scratch_connection, sql_string, workdir
 from airtime.errors import IntegrityError
-from airtime.forecast import forecast_query, merged_history_sql
+from airtime.forecast import delivery_changes_sql, forecast_query, history_delta_sql, merged_history_sql
 from airtime.manifest import Output, run_prefix
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
@@ -33,6 +33,10 @@ class Forecasted:
     history: Output  # every exhibition delivered up to this run: the next run starts from it
     previous_run: str | None  # the run whose history this one extended
     previous_generation: str | None = None  # and its generation (absent before generations)
+    # the day's rows new or rewritten against the previous run's history (`held`), found by
+    # the merge (forecast.delivery_changes_sql): the gate reads them instead of joining the
+    # day with that history again (None: no previous run, or an older manifest)
+    changes: Output | None = None
 
 
 def previous_history(ctx: Context) -> tuple[str, Forecasted | None, str | None]:
@@ -69,12 +73,17 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
         con = scratch_connection(tmp / "spill", ctx.settings.duckdb_memory_limit)
         history_file, forecast_file = tmp / "history.parquet", tmp / "forecast.parquet"
         with contextlib.ExitStack() as stack:
-            previous_rel = None
+            previous_rel, delta, changes_file = None, None, None
+            ctx.progress.phase("merging the history")
             if previous is not None:
                 prev = stack.enter_context(fetch_checked(ctx.artifacts, previous.history))
-                previous_rel = parquet_rel(prev)
-            ctx.progress.phase("merging the history")
-            history = merged_history_sql(previous_rel, parquet_rel(audience))
+                previous_rel, delta, changes_file = parquet_rel(prev), "history_delta", tmp / "changes.parquet"
+                # one join of the day with the previous history: the rows it keeps, and the
+                # day's new and rewritten ones for the gate
+                con.execute(f"CREATE TEMP TABLE {delta} AS {history_delta_sql(previous_rel, parquet_rel(audience))}",
+                            {"run_date": ctx.run_date})
+                con.execute(f"COPY ({delivery_changes_sql(delta)}) TO {sql_string(changes_file)} (FORMAT parquet)")
+            history = merged_history_sql(previous_rel, parquet_rel(audience), delta)
             # No ORDER BY, and no insertion order kept: nothing reads the history's row order
             # (the forecast groups or sorts what it needs), and at 10M rows sorting it for a
             # canonical order cost 4-5 s, most of preprocess, spilling at the memory limit;
@@ -86,6 +95,8 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
             # other bytes only makes the next day's preprocess run again.
             con.execute(f"COPY ({history}) TO {sql_string(history_file)} (FORMAT parquet)",
                         {"run_date": ctx.run_date})
+            if delta is not None:
+                con.execute(f"DROP TABLE {delta}")
         ctx.progress.phase("forecasting every slot")
         forecast = forecast_query(con, parquet_rel(history_file), parquet_rel(availability))
         con.execute(f"COPY ({forecast}) TO {sql_string(forecast_file)} (FORMAT parquet)")
@@ -95,6 +106,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
             history=publish_parquet(ctx.artifacts, history_file, folder, "history", None),
             previous_run=previous_date,
             previous_generation=built_on.generation if built_on else None,
+            changes=publish_parquet(ctx.artifacts, changes_file, folder, "changes", None) if changes_file else None,
         )
 
 

@@ -40,13 +40,15 @@ def run_day(settings: Settings, run_date: dt.date, source: str | None = None,
     if generation is not None:
         ctx.generation, ctx.pinned = generation, True
     result = RunResult(run_date)
-    for step in STEPS:
-        with logs.bound(run_date=run_date.isoformat(), step=step.name):
-            if on_step:
-                on_step(step.name, None)
-            step_result = run_step(step, ctx)
-            result.steps.append(step_result)
-            if on_step:
-                on_step(step.name, step_result)
-    result.record = ctx.warehouse.generation_record(run_date, ctx.gen)
+    # the ledger operations between steps share a connection (each step's work releases it)
+    with ctx.warehouse.session():
+        for step in STEPS:
+            with logs.bound(run_date=run_date.isoformat(), step=step.name):
+                if on_step:
+                    on_step(step.name, None)
+                step_result = run_step(step, ctx)
+                result.steps.append(step_result)
+                if on_step:
+                    on_step(step.name, step_result)
+        result.record = ctx.warehouse.generation_record(run_date, ctx.gen)
     return result

@@ -281,6 +281,7 @@ def _do(step: Step[O], ctx: Context) -> StepResult:
     plan = step.plan(ctx, _upstream(step, ctx))
     if done is not None and done.input_digest == digest_of(plan.inputs) and _still_done(step, ctx, done):
         return StepResult(step.name, done, ctx.artifacts.uri(key), True)
+    ctx.warehouse.release()  # the work takes a while: other processes may use the warehouse meanwhile
     manifest = to_manifest(step, ctx, plan.inputs, plan.work())
     uri = write_manifest(ctx.artifacts, manifest)
     faults.crash_point(f"after-{step.name}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from airtime.artifacts import parquet_rel, scratch_connection, sql_string
 from airtime.errors import InputError
-from airtime.forecast import forecast_query, merged_history_sql
+from airtime.forecast import delivery_changes_sql, forecast_query, history_delta_sql, merged_history_sql
 from airtime.plausibility import Delivery, Finding, judge_delivery
 from airtime.settings import Settings
 from airtime.validation import DateWindow, read_file, report
@@ -38,9 +38,9 @@ class Judged:
     def relation(self, name: str) -> str:
         return parquet_rel(self.folder / f"{name}.parquet")
 
-    def as_reference(self) -> Delivery:
+    def as_reference(self, today_changes: str | None = None) -> Delivery:
         return Delivery(self.run_date, self.relation("audience"), self.relation("availability"),
-                        self.relation("history"))
+                        self.relation("history"), today_changes)
 
 
 def judge_day(source: Path, run_date: dt.date, out: Path, settings: Settings, *,
@@ -60,12 +60,22 @@ def judge_day(source: Path, run_date: dt.date, out: Path, settings: Settings, *,
                                    for r in results if r.problem_count))
     with contextlib.closing(scratch_connection()) as con:
         audience, availability = parquet_rel(out / "audience.parquet"), parquet_rel(out / "availability.parquet")
-        history = merged_history_sql(previous.relation("history") if previous else None, audience)
+        delta = None
+        if previous is not None:  # as preprocess merges: one join, the day's changes kept for the gate
+            delta = "history_delta"
+            con.execute(f"CREATE TEMP TABLE {delta} AS {history_delta_sql(previous.relation('history'), audience)}",
+                        {"run_date": run_date})
+            con.execute(f"COPY ({delivery_changes_sql(delta)}) TO {sql_string(out / 'changes.parquet')} (FORMAT parquet)")
+        history = merged_history_sql(previous.relation("history") if previous else None, audience, delta)
         con.execute(f"COPY ({history}) TO {sql_string(out / 'history.parquet')} (FORMAT parquet)",
                     {"run_date": run_date})
         forecast = forecast_query(con, parquet_rel(out / "history.parquet"), availability)
         con.execute(f"COPY ({forecast}) TO {sql_string(out / 'forecast.parquet')} (FORMAT parquet)")
-        references = {where: judged.as_reference() for where, judged in
-                      (("the same date", same_date), ("the previous day", previous)) if judged is not None}
+        # against the previous day, as the gate step does: from the `change` column of the
+        # history merged into it; against the same date, by joining
+        references = {where: judged.as_reference(merged) for where, judged, merged in
+                      (("the same date", same_date, None),
+                       ("the previous day", previous, parquet_rel(out / "changes.parquet")))
+                      if judged is not None}
         findings, slots = judge_delivery(con, settings, Delivery(run_date, audience, availability), references)
     return Judged(run_date, out, findings, slots.figures())
