@@ -326,15 +326,20 @@ class BigQueryWarehouse(LedgerReads):
         record = self.generation_record(run_date, generation)
         if record is not None and record.state == PUBLISHED:
             raise StorageError(f"run {run_date} generation {generation} is published: not removed")
+        self._query(self._drop_generation_sql(), {"run_date": run_date, "generation": generation, "pruned": PRUNED},
+                    what=f"removal of run {run_date} generation {generation}")
+
+    def _drop_generation_sql(self, only_if: str = "") -> str:
+        """One transaction: the generation's rows out of every data table, then its ledger row
+        marked pruned (`only_if`: a further condition on that row's update)."""
         statements = ["BEGIN TRANSACTION;"]
         for table in DATA_TABLES.values():
             statements.append(f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date"
                               f" AND {generation_of_row('@')};")
         statements.append(f"UPDATE {self._sql_table('runs')} SET state = @pruned WHERE run_date = @run_date"
-                          f" AND {generation_of_row('@')};")
+                          f" AND {generation_of_row('@')}{only_if};")
         statements.append("COMMIT TRANSACTION;")
-        self._query("\n".join(statements), {"run_date": run_date, "generation": generation, "pruned": PRUNED},
-                    what=f"removal of run {run_date} generation {generation}")
+        return "\n".join(statements)
 
     def expire_generation(self, run_date: dt.date, generation: str) -> None:
         # A separate operation, not a looser remove_generation: removing a published
@@ -347,16 +352,9 @@ class BigQueryWarehouse(LedgerReads):
             return  # a prune killed after this: done
         newest = self.latest_published()
         check_expirable(run_date, generation, record and record.state, newest and newest.run_date)
-        statements = ["BEGIN TRANSACTION;"]
-        for table in DATA_TABLES.values():
-            statements.append(f"DELETE FROM {self._sql_table(table.name)} WHERE run_date = @run_date"
-                              f" AND {generation_of_row('@')};")
-        # only while still published: a publish of the date in between superseded it (and
-        # removed its rows itself)
-        statements.append(f"UPDATE {self._sql_table('runs')} SET state = @pruned WHERE run_date = @run_date"
-                          f" AND {generation_of_row('@')} AND state = @published;")
-        statements.append("COMMIT TRANSACTION;")
-        self._query("\n".join(statements),
+        # the ledger row only while still published: a publish of the date in between
+        # superseded it (and removed its rows itself)
+        self._query(self._drop_generation_sql(only_if=" AND state = @published"),
                     {"run_date": run_date, "generation": generation, "pruned": PRUNED, "published": PUBLISHED},
                     what=f"expiry of run {run_date} generation {generation}")
 
