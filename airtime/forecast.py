@@ -71,8 +71,9 @@ def history_delta_sql(previous: str, audience: str) -> str:
     them to the day's rows) and the day's rows that are NEW or REWRITTEN (CHANGED_SQL), with
     `delivered_audience`. Takes `$run_date`. Usually small (a day's worth of new rows): the
     gate's rules on new and rewritten exhibitions read it (delivery_changes_sql) instead of
-    joining the day's audience with the same history again (10M x 10M rows on a daily
-    full-history delivery: 3-4 s). Only keys and audiences of the delivery enter the join."""
+    joining the day's audience with the same history again. Only keys and audiences of the
+    delivery enter the join. The SELECT as written: create_history_delta runs the same
+    comparison on integer keys, and tests hold the two to the same rows."""
     day = "CAST($run_date AS DATE)"
     changed = CHANGED_SQL.format(t="t.average_audience", h="p.average_audience")
     return f"""
@@ -88,6 +89,49 @@ def history_delta_sql(previous: str, audience: str) -> str:
         WHERE CASE WHEN t.signal IS NULL THEN p.delivered_on < {day} AND p.exhibition_date <= {day}
                    ELSE t.exhibition_date <= {day} AND (p.average_audience IS NULL OR {changed}) END
     """
+
+
+def create_history_delta(con: duckdb.DuckDBPyConnection, delta: str, previous: str, audience: str,
+                         run_date: object) -> None:
+    """Temp table `delta`: the rows of history_delta_sql(previous, audience), found by joining
+    on one exact integer per key instead of its three columns.
+
+    Each (signal, program_code) pair of either side gets a number, shifted 32 bits up, and
+    a key is that plus its date's day number: DuckDB keeps a DATE as a 32-bit count of days
+    (https://duckdb.org/docs/stable/sql/data_types/date), so no two keys share an integer,
+    no hash is trusted to be unique, and the join compares one BIGINT instead of two
+    strings and a date. At 10M rows on both sides (a daily full-history delivery, the
+    512MB memory limit, 2 cores) the delta took 2.3 s instead of 2.8 s (1.8 s instead of
+    1.9 s with 1GB), at the same peak memory; the codes come back from the pairs' table for
+    the few rows kept (a day's new rows and the history's rows the day does not name). Codes are never NULL (ingest requires them),
+    so every row finds its pair."""
+    day = "CAST($run_date AS DATE)"
+    changed = CHANGED_SQL.format(t="t.average_audience", h="p.average_audience")
+    pairs, keyed = f"{delta}_pairs", f"{delta}_keyed"
+    key = "base + (CAST(exhibition_date AS DATE) - DATE '1970-01-01')"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {pairs} AS
+        SELECT signal, program_code, CAST(row_number() OVER () AS BIGINT) << 32 AS base
+        FROM (SELECT DISTINCT signal, program_code FROM {previous}
+              UNION SELECT DISTINCT signal, program_code FROM {audience})""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {keyed} AS
+        SELECT coalesce(t.k, p.k) AS k, coalesce(t.exhibition_date, p.exhibition_date) AS exhibition_date,
+               p.program_start_time, p.average_audience, p.delivered_on,
+               t.average_audience AS delivered_audience,
+               CAST(CASE WHEN t.k IS NULL THEN {KEPT} WHEN p.k IS NULL THEN {NEW}
+                         ELSE {REWRITTEN} END AS TINYINT) AS change
+        FROM (SELECT {key} AS k, exhibition_date, program_start_time, average_audience, delivered_on
+              FROM {previous} JOIN {pairs} USING (signal, program_code)) p
+        FULL JOIN (SELECT {key} AS k, exhibition_date, average_audience
+                   FROM {audience} JOIN {pairs} USING (signal, program_code)) t USING (k)
+        WHERE CASE WHEN t.k IS NULL THEN p.delivered_on < {day} AND p.exhibition_date <= {day}
+                   ELSE t.exhibition_date <= {day} AND (p.k IS NULL OR {changed}) END""",
+                {"run_date": run_date})
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {delta} AS
+        SELECT x.signal, x.program_code, d.exhibition_date, d.program_start_time, d.average_audience,
+               d.delivered_on, d.delivered_audience, d.change
+        FROM {keyed} d JOIN {pairs} x ON x.base = d.k - (CAST(d.exhibition_date AS DATE) - DATE '1970-01-01')""")
+    con.execute(f"DROP TABLE {keyed}")
+    con.execute(f"DROP TABLE {pairs}")
 
 
 def delivery_changes_sql(delta: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from airtime.artifacts import fetch_checked, parquet_rel, publish_parquet, scratch_connection, sql_string, workdir
 from airtime.errors import IntegrityError
-from airtime.forecast import delivery_changes_sql, forecast_query, history_delta_sql, merged_history_sql
+from airtime.forecast import create_history_delta, delivery_changes_sql, forecast_query, merged_history_sql
 from airtime.manifest import Output, run_prefix
 from steps.entry import step_main
 from steps.ingest import STEP as INGEST
@@ -80,8 +80,7 @@ def _forecast(ctx: Context, ingested: Ingested, previous: Forecasted | None,
                 previous_rel, delta, changes_file = parquet_rel(prev), "history_delta", tmp / "changes.parquet"
                 # one join of the day with the previous history: the rows it keeps, and the
                 # day's new and rewritten ones for the gate
-                con.execute(f"CREATE TEMP TABLE {delta} AS {history_delta_sql(previous_rel, parquet_rel(audience))}",
-                            {"run_date": ctx.run_date})
+                create_history_delta(con, delta, previous_rel, parquet_rel(audience), ctx.run_date)
                 con.execute(f"COPY ({delivery_changes_sql(delta)}) TO {sql_string(changes_file)} (FORMAT parquet)")
             history = merged_history_sql(previous_rel, parquet_rel(audience), delta)
             # No ORDER BY, and no insertion order kept: nothing reads the history's row order

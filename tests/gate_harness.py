@@ -15,7 +15,7 @@ from pathlib import Path
 
 from airtime.artifacts import parquet_rel, scratch_connection, sql_string
 from airtime.errors import InputError
-from airtime.forecast import delivery_changes_sql, forecast_query, history_delta_sql, merged_history_sql
+from airtime.forecast import create_history_delta, delivery_changes_sql, forecast_query, merged_history_sql
 from airtime.plausibility import Delivery, Finding, judge_delivery
 from airtime.settings import Settings
 from airtime.validation import DateWindow, read_file, report
@@ -63,8 +63,7 @@ def judge_day(source: Path, run_date: dt.date, out: Path, settings: Settings, *,
         delta = None
         if previous is not None:  # as preprocess merges: one join, the day's changes kept for the gate
             delta = "history_delta"
-            con.execute(f"CREATE TEMP TABLE {delta} AS {history_delta_sql(previous.relation('history'), audience)}",
-                        {"run_date": run_date})
+            create_history_delta(con, delta, previous.relation("history"), audience, run_date)
             con.execute(f"COPY ({delivery_changes_sql(delta)}) TO {sql_string(out / 'changes.parquet')} (FORMAT parquet)")
         history = merged_history_sql(previous.relation("history") if previous else None, audience, delta)
         con.execute(f"COPY ({history}) TO {sql_string(out / 'history.parquet')} (FORMAT parquet)",

@@ -83,3 +83,27 @@ def test_forecast_on_history_merged_across_runs_matches_naive_implementation(run
     wanted = [(s, p, d, t) for (s, p, d), t in slots.items()]
     result = compute_forecast(merged, availability_frame(slots))
     assert_same_forecast(result, naive_forecast(exhibitions, wanted))
+
+
+@given(first=deliveries(), second=deliveries(), first_day=st.integers(0, 80), gap=st.integers(-3, 20))
+def test_keyed_history_delta_equals_the_three_column_join(first, second, first_day, gap):
+    """create_history_delta joins on one integer per key; the rows it keeps (kept, new,
+    rewritten, with their values) are those of the join on the three key columns as written
+    in history_delta_sql, whatever the dates (exhibitions after the run date, a previous
+    history delivered on or after it)."""
+    import duckdb
+
+    from airtime.forecast import create_history_delta, history_delta_sql
+
+    previous = merge_history(None, delivery_frame(first), START + dt.timedelta(days=first_day))
+    run_date = START + dt.timedelta(days=first_day + gap)
+    con = duckdb.connect()
+    con.register("previous_df", previous)
+    con.register("audience_df", delivery_frame(second))
+    create_history_delta(con, "keyed", "previous_df", "audience_df", run_date)
+    con.execute(f"CREATE TEMP TABLE written AS {history_delta_sql('previous_df', 'audience_df')}",
+                {"run_date": run_date})
+    for one, other in (("keyed", "written"), ("written", "keyed")):
+        assert con.execute(f"SELECT count(*) FROM (SELECT * FROM {one} EXCEPT ALL SELECT * FROM {other})"
+                           ).fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM keyed").fetchone() == con.execute("SELECT count(*) FROM written").fetchone()
