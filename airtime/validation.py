@@ -100,8 +100,11 @@ class Column:
 
     @property
     def parquet_dictionary(self) -> bool:
-        """Written with Parquet dictionary pages: the columns whose values repeat."""
-        return self.column.kind in ("string", "date", "timestamp")
+        """Written with Parquet dictionary pages: the columns with few distinct values. Not
+        start times: a history spans a year of minutes, and at 10M audience rows building
+        their dictionary took 0.35 s of the 1.1 s Parquet write (pyarrow's hash table
+        growing), for a file 12% smaller."""
+        return self.column.kind in ("string", "date")
 
 
 @dataclass(frozen=True)
