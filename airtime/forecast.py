@@ -65,6 +65,34 @@ def merged_history_sql(previous: str | None, audience: str, delta: str | None = 
     """
 
 
+HISTORY_COLUMNS = "signal, program_code, exhibition_date, program_start_time, average_audience"
+
+
+def history_sql(kept: str, delivery: str | None = None, delivered_on: object = None) -> str:
+    """A history stored in two parts, as one relation: `kept`, the rows a run kept from the
+    history before it (each with its `delivered_on`), and `delivery`, that run's own audience
+    file (ingest's artifact, by reference: not written again), delivered on `delivered_on`.
+    Without `delivery` (manifests written before the two parts), `kept` is every row.
+
+    The day's rows are most of a history (a daily full-history delivery: all of it), so
+    rewriting them into a history file each day cost a pass over every row: at 10M rows,
+    1.0 s of preprocess and 175 MB stored per day. As in merged_history_sql, no exhibition
+    dated after the delivery day is history."""
+    if delivery is None:
+        return kept
+    day = f"DATE '{delivered_on}'"
+    return f"""(SELECT {HISTORY_COLUMNS}, {day} AS delivered_on FROM {delivery} WHERE exhibition_date <= {day}
+        UNION ALL SELECT {HISTORY_COLUMNS}, delivered_on FROM {kept})"""
+
+
+def kept_history_sql(audience: str, delta: str | None) -> str:
+    """The rows a run keeps from the previous history (`delta`'s KEPT rows; none on a first
+    day: `audience` only gives the columns their types), with history_sql's columns."""
+    if delta is None:
+        return f"SELECT {HISTORY_COLUMNS}, CAST(NULL AS DATE) AS delivered_on FROM {audience} LIMIT 0"
+    return f"SELECT {HISTORY_COLUMNS}, delivered_on FROM {delta} WHERE change = {KEPT}"
+
+
 def history_delta_sql(previous: str, audience: str) -> str:
     """One full join of the delivery with the previous history, keeping what differs: the
     history rows the delivery does not name (KEPT, with their values: merged_history_sql adds

@@ -91,6 +91,10 @@ class _StepProgress:
             rows = "raw_audience, raw_availability, forecast and the ledger row, in one transaction"
         elif step == "verify":
             rows = "counts and checksums match the manifests"
+        elif step == "preprocess" and "history_delivery" in result.manifest.outputs:
+            outputs = result.manifest.outputs
+            kept, history = outputs["history"].rows, outputs["history"].rows + outputs["history_delivery"].rows
+            rows = f"forecast {outputs['forecast'].rows:,} rows, history {history:,} rows ({kept:,} kept from before)"
         elif step == "gate":
             rows = f"delivery {result.manifest.extra.get('decision', 'passed')}"
         out.print(f"  [green]✓[/green] {step:<10} {note:<22} {rows}")

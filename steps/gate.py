@@ -149,7 +149,8 @@ def findings_of(ctx: Context, ingested: Ingested, forecasted: Forecasted, refs: 
                 ref.record.run_date.isoformat(), ref.record.generation) else None
             compared[where] = Delivery(ref.record.run_date, local(ref.ingested.audience),
                                        local(ref.ingested.availability),
-                                       local(history.history) if history is not None else None, changes)
+                                       history.history_relation(ref.record.run_date, local) if history else None,
+                                       changes)
         found, measured = plausibility.judge_delivery(con, ctx.settings, today, compared)
     return found, measured.figures()
 

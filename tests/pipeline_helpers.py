@@ -57,3 +57,16 @@ def generation_dir(home: Path, day, state: str = "published") -> Path:
     records = [r for r in DuckDBWarehouse(Path(home) / "warehouse.duckdb").generations(day) if r.state == state]
     assert records, f"no {state} generation of {day}"
     return Path(home) / "artifacts" / run_prefix(day, records[0].generation)
+
+
+def history_relation(artifacts: Path, preprocess_manifest, run_date) -> str:
+    """The whole history a preprocess manifest records, as a DuckDB relation over the
+    files in the local artifact folder `artifacts` (the rows kept from before, and the
+    day's audience by reference)."""
+    from airtime.artifacts import parquet_rel
+    from steps.preprocess import Forecasted
+    from steps.scaffold import from_manifest
+
+    forecasted = from_manifest(Forecasted, preprocess_manifest)
+    assert forecasted is not None
+    return forecasted.history_relation(run_date, lambda out: parquet_rel(Path(artifacts) / out.key))

@@ -31,12 +31,21 @@ import pytest
 from airtime import sample
 from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.errors import InputError, SupersededError
+from airtime.manifest import Manifest
 from airtime.warehouse import PUBLISHED
 from grpc_server.client import ForecastClient
 from steps import runner
 from tests.conftest import SHARED_DATA, require_shared
 from tests.integration.grpc_fixtures import running_service, server_settings
-from tests.pipeline_helpers import ROOT, cli, dump_warehouse, generation_dir, local_settings, make_source
+from tests.pipeline_helpers import (
+    ROOT,
+    cli,
+    dump_warehouse,
+    generation_dir,
+    history_relation,
+    local_settings,
+    make_source,
+)
 
 JUL21, JUL22, JUL23 = dt.date(2020, 7, 21), dt.date(2020, 7, 22), dt.date(2020, 7, 23)
 # the generated sample's delivery day is 2026-11-30 (airtime.sample.run_date_for); earlier
@@ -137,10 +146,10 @@ def published_state(home: Path, day: dt.date) -> tuple:
 
 def history(home: Path, day: dt.date) -> list[tuple]:
     """The rows of the published generation's history (what the next day extends)."""
-    manifest = json.loads((generation_dir(home, day) / "preprocess" / "manifest.json").read_text())
-    path = home / "artifacts" / manifest["outputs"]["history"]["key"]
+    manifest = Manifest.from_json((generation_dir(home, day) / "preprocess" / "manifest.json").read_bytes())
     with duckdb.connect() as con:
-        return con.execute("SELECT * FROM read_parquet($p) ORDER BY ALL", {"p": str(path)}).fetchall()
+        return con.execute(f"SELECT * FROM {history_relation(home / 'artifacts', manifest, day)} ORDER BY ALL"
+                           ).fetchall()
 
 
 def query_answers(home: Path) -> list[dict]:

@@ -122,7 +122,8 @@ def test_a_published_then_a_held_day_then_a_verify_mismatch_read_as_they_happene
 
 def test_damaged_history_fails_the_next_day_with_exit_9_and_a_new_delivery_clears_it(day1) -> None:  # noqa: ANN001
     home, source = day1
-    (history,) = (generation_dir(home, DAY1) / "preprocess").glob("history-*.parquet")
+    # the day's audience: most of the history the next day starts from
+    (history,) = (generation_dir(home, DAY1) / "ingest").glob("audience-*.parquet")
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * REPLACE (average_audience * 2 AS average_audience) FROM '{history}')"
                 f" TO '{history}.tmp' (FORMAT parquet)")

@@ -144,8 +144,10 @@ def _published_day(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_an_altered_history_is_never_used_by_the_next_day(tmp_path: Path) -> None:
     home, source = _published_day(tmp_path)
-    (history,) = (generation_dir(home, dt.date.fromisoformat(DAY)) / "preprocess").glob("history-*.parquet")
-    # still valid Parquet, every audience doubled: what silently doubled a forecast before
+    # the day's audience, most of the history the next day starts from (preprocess's manifest
+    # names it as part of it); still valid Parquet, every audience doubled: what silently
+    # doubled a forecast before
+    (history,) = (generation_dir(home, dt.date.fromisoformat(DAY)) / "ingest").glob("audience-*.parquet")
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * REPLACE (average_audience * 2 AS average_audience) FROM '{history}')"
                 f" TO '{history}.tmp' (FORMAT parquet)")

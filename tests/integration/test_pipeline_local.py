@@ -21,7 +21,15 @@ from airtime.warehouse import PUBLISHED
 from steps import runner
 from steps.dag import STEPS, step_named
 from steps.scaffold import make_context, run_step
-from tests.pipeline_helpers import ROOT, cli, dump_warehouse, generation_dir, local_settings, make_source
+from tests.pipeline_helpers import (
+    ROOT,
+    cli,
+    dump_warehouse,
+    generation_dir,
+    history_relation,
+    local_settings,
+    make_source,
+)
 
 DAY = dt.date(2026, 11, 30)
 
@@ -196,10 +204,9 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
                               dq_max_vanished_series_ratio=1, dq_max_audience_outliers=1)
     runner.run_day(settings, DAY)
     second = runner.run_day(settings, DAY + dt.timedelta(days=1), str(late))
-    history_key = second.steps[1].manifest.outputs["history"].key
+    relation = history_relation(settings.runs_root, second.steps[1].manifest, DAY + dt.timedelta(days=1))
     history = duckdb.connect().execute(
-        "SELECT count(*), count(*) FILTER (average_audience = 123.0) FROM read_parquet($p)",
-        {"p": str(settings.runs_root / history_key)}).fetchone()
+        f"SELECT count(*), count(*) FILTER (average_audience = 123.0) FROM {relation}").fetchone()
     assert history == (3000, 1)
 
 
