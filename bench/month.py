@@ -3,7 +3,7 @@
     python -m bench.month [--rows 10000000] [--days 30] [--retention-days 7] [--warehouse-retention-days 7]
 
 What grows with every run (the merged history, the artifacts, the warehouse, the ledger) shows
-only in a sequence of days. The deliveries are tests/sample_days.py's: each the previous one
+only in a sequence of days. The deliveries are airtime/sample_days.py's: each the previous one
 shifted by a day (the oldest day of exhibitions gone, a day of new ones, the slots one day
 on), about `--rows` audience rows each, written just before its day runs and removed after.
 Each day is `airtime run --date D --source <that day's folder>` (this checkout's command line,
@@ -44,10 +44,10 @@ from pathlib import Path
 
 from airtime import sample
 from airtime.duckdb_warehouse import DuckDBWarehouse
+from airtime.sample_days import daily_deliveries
 from airtime.warehouse import PUBLISHED
 from bench.day import STEP_LINE
 from bench.harness import AIRTIME, OUT, ROOT, Measured, count_lines, folder_bytes, measure
-from tests.sample_days import daily_deliveries
 
 FIRST_DAY = dt.date(2026, 11, 1)
 TARGET_GROWTH = 1.1  # day 30 over day 2, in time and in peak RSS (issue 25)

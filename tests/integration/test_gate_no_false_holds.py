@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from airtime.sample_days import daily_deliveries, sample_days
 from airtime.warehouse import PUBLISHED
 from steps import runner
 from tests.conftest import SHARED_DATA, require_shared
 from tests.gate_harness import judge_day
 from tests.pipeline_helpers import local_settings
-from tests.sample_days import daily_deliveries, sample_days
 
 
 def _publish_quietly(home: Path, source: Path, days: list[dt.date]) -> list[dict]:

@@ -15,13 +15,13 @@ import time
 import pytest
 
 from airtime.errors import ConfigError, InputError, StorageError, VerificationError
+from airtime.sample_days import sample_days
 from airtime.warehouse import PUBLISHED
 from steps import runner
 from steps.dag import STEPS, step_named
 from steps.scaffold import make_context, run_step
 from tests.gcp_helpers import GcpProfile, new_profile
 from tests.pipeline_helpers import ROOT, cli, local_settings, make_source
-from tests.sample_days import sample_days
 
 # slow: 10-70 s a scenario against the emulators; `make test-slow` (CI) runs them
 pytestmark = [pytest.mark.emulators, pytest.mark.slow]

@@ -3,6 +3,7 @@ crashes, bad input, quarantine, verification."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -208,6 +209,46 @@ def test_history_accumulates_across_runs_and_the_latest_delivery_wins(tmp_path, 
     history = duckdb.connect().execute(
         f"SELECT count(*), count(*) FILTER (average_audience = 123.0) FROM {relation}").fetchone()
     assert history == (3000, 1)
+
+
+def test_a_history_written_as_one_file_by_an_older_version_is_read_the_same(tmp_path, source):
+    """Before the two parts (the day's audience by reference, the rows kept), a preprocess
+    manifest named one history file holding every row. A next day built on such a manifest
+    gets the same history and forecast as one built on the two parts."""
+    from airtime.artifacts import sql_string
+    from airtime.manifest import Manifest, manifest_key, write_manifest
+    from airtime.store import LocalStore, sha256_file
+
+    next_day = DAY + dt.timedelta(days=1)
+    results = {}
+    for layout in ("parts", "one file"):
+        settings = local_settings(tmp_path / layout, source)
+        first = runner.run_day(settings, DAY)
+        manifest = first.steps[1].manifest
+        if layout == "one file":  # as an older version wrote it
+            whole = settings.runs_root / manifest.outputs["history"].key.replace("history-", "history-whole-")
+            relation = history_relation(settings.runs_root, manifest, DAY)
+            duckdb.connect().execute(f"COPY (SELECT * FROM {relation}) TO {sql_string(whole)} (FORMAT parquet)")
+            rows = duckdb.connect().execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+            old = Manifest.from_json((settings.runs_root / manifest_key(DAY, manifest.generation, "preprocess"))
+                                     .read_bytes())
+            history = old.outputs.pop("history_delivery")
+            old.extra.pop("history_delivery", None)
+            old.outputs["history"] = dataclasses.replace(
+                old.outputs["history"], key=str(whole.relative_to(settings.runs_root)), rows=rows,
+                sha256=sha256_file(whole))
+            assert rows == history.rows
+            write_manifest(LocalStore(settings.runs_root), old)
+        second = runner.run_day(settings, next_day)
+        assert second.steps[1].manifest.outputs["history"].rows == 0 or layout == "one file"
+        con = duckdb.connect()
+        results[layout] = (
+            con.execute(f"SELECT * FROM {history_relation(settings.runs_root, second.steps[1].manifest, next_day)}"
+                        " ORDER BY ALL").fetchall(),
+            con.execute("SELECT * FROM read_parquet($p) ORDER BY ALL",
+                        {"p": str(settings.runs_root / second.steps[1].manifest.outputs["forecast"].key)}).fetchall())
+    assert results["parts"] == results["one file"]
+    assert len(results["parts"][0]) == 3000
 
 
 def test_backfill_runs_each_date_in_order_from_dated_folders(tmp_path, source):

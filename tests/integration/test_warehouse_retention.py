@@ -4,7 +4,7 @@ published date stays served, the day the oldest kept one builds on stays, a prun
 half-way is finished by the next, and the default (0) keeps every published date's rows.
 
 Real DuckDB, real `airtime` processes (tests.pipeline_helpers.cli), a real gRPC server on
-port 0, and a sequence of daily deliveries (tests/sample_days.py). The same operation on
+port 0, and a sequence of daily deliveries (airtime/sample_days.py). The same operation on
 both warehouses: tests/integration/test_warehouse_contract.py.
 """
 
@@ -19,13 +19,13 @@ import pytest
 
 from airtime.duckdb_warehouse import DuckDBWarehouse
 from airtime.errors import RunNotPublishedError
+from airtime.sample_days import sample_days
 from airtime.warehouse import PRUNED, PUBLISHED
 from grpc_server.client import ForecastClient
 from steps import runner
 from tests.integration.grpc_fixtures import running_service, server_settings
 from tests.integration.test_generations import _served_date, _wait_for, folder_digests
 from tests.pipeline_helpers import cli, dump_warehouse, local_settings
-from tests.sample_days import sample_days
 
 FIRST = dt.date(2026, 11, 25)
 DAYS = [FIRST + dt.timedelta(days=i) for i in range(6)]  # 11-25 .. 11-30
