@@ -76,9 +76,9 @@ def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = No
     (notify always writes JSON); `quiet(args)` shows only warnings on a text terminal (the
     CLI prints its own progress); `resume` names the command that resumes after a Ctrl-C
     (default: the same command line again); `preload(args)` says whether the body runs
-    work that imports lazily on worker threads (default: yes; see interrupts.preload), and
-    then, in a command's own process (`argv` from its command line), hides the modules it
-    never uses (interrupts.UNUSED)."""
+    work that imports lazily on worker threads (default: yes; see interrupts.preload). In a
+    command's own process (`argv` from its command line), the modules airtime never uses
+    are hidden (interrupts.UNUSED), whatever the command."""
     args = parser.parse_args(argv)  # argparse itself exits 2 with usage on bad arguments
     try:
         settings = load_settings()
@@ -94,8 +94,7 @@ def run(parser: argparse.ArgumentParser, body: Body, argv: list[str] | None = No
 
     with interrupts.handled(resume_hint):
         try:
-            if preload is None or preload(args):
-                interrupts.preload(hide_unused=argv is None)
+            interrupts.preload(hide_unused=argv is None, lazy=preload is None or preload(args))
             return body(settings, args)
         except BaseException as exc:
             stopped = interrupts.noted(exc)

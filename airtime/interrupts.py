@@ -76,11 +76,15 @@ _resume: Resume = _nothing_to_resume
 _said = threading.Lock()  # the line is written once, by the entry point or the watchdog
 
 
-def preload(hide_unused: bool = False) -> None:
-    """Import what the libraries would import lazily mid-step (see LAZY_IMPORTS); with
-    `hide_unused`, make the UNUSED modules not yet imported look absent."""
-    if hide_unused and not any(name in sys.modules for name in UNUSED):
+def preload(hide_unused: bool = False, lazy: bool = True) -> None:
+    """Import what the libraries would import lazily mid-step (see LAZY_IMPORTS; not with
+    `lazy=False`, for a command that starts no worker threads); with `hide_unused`, make
+    the UNUSED modules not yet imported look absent."""
+    if hide_unused and not any(name in sys.modules for name in UNUSED) \
+            and not any(isinstance(finder, _Absent) for finder in sys.meta_path):
         sys.meta_path.insert(0, _Absent())
+    if not lazy:
+        return
     for name in LAZY_IMPORTS:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -38,7 +38,9 @@ COMMANDS = {
     "workflows": "cli.main:cmd_workflows",
 }
 # the commands that only read: they start no worker threads that import lazily mid-step, so
-# they skip interrupts.preload (pandas alone is ~0.3 s where the bench extra installs it)
+# they skip interrupts.preload's imports; like every command in its own process they never
+# import pandas (DuckDB would, binding a query's first parameter where the bench extra
+# installs it: ~0.3 s of a local query; interrupts.UNUSED)
 READS = {"runs", "query", "workflows"}
 # here, not imported with cli/output: the parser's choices must not import rich and pyarrow
 FORMATS = ("table", "json", "jsonl", "csv")

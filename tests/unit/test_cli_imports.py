@@ -4,8 +4,9 @@ import nothing heavy, and the commands that read locally never load the query se
 Light: `airtime --help`, every command's `--help`, a usage error. They must import neither
 the gRPC server, grpc, aiohttp, pyarrow, DuckDB nor pydantic: only the parser runs.
 Local reads: `runs` and `query period|program|codes` without --server. They read the DuckDB
-warehouse through Arrow, so pyarrow is theirs (and DuckDB imports it, with pandas where
-installed, on a query's first bound parameter); never the server, grpc or aiohttp.
+warehouse through Arrow, so pyarrow is theirs; never the server, grpc or aiohttp, and in
+their own process never pandas (DuckDB imports it, where installed, on a query's first bound
+parameter; interrupts.UNUSED hides it).
 
 Each command runs in its own interpreter, which writes the modules it holds at exit; what a
 command imports is asserted, never how long it takes."""
@@ -91,3 +92,21 @@ def test_every_command_names_a_function_that_exists(command: str) -> None:
 
 def test_every_command_of_the_parser_has_a_function() -> None:
     assert {words[0] for words in _commands(build_parser())} == set(COMMANDS)
+
+
+def test_a_local_query_of_a_published_day_never_imports_pandas(tmp_path: Path) -> None:
+    """DuckDB imports pandas, where installed, to bind a query's first parameter (~0.3 s);
+    a command in its own process hides it (interrupts.UNUSED), reads included."""
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to hide")
+    env = {**os.environ, "AIRTIME_HOME": str(tmp_path / "home"), "AIRTIME_PROFILE": "local", "PYTHONPATH": str(ROOT)}
+    assert subprocess.run([sys.executable, "-m", "cli", "run"], cwd=ROOT, env=env, capture_output=True,
+                          timeout=120).returncode == 0
+    out = tmp_path / "modules.json"
+    own_process = PROBE.replace("sys.exit(main(sys.argv[1:]))", "sys.argv[0] = 'airtime'\nsys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", own_process, "query", "program", "--program", "KVOB",
+                           "--format", "json"], cwd=ROOT, env={**env, "MODULES_OUT": str(out)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)  # it answered, from a bound query
+    modules = set(json.loads(out.read_text()))
+    assert "duckdb" in modules and loaded(modules, ("pandas",)) == []
