@@ -59,41 +59,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _deleted_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """Rows of `table` deleted but still in its row groups (DuckDB marks a deleted row, it
-    does not remove it: https://duckdb.org/docs/stable/operations_manual/footprint_of_duckdb/reclaiming_space)."""
-    stored = con.execute(f"SELECT coalesce(sum(count), 0) FROM pragma_storage_info('{table}')"
-                         " WHERE column_id = 0 AND segment_type <> 'VALIDITY'").fetchone()[0]
-    return int(stored) - con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def _compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Rewrite, in one transaction each, the data tables holding deleted rows: after prune
-    removed a date. A day's availability and forecast (68k rows at 1M audience rows) are
-    smaller than a row group (122,880 rows), so consecutive dates share row groups, and
-    removing one left deleted rows in groups that later loads append to; every checkpoint
-    after such a load then rewrote them: at 1M rows a day, with 7 days kept, the checkpoint
-    after a load took 0.37 s on day 30 against 0.08 s on a table with no deleted rows, the
-    day's run 1.17x day 2's (bench/month.py). Rewritten, the tables hold no deleted row;
-    a day's audience, larger than a row group, has row groups of its own and needs it
-    rarely."""
-    for table in DATA_TABLES.values():
-        if _deleted_rows(con, table.name) == 0:
-            continue
-        compacted = f"{table.name}_compacted"
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DROP TABLE IF EXISTS {compacted}")
-            con.execute(table.duckdb_ddl(compacted))
-            con.execute(f"INSERT INTO {compacted} BY NAME SELECT * FROM {table.name}")
-            con.execute(f"DROP TABLE {table.name}")
-            con.execute(f"ALTER TABLE {compacted} RENAME TO {table.name}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-
-
 class DuckDBWarehouse(LedgerReads):
     def __init__(self, path: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = Path(path)
@@ -299,7 +264,6 @@ class DuckDBWarehouse(LedgerReads):
             con.execute(f"UPDATE runs SET state = $pruned WHERE run_date = $run_date AND {generation_of_row('$')}",
                         {**params, "pruned": PRUNED})
             con.execute("COMMIT")
-            _compact(con)
 
     def expire_generation(self, run_date: dt.date, generation: str) -> None:
         # A separate operation, not a looser remove_generation: removing a published
@@ -326,7 +290,6 @@ class DuckDBWarehouse(LedgerReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            _compact(con)
             # a checkpoint turns the deleted rows' space into free blocks the next load fills:
             # the file stops growing under retention (it never shrinks). Closing the last
             # connection checkpoints too (bench/month levelled off with or without this one);

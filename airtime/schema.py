@@ -85,15 +85,14 @@ class Table:
         nullable, as both engines hand tables out; the warehouses' DDL enforces NOT NULL."""
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
 
-    def duckdb_ddl(self, name: str | None = None) -> str:
-        """The CREATE TABLE of this table, or of a table `name` just like it."""
+    def duckdb_ddl(self) -> str:
         def column(c: Column) -> str:
             return f"{c.name} {c.duckdb_type}{'' if c.nullable else ' NOT NULL'}"
 
         body = ", ".join(column(c) for c in self.warehouse_columns)
         if self.primary_key:
             body += f", PRIMARY KEY ({', '.join(self.primary_key)})"
-        return f"CREATE TABLE IF NOT EXISTS {name or self.name} ({body});"
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({body});"
 
 
 RUN_DATE = Column("run_date", "date", "Pipeline run (business date) that delivered the row; partition column")
