@@ -14,6 +14,8 @@ exhibition strictly before D. That is one sort of the history, O(n log n); DuckD
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 
 HISTORY_DEPTH = 4
@@ -68,7 +70,7 @@ def merged_history_sql(previous: str | None, audience: str, delta: str | None = 
 HISTORY_COLUMNS = "signal, program_code, exhibition_date, program_start_time, average_audience"
 
 
-def history_sql(kept: str, delivery: str | None = None, delivered_on: object = None) -> str:
+def history_sql(kept: str, delivery: str | None = None, delivered_on: dt.date | None = None) -> str:
     """A history stored in two parts, as one relation: `kept`, the rows a run kept from the
     history before it (each with its `delivered_on`), and `delivery`, that run's own audience
     file (ingest's artifact, by reference: not written again), delivered on `delivered_on`.
@@ -80,7 +82,8 @@ def history_sql(kept: str, delivery: str | None = None, delivered_on: object = N
     dated after the delivery day is history."""
     if delivery is None:
         return kept
-    day = f"DATE '{delivered_on}'"
+    assert delivered_on is not None
+    day = f"DATE '{delivered_on.isoformat()}'"
     return f"""(SELECT {HISTORY_COLUMNS}, {day} AS delivered_on FROM {delivery} WHERE exhibition_date <= {day}
         UNION ALL SELECT {HISTORY_COLUMNS}, delivered_on FROM {kept})"""
 
@@ -120,7 +123,7 @@ def history_delta_sql(previous: str, audience: str) -> str:
 
 
 def create_history_delta(con: duckdb.DuckDBPyConnection, delta: str, previous: str, audience: str,
-                         run_date: object) -> None:
+                         run_date: dt.date) -> None:
     """Temp table `delta`: the rows of history_delta_sql(previous, audience), found by joining
     on one exact integer per key instead of its three columns.
 
