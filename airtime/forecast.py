@@ -23,21 +23,22 @@ HISTORY_DEPTH = 4
 
 # a delivered audience differs from the history's when it differs beyond rounding
 CHANGED_SQL = "abs({t} - {h}) > 1e-9 * greatest(abs({h}), 1)"
-# what the delivery did to a row of `history_delta_sql`: left it (a history row it does not
+# what the delivery did to a row of create_history_delta's table: left it (a history row it does not
 # name), added it (a key the history did not hold) or rewrote it (another audience)
 KEPT, NEW, REWRITTEN = 0, 1, 2
 
 
-def merged_history_sql(previous: str | None, audience: str, delta: str | None = None) -> str:
-    """History after a delivery: one row per (signal, program_code, exhibition_date),
-    the latest delivery wins. Takes `$run_date` as the delivery date of `audience`.
+def merged_history_sql(previous: str | None, audience: str) -> str:
+    """History after a delivery, in one statement: one row per (signal, program_code,
+    exhibition_date), the latest delivery wins. Takes `$run_date` as the delivery date of
+    `audience`. The definition the tests and bench/preprocess.py hold the forecast to;
+    preprocess stores the same rows in two parts (history_sql, kept_history_sql).
 
     The delivery replaces whatever earlier runs held for its keys, so the previous history
     rows the delivery does not name are added to it: an anti join (cheap: the hash table is
-    built on the day's delivery, not on the whole history), or, given `delta` (a relation of
-    history_delta_sql), its KEPT rows. It relies on what ingest guarantees: one row per key
-    within a delivery. Rows an earlier attempt of the same run date (or a later date)
-    delivered are not history up to this one.
+    built on the day's delivery, not on the whole history). It relies on what ingest
+    guarantees: one row per key within a delivery. Rows an earlier attempt of the same run
+    date (or a later date) delivered are not history up to this one.
 
     No exhibition dated after the delivery day is history, whatever the files hold: ingest
     refuses (or quarantines) one, and this keeps it out of every forecast even so (a history
@@ -49,13 +50,6 @@ def merged_history_sql(previous: str | None, audience: str, delta: str | None = 
     )
     if previous is None:
         return fresh
-    if delta is not None:
-        return f"""
-        {fresh}
-        UNION ALL
-        SELECT signal, program_code, exhibition_date, program_start_time, average_audience, delivered_on
-        FROM {delta} WHERE change = {KEPT}
-    """
     return f"""
         {fresh}
         UNION ALL
@@ -96,36 +90,16 @@ def kept_history_sql(audience: str, delta: str | None) -> str:
     return f"SELECT {HISTORY_COLUMNS}, delivered_on FROM {delta} WHERE change = {KEPT}"
 
 
-def history_delta_sql(previous: str, audience: str) -> str:
-    """One full join of the delivery with the previous history, keeping what differs: the
-    history rows the delivery does not name (KEPT, with their values: merged_history_sql adds
-    them to the day's rows) and the day's rows that are NEW or REWRITTEN (CHANGED_SQL), with
-    `delivered_audience`. Takes `$run_date`. Usually small (a day's worth of new rows): the
-    gate's rules on new and rewritten exhibitions read it (delivery_changes_sql) instead of
-    joining the day's audience with the same history again. Only keys and audiences of the
-    delivery enter the join. The SELECT as written: create_history_delta runs the same
-    comparison on integer keys, and tests hold the two to the same rows."""
-    day = "CAST($run_date AS DATE)"
-    changed = CHANGED_SQL.format(t="t.average_audience", h="p.average_audience")
-    return f"""
-        SELECT coalesce(t.signal, p.signal) AS signal, coalesce(t.program_code, p.program_code) AS program_code,
-               coalesce(t.exhibition_date, p.exhibition_date) AS exhibition_date,
-               p.program_start_time, p.average_audience, p.delivered_on,
-               t.average_audience AS delivered_audience,
-               CAST(CASE WHEN t.signal IS NULL THEN {KEPT} WHEN p.average_audience IS NULL THEN {NEW}
-                         ELSE {REWRITTEN} END AS TINYINT) AS change
-        FROM (SELECT signal, program_code, exhibition_date, average_audience FROM {audience}) t
-        FULL JOIN (SELECT signal, program_code, exhibition_date, program_start_time, average_audience, delivered_on
-                   FROM {previous}) p USING (signal, program_code, exhibition_date)
-        WHERE CASE WHEN t.signal IS NULL THEN p.delivered_on < {day} AND p.exhibition_date <= {day}
-                   ELSE t.exhibition_date <= {day} AND (p.average_audience IS NULL OR {changed}) END
-    """
-
-
 def create_history_delta(con: duckdb.DuckDBPyConnection, delta: str, previous: str, audience: str,
                          run_date: dt.date) -> None:
-    """Temp table `delta`: the rows of history_delta_sql(previous, audience), found by joining
-    on one exact integer per key instead of its three columns.
+    """Temp table `delta`: one full join of the delivery with the previous history, keeping
+    what differs: the history rows the delivery does not name (KEPT, with their values:
+    kept_history_sql keeps them) and the day's rows that are NEW or REWRITTEN (CHANGED_SQL),
+    with `delivered_audience`. Usually small (a day's worth of new rows): the gate's rules on
+    new and rewritten exhibitions read it (delivery_changes_sql) instead of joining the day's
+    audience with the same history again. Joined on one exact integer per key instead of its
+    three columns (tests/forecast_frames.py, `three_column_delta_sql`, is the same join on the
+    columns as written, and a property test holds the two to the same rows).
 
     Each (signal, program_code) pair of either side gets a number, shifted 32 bits up, and
     a key is that plus its date's day number: DuckDB keeps a DATE as a 32-bit count of days
@@ -166,7 +140,7 @@ def create_history_delta(con: duckdb.DuckDBPyConnection, delta: str, previous: s
 
 
 def delivery_changes_sql(delta: str) -> str:
-    """The day's rows a history_delta_sql relation holds: new or rewritten (`held`), with
+    """The day's rows a create_history_delta table holds: new or rewritten (`held`), with
     the delivered audience."""
     return (f"SELECT signal, program_code, exhibition_date, delivered_audience AS average_audience,"
             f" change = {REWRITTEN} AS held FROM {delta} WHERE change <> {KEPT}")

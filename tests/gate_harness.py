@@ -15,7 +15,7 @@ from pathlib import Path
 
 from airtime.artifacts import parquet_rel, scratch_connection, sql_string
 from airtime.errors import InputError
-from airtime.forecast import create_history_delta, delivery_changes_sql, forecast_query, merged_history_sql
+from airtime.forecast import create_history_delta, delivery_changes_sql, forecast_query, history_sql, kept_history_sql
 from airtime.plausibility import Delivery, Finding, judge_delivery
 from airtime.settings import Settings
 from airtime.validation import DateWindow, read_file, report
@@ -65,9 +65,10 @@ def judge_day(source: Path, run_date: dt.date, out: Path, settings: Settings, *,
             delta = "history_delta"
             create_history_delta(con, delta, previous.relation("history"), audience, run_date)
             con.execute(f"COPY ({delivery_changes_sql(delta)}) TO {sql_string(out / 'changes.parquet')} (FORMAT parquet)")
-        history = merged_history_sql(previous.relation("history") if previous else None, audience, delta)
-        con.execute(f"COPY ({history}) TO {sql_string(out / 'history.parquet')} (FORMAT parquet)",
-                    {"run_date": run_date})
+        # as preprocess merges: the rows kept and the day's audience (here in one file)
+        con.execute(f"COPY ({kept_history_sql(audience, delta)}) TO {sql_string(out / 'kept.parquet')} (FORMAT parquet)")
+        history = history_sql(parquet_rel(out / "kept.parquet"), audience, run_date)
+        con.execute(f"COPY (SELECT * FROM {history}) TO {sql_string(out / 'history.parquet')} (FORMAT parquet)")
         forecast = forecast_query(con, parquet_rel(out / "history.parquet"), availability)
         con.execute(f"COPY ({forecast}) TO {sql_string(out / 'forecast.parquet')} (FORMAT parquet)")
         # against the previous day, as the gate step does: from the `change` column of the

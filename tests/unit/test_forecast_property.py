@@ -89,11 +89,12 @@ def test_forecast_on_history_merged_across_runs_matches_naive_implementation(run
 def test_keyed_history_delta_equals_the_three_column_join(first, second, first_day, gap):
     """create_history_delta joins on one integer per key; the rows it keeps (kept, new,
     rewritten, with their values) are those of the join on the three key columns as written
-    in history_delta_sql, whatever the dates (exhibitions after the run date, a previous
+    in tests/forecast_frames.py, whatever the dates (exhibitions after the run date, a previous
     history delivered on or after it)."""
     import duckdb
 
-    from airtime.forecast import create_history_delta, history_delta_sql
+    from airtime.forecast import create_history_delta
+    from tests.forecast_frames import three_column_delta_sql
 
     previous = merge_history(None, delivery_frame(first), START + dt.timedelta(days=first_day))
     run_date = START + dt.timedelta(days=first_day + gap)
@@ -101,7 +102,7 @@ def test_keyed_history_delta_equals_the_three_column_join(first, second, first_d
     con.register("previous_df", previous)
     con.register("audience_df", delivery_frame(second))
     create_history_delta(con, "keyed", "previous_df", "audience_df", run_date)
-    con.execute(f"CREATE TEMP TABLE written AS {history_delta_sql('previous_df', 'audience_df')}",
+    con.execute(f"CREATE TEMP TABLE written AS {three_column_delta_sql('previous_df', 'audience_df')}",
                 {"run_date": run_date})
     for one, other in (("keyed", "written"), ("written", "keyed")):
         assert con.execute(f"SELECT count(*) FROM (SELECT * FROM {one} EXCEPT ALL SELECT * FROM {other})"
