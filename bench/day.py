@@ -9,6 +9,8 @@ side by side and alternating so all see the same background load, each contender
 own process under `/usr/bin/time -v`:
 - floor: bench/floor.py's worker (read the CSVs checking nothing, forecast, write a DuckDB
   file, read it back);
+- floor with artifacts: the same with each step's output stored as Parquet and read by the
+  next (bench/floor.py's stored worker), the least a day that resumes from storage keeps;
 - airtime: `airtime run --date D --source <csv folder>` on a fresh AIRTIME_HOME (local
   profile: artifacts in a folder, the DuckDB warehouse file), step times from its output;
   the command line of this checkout (`python -m cli` in the repository), not whichever
@@ -151,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f" {os.getloadavg()[0]:.1f} at the start; airtime: {' '.join(AIRTIME)} in {ROOT}")
     scratch = args.out / "scratch-day"
     bad_csv, bad_line = prepare_bad(csv)
-    runs: dict[str, list[dict]] = {"floor": [], "airtime": [], "next": [], "pandas": [], "bad": []}
+    runs: dict[str, list[dict]] = {"floor": [], "stored": [], "airtime": [], "next": [], "pandas": [], "bad": []}
     contenders = (("floor", args.repeat, lambda csv, scratch: run_floor(csv, scratch / "floor")),
+                  ("stored", args.repeat, lambda csv, scratch: run_floor(csv, scratch / "floor", stored=True)),
                   ("airtime", args.repeat, run_airtime), ("next", args.repeat, run_next_day),
                   ("pandas", args.baseline_repeat, run_pandas),
                   ("bad", args.repeat, lambda _csv, scratch: run_bad(bad_csv, scratch, bad_line)))
@@ -174,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"{'contender':44} {'median s':>9} {'runs':>5} {'peak RSS MiB':>13}")
     print(f"{'floor (read, forecast, write, read back)':44} {floor:9.2f} {len(runs['floor']):5} {peak['floor']:13.0f}")
+    print(f"{'floor with artifacts (each step stored)':44} {median['stored']:9.2f} {len(runs['stored']):5}"
+          f" {peak['stored']:13.0f}")
     print(f"{'airtime run (first day, from the CSVs)':44} {ours:9.2f} {len(runs['airtime']):5} {peak['airtime']:13.0f}")
     for step in step_names:
         rate = input_rows / step_median[step] if step_median[step] else float("inf")
@@ -186,7 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "next_over_floor": paired(runs["next"], runs["floor"]),
               "pandas_over_first": paired(runs["pandas"], runs["airtime"]),
               "pandas_over_next": paired(runs["pandas"], runs["next"]),
-              "pandas_over_floor": paired(runs["pandas"], runs["floor"])}
+              "pandas_over_floor": paired(runs["pandas"], runs["floor"]),
+              "stored_over_floor": paired(runs["stored"], runs["floor"]),
+              "first_over_stored": paired(runs["airtime"], runs["stored"]),
+              "next_over_stored": paired(runs["next"], runs["stored"])}
     airtime_rss = max(peak["airtime"], peak["next"])
     print("ratios of each round's runs:")
     print(_ratio("first day / floor", ratios["first_over_floor"], f"<= {TARGET_FIRST_OVER_FLOOR}x"))
@@ -194,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_ratio("pandas / first day", ratios["pandas_over_first"], ">= 1x at 1M rows (small days)"))
     print(_ratio("pandas / next day", ratios["pandas_over_next"]))
     print(_ratio("pandas / floor", ratios["pandas_over_floor"]))
+    print(_ratio("floor with artifacts / floor", ratios["stored_over_floor"]))
+    print(_ratio("first day / floor with artifacts", ratios["first_over_stored"]))
+    print(_ratio("next day / floor with artifacts", ratios["next_over_stored"]))
     print(f"  airtime peak RSS {airtime_rss:.0f} MiB (target <= {TARGET_RSS_MIB:.0f} MiB)")
     met = {"first_over_floor": ratios["first_over_floor"]["median"] <= TARGET_FIRST_OVER_FLOOR,
            "next_over_floor": ratios["next_over_floor"]["median"] <= TARGET_NEXT_OVER_FLOOR,
@@ -207,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {"input": facts, "runs": runs, "agreement": agree, "ratio": theirs / ours,
                "step_median_seconds": step_median,
                "floor_median_seconds": floor, "floor_peak_rss_mib": peak["floor"],
+               "stored_floor_median_seconds": median["stored"],
                "airtime_median_seconds": ours, "pandas_median_seconds": theirs,
                "airtime_peak_rss_mib": peak["airtime"], "pandas_peak_rss_mib": peak["pandas"],
                "next_day_median_seconds": nxt, "next_day_peak_rss_mib": peak["next"], "next_day_steps": nxt_steps,

@@ -150,3 +150,18 @@ def test_rows_and_lines_survive_the_single_threaded_pass_over_many_blocks(tmp_pa
     result, where, _ = problems(path, AVAILABILITY)
     assert [w[0] for w in where] == [1503, 3003]
     assert result.rows.num_rows == 3000
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 1 << 23])
+def test_a_key_repeated_blocks_apart_is_found_whichever_block_holds_it(tmp_path, monkeypatch, block_bytes):
+    # the fast pass counts distinct keys block by block (validation._Keys): codes numbered
+    # across blocks whose dictionaries differ, dates as days
+    monkeypatch.setattr("airtime.validation.BLOCK_BYTES", block_bytes)
+    rows = [f"S{i % 3};P{i % 101};{1 + i % 28:02d}/07/2020;{i % 3600}".encode() for i in range(2828)]
+    path = write(tmp_path, "inventory_availability.csv", AVA_HEADER, *rows, rows[17])
+    result, where, rules = problems(path, AVAILABILITY)
+    assert where == [(len(rows) + 2, "signal, program_code, date", "S2 / P17 / 2020-07-18")], rules
+    assert "first seen on line 19" in rules[0]
+    assert result.rows.num_rows == len(rows)
+    unique = write(tmp_path, "inventory_availability.csv", AVA_HEADER, *rows)
+    assert problems(unique, AVAILABILITY)[1] == []
