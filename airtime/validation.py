@@ -506,7 +506,7 @@ def _read_blocks(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded
             column_types={c.name: dictionary if c.few_values else pa.string() for c in spec.columns},
             strings_can_be_null=False),
     )
-    con = scratch_connection(keep_order=True)  # a block's values come back in its row order
+    con = _LazyConnection()
     parsed: _Parsed = {}
     # codes go to Parquet as the reader's dictionary arrays (a valid code is its own typed
     # value); without the Arrow schema in the file, they read back as plain strings
@@ -558,6 +558,24 @@ def _read_blocks(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded
 _CURSORS = threading.Lock()
 
 
+class _LazyConnection:
+    """The typing threads' DuckDB connection, opened when a block first needs the SQL (a
+    value Arrow's kernels cannot decide: most files never do; an in-memory DuckDB takes
+    ~10 ms to open). `cursor` is called under _CURSORS."""
+
+    def __init__(self) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = scratch_connection(keep_order=True)  # a block's values come back in its row order
+        return self._con.cursor()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+
+
 @dataclass(frozen=True)
 class _TypedBlock:
     block: pa.RecordBatch  # as read: text (codes, dates as dictionaries)
@@ -571,7 +589,7 @@ class _TypedBlock:
 _Parsed = dict[str, dict[str, tuple[object, bool]]]
 
 
-def _type_block(block: pa.RecordBatch, spec: FileSpec, written: pa.Schema, con: duckdb.DuckDBPyConnection,
+def _type_block(block: pa.RecordBatch, spec: FileSpec, written: pa.Schema, con: _LazyConnection,
                 figures: checksum.ArrowFigures, known: _Parsed, keys: _Keys) -> _TypedBlock:
     """One block typed (on a pool thread): Arrow's kernels, or the SQL for a column they
     cannot decide, on a cursor of its own (registered values are per connection)."""
@@ -763,15 +781,16 @@ def _settle(path: Path, name: str, spec: FileSpec, delimiter: str, out: Path, sc
             tmp: Path, memory_limit: str | None) -> FileResult:
     """The file's result once the fast pass is done: nothing more to do when it set no line
     aside and no key repeats; otherwise the exact checker's report over those lines."""
-    con = scratch_connection(tmp / "spill", memory_limit)
-    fast = "read_parquet(" + _sql_string(out) + ")"
     suspects = scan.suspects(delimiter, len(spec.columns), path)
     repeat = scan.keys.repeat(scan.key_parts, scan.written) if scan.keys is not None else None
     scan.key_parts.clear()
-    if suspects.num_rows == 0 and not (_has_duplicates(con, spec, fast) if repeat is None else repeat):
-        con.close()
+    con = None if suspects.num_rows == 0 and repeat is False else scratch_connection(tmp / "spill", memory_limit)
+    if suspects.num_rows == 0 and (con is None or not _has_duplicates(con, spec, f"read_parquet({_sql_string(out)})")):
+        if con is not None:
+            con.close()
         assert scan.figures is not None and scan.figures.rows == scan.written
         return FileResult(spec, name, out, scan.written, figures=scan.figures.figures)
+    assert con is not None
 
     con.register("lines", suspects)
     _check_lines(con, spec, delimiter)
