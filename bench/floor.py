@@ -27,31 +27,63 @@ from pathlib import Path
 
 from bench.harness import OUT, prepare, run_pandas, timed
 
+TABLES = (("audience", "raw_audience"), ("availability", "raw_availability"), ("forecast", "forecast"))
 
-def floor_worker(csv: Path, warehouse: Path) -> None:
-    import duckdb
+
+def _read_audience(csv: Path):  # noqa: ANN202 (pyarrow imported in the worker only)
+    """The audience file straight into typed columns, checking nothing."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from airtime import checksum
-    from airtime.duckdb_warehouse import SCHEMA
-    from airtime.forecast import forecast_query
-
     codes = pa.dictionary(pa.int32(), pa.string())
-    audience = pacsv.read_csv(
+    return pacsv.read_csv(
         next(csv.glob("*program_audience*.csv")),
         convert_options=pacsv.ConvertOptions(column_types={
             "signal": codes, "program_code": codes, "exhibition_date": pa.date32(),
             "program_start_time": pa.timestamp("us", tz="UTC"), "average_audience": pa.float64()}))
+
+
+def _read_availability(csv: Path):  # noqa: ANN202
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    codes = pa.dictionary(pa.int32(), pa.string())
     availability = pacsv.read_csv(
         next(csv.glob("*inventory_availability*.csv")), parse_options=pacsv.ParseOptions(delimiter=";"),
         convert_options=pacsv.ConvertOptions(
             column_types={"signal": codes, "program_code": codes, "available_time": pa.int32()},
             timestamp_parsers=["%d/%m/%Y"]))
-    availability = availability.set_column(2, "date", availability.column("date").cast(pa.date32()))
+    return availability.set_column(2, "date", availability.column("date").cast(pa.date32()))
+
+
+def _open_warehouse(warehouse: Path):  # noqa: ANN202
+    import duckdb
+
+    from airtime.duckdb_warehouse import SCHEMA
+
     con = duckdb.connect(str(warehouse), config={"preserve_insertion_order": False})
     con.execute("SET TimeZone = 'UTC'")
     con.execute(SCHEMA)
+    return con
+
+
+def _read_back(warehouse: Path) -> None:
+    """Each table's row count and checksum (checksum v2, as verify reads them)."""
+    import duckdb
+
+    from airtime import checksum
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    for key, table in TABLES:
+        con.execute(checksum.duckdb_select(key, table)).fetchone()  # type: ignore[arg-type]
+    con.close()
+
+
+def floor_worker(csv: Path, warehouse: Path) -> None:
+    from airtime.forecast import forecast_query
+
+    audience, availability = _read_audience(csv), _read_availability(csv)
+    con = _open_warehouse(warehouse)
     con.register("audience_csv", audience)
     con.register("availability_csv", availability)
     con.execute("BEGIN TRANSACTION")
@@ -61,10 +93,7 @@ def floor_worker(csv: Path, warehouse: Path) -> None:
                 f" FROM ({forecast_query(con, 'audience_csv', 'availability_csv')})")
     con.execute("COMMIT")
     con.close()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    for key, table in (("audience", "raw_audience"), ("availability", "raw_availability"), ("forecast", "forecast")):
-        con.execute(checksum.duckdb_select(key, table)).fetchone()  # type: ignore[arg-type]
-    con.close()
+    _read_back(warehouse)
 
 
 def stored_floor_worker(csv: Path, warehouse: Path) -> None:
@@ -74,35 +103,17 @@ def stored_floor_worker(csv: Path, warehouse: Path) -> None:
     Parquet -> forecast -> Parquet, the three Parquet files -> the warehouse in one
     transaction, read back. Still no rule, no manifest, no ledger, no history kept."""
     import duckdb
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from airtime import checksum
-    from airtime.duckdb_warehouse import SCHEMA
     from airtime.forecast import forecast_query
 
     store = warehouse.with_suffix(".artifacts")
     store.mkdir(exist_ok=True)
-    codes = pa.dictionary(pa.int32(), pa.string())
-    audience = pacsv.read_csv(
-        next(csv.glob("*program_audience*.csv")),
-        convert_options=pacsv.ConvertOptions(column_types={
-            "signal": codes, "program_code": codes, "exhibition_date": pa.date32(),
-            "program_start_time": pa.timestamp("us", tz="UTC"), "average_audience": pa.float64()}))
-    pq.write_table(audience, store / "audience.parquet", store_schema=False,
+    pq.write_table(_read_audience(csv), store / "audience.parquet", store_schema=False,
                    use_dictionary=["signal", "program_code", "exhibition_date"])
-    del audience
-    availability = pacsv.read_csv(
-        next(csv.glob("*inventory_availability*.csv")), parse_options=pacsv.ParseOptions(delimiter=";"),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"signal": codes, "program_code": codes, "available_time": pa.int32()},
-            timestamp_parsers=["%d/%m/%Y"]))
-    availability = availability.set_column(2, "date", availability.column("date").cast(pa.date32()))
-    pq.write_table(availability, store / "availability.parquet", store_schema=False,
+    pq.write_table(_read_availability(csv), store / "availability.parquet", store_schema=False,
                    use_dictionary=["signal", "program_code", "date"])
-    del availability
-    files = {name: "'" + str(store / f"{name}.parquet") + "'" for name in ("audience", "availability", "forecast")}
+    files = {name: "'" + str(store / f"{name}.parquet") + "'" for name, _ in TABLES}
     con = duckdb.connect(config={"preserve_insertion_order": False})
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE VIEW audience_in AS SELECT * FROM read_parquet({files['audience']})")
@@ -110,19 +121,14 @@ def stored_floor_worker(csv: Path, warehouse: Path) -> None:
     con.execute(f"COPY ({forecast_query(con, 'audience_in', 'availability_in')}) TO {files['forecast']}"
                 " (FORMAT parquet)")
     con.close()
-    con = duckdb.connect(str(warehouse), config={"preserve_insertion_order": False})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(SCHEMA)
+    con = _open_warehouse(warehouse)
     con.execute("BEGIN TRANSACTION")
-    for name, table in (("audience", "raw_audience"), ("availability", "raw_availability"), ("forecast", "forecast")):
+    for name, table in TABLES:
         con.execute(f"INSERT INTO {table} BY NAME SELECT DATE '2026-11-30' AS run_date, *"
                     f" FROM read_parquet({files[name]})")
     con.execute("COMMIT")
     con.close()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    for key, table in (("audience", "raw_audience"), ("availability", "raw_availability"), ("forecast", "forecast")):
-        con.execute(checksum.duckdb_select(key, table)).fetchone()  # type: ignore[arg-type]
-    con.close()
+    _read_back(warehouse)
 
 
 def run_floor(csv: Path, scratch: Path, *, stored: bool = False) -> dict:
