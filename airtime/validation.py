@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 
 from airtime import checksum, schema
 from airtime.artifacts import scratch_connection
+from airtime.distinct_keys import DistinctKeys
 from airtime.errors import InputError
 from airtime.schema import CODE_PATTERN, CODE_RULE
 
@@ -319,8 +320,8 @@ class _Scan:
     suspect_index: list[np.ndarray] = field(default_factory=list)  # indices among `seen`
     suspect_text: list[pa.Array] = field(default_factory=list)
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, text): wrong field count
-    keys: _Keys | None = None
-    key_parts: list[np.ndarray] = field(default_factory=list)  # _Keys.of each block's kept rows
+    keys: DistinctKeys | None = None
+    key_parts: list[np.ndarray] = field(default_factory=list)  # DistinctKeys.of each block's kept rows
 
     def suspects(self, delimiter: str, n_fields: int, path: Path) -> pa.Table:
         """(line, text) of every line the exact checker must look at, by line."""
@@ -408,74 +409,10 @@ def _arrow_parse(values: pa.Array, column: Column) -> tuple[pa.Array, np.ndarray
     return None
 
 
-class _Keys:
-    """The good rows' keys (two codes and a date) as integers, block by block on the typing
-    threads, so the fast pass knows whether a key repeats without reading its Parquet file
-    back: each code gets a number on first sight (Arrow's `index_in` on the block's
-    dictionary, no Python loop), a key packs its two numbers and its day, and the distinct
-    keys are counted in a bitmap of signals x programs x days. At 10M audience rows DuckDB's
-    count of distinct key hashes over the file took 0.7-0.9 s. Exact, no hash: a count below
-    the rows means a key repeats, and the exact check (`_duplicates`) then names every
-    repeat as before."""
-
-    MAX_CELLS = 1 << 27  # bitmap cells beyond which DuckDB counts instead (128 MiB at most)
-
-    def __init__(self, spec: FileSpec) -> None:
-        kinds = [next(c.column.kind for c in spec.columns if c.name == k) for k in spec.key]
-        self.usable = kinds == ["string", "string", "date"]
-        self.key = spec.key
-        self.codes = [pa.array([], pa.string()), pa.array([], pa.string())]
-        self.days: list[tuple[int, int]] = []  # (first, last) day of each block's keys
-        self.lock = threading.Lock()
-
-    def _numbers(self, which: int, dictionary: pa.Array) -> np.ndarray:
-        with self.lock:
-            numbers = pc.index_in(dictionary, value_set=self.codes[which])
-            if numbers.null_count:
-                new = pc.unique(dictionary.filter(numbers.is_null()))
-                self.codes[which] = pa.concat_arrays([self.codes[which], new])
-                numbers = pc.index_in(dictionary, value_set=self.codes[which])
-        return numbers.to_numpy(zero_copy_only=False).astype(np.uint64)
-
-    def of(self, kept: pa.RecordBatch) -> np.ndarray | None:
-        """Per row of `kept` (codes as dictionary arrays): first code << 56 | second code
-        << 32 | day + 2**31, or None when nothing is counted."""
-        if not self.usable or kept.num_rows == 0:
-            return None
-        first, second, date = (kept.column(k) for k in self.key)
-        days = date.cast(pa.int32()).to_numpy()
-        with self.lock:
-            self.days.append((int(days.min()), int(days.max())))
-        keys = self._numbers(0, first.dictionary)[first.indices.to_numpy()] << np.uint64(56)
-        keys |= self._numbers(1, second.dictionary)[second.indices.to_numpy()] << np.uint64(32)
-        keys |= (days.astype(np.int64) + (1 << 31)).astype(np.uint64)
-        return keys
-
-    def repeat(self, parts: list[np.ndarray], rows: int) -> bool | None:
-        """Whether some key repeats among `rows` rows, or None when this cannot tell (an
-        unusual key, too many codes to pack, or too many cells for a bitmap)."""
-        if not self.usable or sum(len(p) for p in parts) != rows:
-            return None
-        if rows == 0:
-            return False
-        signals, programs = len(self.codes[0]), len(self.codes[1])
-        first = min(day for day, _ in self.days) + (1 << 31)
-        span = max(day for _, day in self.days) + (1 << 31) - first + 1
-        if signals > 1 << 8 or programs > 1 << 24 or signals * programs * span > self.MAX_CELLS:
-            return None
-        bitmap = np.zeros(signals * programs * span, dtype=bool)
-        for part in parts:  # block by block: small temporaries
-            cell = (part >> np.uint64(56)).astype(np.int64) * programs
-            cell += ((part >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int64)
-            cell *= span
-            cell += (part & np.uint64(0xFFFFFFFF)).astype(np.int64) - first
-            bitmap[cell] = True
-        return int(np.count_nonzero(bitmap)) != rows
-
-
 def _scan(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded: bool,
           on_rows: Callable[[int], None] | None = None) -> _Scan:
-    scan = _Scan(figures=checksum.ArrowFigures(spec.table), keys=_Keys(spec))  # type: ignore[arg-type]
+    keys = DistinctKeys(spec.key, [next(c.column.kind for c in spec.columns if c.name == k) for k in spec.key])
+    scan = _Scan(figures=checksum.ArrowFigures(spec.table), keys=keys)  # type: ignore[arg-type]
     try:
         _read_blocks(path, spec, delimiter, out, threaded, scan, on_rows)
     except pa.ArrowInvalid:
@@ -582,7 +519,7 @@ class _TypedBlock:
     kept: pa.RecordBatch  # the typed rows that break no rule
     bad: np.ndarray | None  # per row of `block`, whether it breaks one (None: none does)
     figures: tuple[int, list[int]]  # checksum.ArrowFigures.partial of `kept`
-    keys: np.ndarray | None  # _Keys.of `kept`
+    keys: np.ndarray | None  # DistinctKeys.of `kept`
 
 
 # per column of a file, each distinct value the SQL parsed: (typed value, breaks a rule)
@@ -590,7 +527,7 @@ _Parsed = dict[str, dict[str, tuple[object, bool]]]
 
 
 def _type_block(block: pa.RecordBatch, spec: FileSpec, written: pa.Schema, con: _LazyConnection,
-                figures: checksum.ArrowFigures, known: _Parsed, keys: _Keys) -> _TypedBlock:
+                figures: checksum.ArrowFigures, known: _Parsed, keys: DistinctKeys) -> _TypedBlock:
     """One block typed (on a pool thread): Arrow's kernels, or the SQL for a column they
     cannot decide, on a cursor of its own (registered values are per connection)."""
     typed, bad = [], np.zeros(block.num_rows, dtype=bool)

@@ -154,7 +154,7 @@ def test_rows_and_lines_survive_the_single_threaded_pass_over_many_blocks(tmp_pa
 
 @pytest.mark.parametrize("block_bytes", [4096, 1 << 23])
 def test_a_key_repeated_blocks_apart_is_found_whichever_block_holds_it(tmp_path, monkeypatch, block_bytes):
-    # the fast pass counts distinct keys block by block (validation._Keys): codes numbered
+    # the fast pass counts distinct keys block by block (airtime.distinct_keys): codes numbered
     # across blocks whose dictionaries differ, dates as days
     monkeypatch.setattr("airtime.validation.BLOCK_BYTES", block_bytes)
     rows = [f"S{i % 3};P{i % 101};{1 + i % 28:02d}/07/2020;{i % 3600}".encode() for i in range(2828)]

@@ -1,4 +1,4 @@
-"""The fast pass's count of distinct keys (airtime.validation._Keys) says a key repeats
+"""The fast pass's count of distinct keys (airtime.distinct_keys.DistinctKeys) says a key repeats
 exactly when DuckDB's count of distinct keys over the same rows is below their number,
 whatever the blocks' dictionaries (each block numbers its codes its own way, as pyarrow's
 reader does) and dates."""
@@ -12,7 +12,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airtime.validation import AVAILABILITY, _Keys
+from airtime.distinct_keys import DistinctKeys
+from airtime.validation import AVAILABILITY
 
 CODES = st.sampled_from(["A", "B", "SP1", "HUCK", "Z9", "P-1"])
 DATES = st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)) | \
@@ -30,7 +31,7 @@ def block(rows: list[tuple[str, str, dt.date]]) -> pa.RecordBatch:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(ROW, max_size=12), min_size=1, max_size=5))
 def test_the_fast_count_of_distinct_keys_agrees_with_duckdb(blocks):
-    keys = _Keys(AVAILABILITY)
+    keys = DistinctKeys(AVAILABILITY.key, [c.column.kind for c in AVAILABILITY.columns[:3]])
     parts = [p for p in (keys.of(block(rows)) for rows in blocks) if p is not None]
     rows = [row for rows in blocks for row in rows]
     with duckdb.connect() as con:
