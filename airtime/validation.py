@@ -721,13 +721,16 @@ def _settle(path: Path, name: str, spec: FileSpec, delimiter: str, out: Path, sc
     suspects = scan.suspects(delimiter, len(spec.columns), path)
     repeat = scan.keys.repeat(scan.key_parts, scan.written) if scan.keys is not None else None
     scan.key_parts.clear()
-    con = None if suspects.num_rows == 0 and repeat is False else scratch_connection(tmp / "spill", memory_limit)
-    if suspects.num_rows == 0 and (con is None or not _has_duplicates(con, spec, f"read_parquet({_sql_string(out)})")):
+    con: duckdb.DuckDBPyConnection | None = None
+    if suspects.num_rows == 0 and repeat is None:  # keys DistinctKeys could not count: DuckDB counts them
+        con = scratch_connection(tmp / "spill", memory_limit)
+        repeat = _has_duplicates(con, spec, f"read_parquet({_sql_string(out)})")
+    if suspects.num_rows == 0 and not repeat:
         if con is not None:
             con.close()
         assert scan.figures is not None and scan.figures.rows == scan.written
         return FileResult(spec, name, out, scan.written, figures=scan.figures.figures)
-    assert con is not None
+    con = con or scratch_connection(tmp / "spill", memory_limit)
 
     con.register("lines", suspects)
     _check_lines(con, spec, delimiter)

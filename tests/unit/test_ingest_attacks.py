@@ -152,11 +152,14 @@ def test_rows_and_lines_survive_the_single_threaded_pass_over_many_blocks(tmp_pa
     assert result.rows.num_rows == 3000
 
 
-@pytest.mark.parametrize("block_bytes", [4096, 1 << 23])
-def test_a_key_repeated_blocks_apart_is_found_whichever_block_holds_it(tmp_path, monkeypatch, block_bytes):
+@pytest.mark.parametrize(("block_bytes", "cells"), [(4096, 1 << 27), (1 << 23, 1 << 27), (4096, 0)],
+                         ids=["many-blocks", "one-block", "too-many-cells-duckdb-counts"])
+def test_a_key_repeated_blocks_apart_is_found_whichever_block_holds_it(tmp_path, monkeypatch, block_bytes, cells):
     # the fast pass counts distinct keys block by block (airtime.distinct_keys): codes numbered
-    # across blocks whose dictionaries differ, dates as days
+    # across blocks whose dictionaries differ, dates as days; past its bitmap's size DuckDB
+    # counts them over the file written
     monkeypatch.setattr("airtime.validation.BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr("airtime.distinct_keys.DistinctKeys.MAX_CELLS", cells)
     rows = [f"S{i % 3};P{i % 101};{1 + i % 28:02d}/07/2020;{i % 3600}".encode() for i in range(2828)]
     path = write(tmp_path, "inventory_availability.csv", AVA_HEADER, *rows, rows[17])
     result, where, rules = problems(path, AVAILABILITY)
