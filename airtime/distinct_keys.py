@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from airtime.schema import Table
 
 
 class DistinctKeys:
@@ -22,11 +23,12 @@ class DistinctKeys:
 
     MAX_CELLS = 1 << 27  # bitmap cells beyond which DuckDB counts instead (128 MiB at most)
 
-    def __init__(self, key: Sequence[str], kinds: Sequence[str]) -> None:
-        """`key`: the key's columns, `kinds` their kinds (airtime/schema.py); a key other
-        than two codes and a date is not counted here (`repeat` says None)."""
-        self.usable = list(kinds) == ["string", "string", "date"]
-        self.key = tuple(key)
+    def __init__(self, table: Table) -> None:
+        """The keys of `table` (airtime/schema.py); a key other than two codes and a date is
+        not counted here (`repeat` says None)."""
+        kinds = {c.name: c.kind for c in table.columns}
+        self.usable = [kinds[name] for name in table.key] == ["string", "string", "date"]
+        self.key = table.key
         self.codes = [pa.array([], pa.string()), pa.array([], pa.string())]
         self.days: list[tuple[int, int]] = []  # (first, last) day of each block's keys
         self.lock = threading.Lock()

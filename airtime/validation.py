@@ -411,8 +411,8 @@ def _arrow_parse(values: pa.Array, column: Column) -> tuple[pa.Array, np.ndarray
 
 def _scan(path: Path, spec: FileSpec, delimiter: str, out: Path, threaded: bool,
           on_rows: Callable[[int], None] | None = None) -> _Scan:
-    keys = DistinctKeys(spec.key, [next(c.column.kind for c in spec.columns if c.name == k) for k in spec.key])
-    scan = _Scan(figures=checksum.ArrowFigures(spec.table), keys=keys)  # type: ignore[arg-type]
+    scan = _Scan(figures=checksum.ArrowFigures(spec.table),  # type: ignore[arg-type]
+                 keys=DistinctKeys(schema.DATA_TABLES[spec.table]))
     try:
         _read_blocks(path, spec, delimiter, out, threaded, scan, on_rows)
     except pa.ArrowInvalid:

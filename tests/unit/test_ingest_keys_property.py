@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airtime.distinct_keys import DistinctKeys
-from airtime.validation import AVAILABILITY
+from airtime.schema import DATA_TABLES
 
 CODES = st.sampled_from(["A", "B", "SP1", "HUCK", "Z9", "P-1"])
 DATES = st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)) | \
@@ -31,7 +31,7 @@ def block(rows: list[tuple[str, str, dt.date]]) -> pa.RecordBatch:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(ROW, max_size=12), min_size=1, max_size=5))
 def test_the_fast_count_of_distinct_keys_agrees_with_duckdb(blocks):
-    keys = DistinctKeys(AVAILABILITY.key, [c.column.kind for c in AVAILABILITY.columns[:3]])
+    keys = DistinctKeys(DATA_TABLES["availability"])
     parts = [p for p in (keys.of(block(rows)) for rows in blocks) if p is not None]
     rows = [row for rows in blocks for row in rows]
     with duckdb.connect() as con:
